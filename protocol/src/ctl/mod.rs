@@ -1,0 +1,1 @@
+//! The switchd control protocol (in progress).

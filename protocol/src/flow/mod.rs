@@ -1,0 +1,1 @@
+//! Flow keys, masks, matches and actions (in progress).

@@ -1,0 +1,1 @@
+//! The ovs-ofctl flow text syntax (in progress).

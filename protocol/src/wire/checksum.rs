@@ -1,0 +1,209 @@
+//! The Internet checksum (RFC 1071), pseudo-headers, and incremental update
+//! (RFC 1624).
+//!
+//! All functions work on the folded 16-bit one's complement *sum*; a header's
+//! checksum field holds the complement of the sum (`!sum`). A received header
+//! verifies when `data(header) == 0xffff` (i.e. `!data(..) == 0`).
+//!
+//! # Fuzzing
+//!
+//! Verification helpers in the header modules return "valid" under
+//! `cfg(fuzzing)`; the functions here always compute the real value.
+
+use core::net::{Ipv4Addr, Ipv6Addr};
+
+/// Folds a 32-bit accumulator into 16 bits with end-around carry.
+#[inline]
+const fn fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// The one's complement sum of `data`, read as big-endian 16-bit words (an
+/// odd trailing byte is padded with zero), folded to 16 bits.
+#[inline]
+pub fn data(data: &[u8]) -> u16 {
+    // Sum 32-bit big-endian words into a u64: fewer carries to fold, and the
+    // same result as 16-bit summation (one's complement sums are
+    // byte-order-independent under folding).
+    let mut acc: u64 = 0;
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        acc += u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+    }
+    let rest = chunks.remainder();
+    let mut i = 0;
+    while i + 1 < rest.len() {
+        acc += u64::from(u16::from_be_bytes([rest[i], rest[i + 1]]));
+        i += 2;
+    }
+    if i < rest.len() {
+        acc += u64::from(rest[i]) << 8;
+    }
+    // Fold 64 -> 32 -> 16.
+    let folded = (acc & 0xffff_ffff) + (acc >> 32);
+    let folded = (folded & 0xffff_ffff) + (folded >> 32);
+    fold(((folded & 0xffff) + (folded >> 16)) as u32)
+}
+
+/// Combines several partial sums into one.
+#[inline]
+pub fn combine(sums: &[u16]) -> u16 {
+    let mut acc: u32 = 0;
+    for &s in sums {
+        acc += u32::from(s);
+    }
+    fold(acc)
+}
+
+/// The partial sum of the IPv4 pseudo-header (RFC 768, RFC 793):
+/// source, destination, zero, protocol, upper-layer length.
+#[inline]
+pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16) -> u16 {
+    let s = src.octets();
+    let d = dst.octets();
+    let mut acc: u32 = 0;
+    acc += u32::from(u16::from_be_bytes([s[0], s[1]]));
+    acc += u32::from(u16::from_be_bytes([s[2], s[3]]));
+    acc += u32::from(u16::from_be_bytes([d[0], d[1]]));
+    acc += u32::from(u16::from_be_bytes([d[2], d[3]]));
+    acc += u32::from(protocol);
+    acc += u32::from(length);
+    fold(acc)
+}
+
+/// The partial sum of the IPv6 pseudo-header (RFC 8200 section 8.1):
+/// source, destination, 32-bit upper-layer length, next header.
+#[inline]
+pub fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, length: u32) -> u16 {
+    combine(&[
+        data(&src.octets()),
+        data(&dst.octets()),
+        fold(length),
+        u16::from(next_header),
+    ])
+}
+
+/// The checksum field value for an upper-layer payload: the complement of
+/// the pseudo-header sum plus the payload sum (whose checksum field must be
+/// zero when this is computed).
+#[inline]
+pub fn finish(pseudo: u16, payload: &[u8]) -> u16 {
+    !combine(&[pseudo, data(payload)])
+}
+
+/// Incrementally updates a checksum *field* value `csum` for a 16-bit word of
+/// the covered data changing from `old` to `new` (RFC 1624, equation 3:
+/// `HC' = ~(~HC + ~m + m')`).
+///
+/// This form never produces 0x0000 from a non-zero input where the full
+/// recomputation would produce 0xffff... except as RFC 1624 explains: both
+/// represent the same sum, and receivers accept either.
+#[inline]
+pub fn update16(csum: u16, old: u16, new: u16) -> u16 {
+    !fold(u32::from(!csum) + u32::from(!old) + u32::from(new))
+}
+
+/// [`update16`] for a 32-bit word (e.g. an IPv4 address).
+#[inline]
+pub fn update32(csum: u16, old: u32, new: u32) -> u16 {
+    let c = update16(csum, (old >> 16) as u16, (new >> 16) as u16);
+    update16(c, old as u16, new as u16)
+}
+
+/// [`update16`] for a run of bytes at an even offset in the covered data
+/// (e.g. an IPv6 address or a MAC address inside an ICMPv6 option).
+/// `old` and `new` must have the same length; an odd final byte is treated
+/// as the high byte of a word whose low byte did not change.
+#[inline]
+pub fn update_bytes(csum: u16, old: &[u8], new: &[u8]) -> u16 {
+    debug_assert_eq!(old.len(), new.len());
+    let mut acc = u32::from(!csum);
+    acc += u32::from(!data(old));
+    acc += u32::from(data(new));
+    !fold(acc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 1071 section 3 example: the sum of 0001 f203 f4f5 f6f7 is 0xddf2.
+    #[test]
+    fn rfc1071_example() {
+        assert_eq!(data(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), 0xddf2);
+    }
+
+    #[test]
+    fn odd_length_pads_with_zero() {
+        assert_eq!(data(&[0x12]), 0x1200);
+        assert_eq!(data(&[0x12, 0x34, 0x56]), 0x1234 + 0x5600);
+        assert_eq!(data(&[]), 0);
+    }
+
+    /// The outer IPv4 header of packet 1 of `tcpdump-vxlan.pcap` (tcpdump
+    /// test suite; 192.168.203.1 -> 192.168.202.1, checksum 0x5152) verifies.
+    #[test]
+    fn ipv4_header_verifies() {
+        let hdr = [
+            0x45, 0x00, 0x00, 0x86, 0xd2, 0xc0, 0x40, 0x00, 0x40, 0x11, 0x51, 0x52, 0xc0, 0xa8,
+            0xcb, 0x01, 0xc0, 0xa8, 0xca, 0x01,
+        ];
+        assert_eq!(!data(&hdr), 0);
+    }
+
+    #[test]
+    fn incremental_matches_recompute() {
+        let mut hdr = [
+            0x45u8, 0x00, 0x00, 0x54, 0x00, 0x00, 0x40, 0x00, 0x40, 0x01, 0x00, 0x00, 0x0a, 0x00,
+            0x00, 0x01, 0x0a, 0x00, 0x00, 0x02,
+        ];
+        let c = !data(&hdr);
+        hdr[10..12].copy_from_slice(&c.to_be_bytes());
+        // Rewrite the source address 10.0.0.1 -> 192.168.7.9.
+        let old = u32::from_be_bytes([hdr[12], hdr[13], hdr[14], hdr[15]]);
+        let new = u32::from_be_bytes([192, 168, 7, 9]);
+        let inc = update32(c, old, new);
+        hdr[12..16].copy_from_slice(&new.to_be_bytes());
+        hdr[10..12].copy_from_slice(&[0, 0]);
+        let full = !data(&hdr);
+        assert_eq!(inc, full);
+        // Byte-slice form agrees.
+        assert_eq!(update_bytes(c, &old.to_be_bytes(), &new.to_be_bytes()), full);
+        // TTL decrement (word 8: ttl<<8 | proto).
+        let inc2 = update16(full, 0x4001, 0x3f01);
+        hdr[10..12].copy_from_slice(&full.to_be_bytes());
+        hdr[8] = 0x3f;
+        hdr[10..12].copy_from_slice(&[0, 0]);
+        assert_eq!(inc2, !data(&hdr));
+    }
+
+    #[test]
+    fn pseudo_headers() {
+        let v4 = pseudo_header_v4(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2), 17, 8);
+        assert_eq!(v4, fold(0x0a00 + 0x0001 + 0x0a00 + 0x0002 + 17 + 8));
+        let a: Ipv6Addr = "fe80::1".parse().unwrap();
+        let b: Ipv6Addr = "fe80::2".parse().unwrap();
+        assert_eq!(pseudo_header_v6(a, b, 58, 32), fold(0xfe80 + 1 + 0xfe80 + 2 + 32 + 58));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn update_bytes_matches_recompute(
+            mut buf in proptest::collection::vec(proptest::num::u8::ANY, 2..64),
+            at in 0usize..32, new in proptest::array::uniform4(proptest::num::u8::ANY),
+        ) {
+            let at = (at * 2) % (buf.len() & !1).max(2);
+            let end = (at + 4).min(buf.len() & !1);
+            let c = !data(&buf);
+            let old = buf[at..end].to_vec();
+            buf[at..end].copy_from_slice(&new[..end - at]);
+            let inc = update_bytes(c, &old, &new[..end - at]);
+            let full = !data(&buf);
+            // 0x0000 and 0xffff both encode a zero sum in one's complement.
+            proptest::prop_assert!(inc == full || (inc == 0xffff && full == 0) || (inc == 0 && full == 0xffff));
+        }
+    }
+}
