@@ -1,0 +1,2 @@
+//! weftctl (in progress).
+fn main() {}
