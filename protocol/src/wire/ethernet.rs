@@ -21,7 +21,7 @@
 
 use core::fmt;
 
-use super::{ParseError, Result, wire_enum};
+use super::{ParseError, Result};
 
 /// A six-byte IEEE MAC address.
 #[derive(

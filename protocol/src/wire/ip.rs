@@ -2,7 +2,6 @@
 
 use core::fmt;
 
-use super::wire_enum;
 
 wire_enum! {
     /// IP protocol numbers (IANA "Assigned Internet Protocol Numbers"); also

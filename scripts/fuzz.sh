@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Runs every cargo-fuzz target in fuzz/ for a bounded time and fails on the
+# first crash (the crashing input is left in fuzz/artifacts/<target>/ and
+# printed as hex, ready to become a unit test).
+#
+# Usage: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
+#
+# Seeds: fuzz/seeds/<target>/ (committed: crash regressions and hand-picked
+# inputs) plus, for packet targets, every frame of the captures in
+# ../shared/pcaps when that directory exists. The working corpus lives in
+# fuzz/corpus/<target>/ (not committed; kept between runs for speed).
+#
+# Toolchain: the pinned stable toolchain with RUSTC_BOOTSTRAP=1 so that
+# AddressSanitizer (-Zsanitizer=address) works without a nightly.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/scripts/lib.sh"
+SECS=${1:-60}; shift || true
+cd "$ROOT/fuzz"
+export RUSTC_BOOTSTRAP=1
+
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo fuzz list)
+PCAPS=${WEFT_PCAPS:-$ROOT/../shared/pcaps}
+
+split_pcaps() { # DIR: one file per captured frame
+    python3 - "$PCAPS" "$1" <<'PY'
+import os, struct, sys
+src, out = sys.argv[1], sys.argv[2]
+if not os.path.isdir(src):
+    sys.exit(0)
+for name in sorted(os.listdir(src)):
+    if not name.endswith(".pcap"):
+        continue
+    data = open(os.path.join(src, name), "rb").read()
+    if len(data) < 24:
+        continue
+    end = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    off, i = 24, 0
+    while off + 16 <= len(data):
+        incl = struct.unpack(end + "I", data[off + 8:off + 12])[0]
+        frame = data[off + 16:off + 16 + incl]
+        open(os.path.join(out, "pcap-%s-%03d" % (name[:-5], i)), "wb").write(frame)
+        off += 16 + incl
+        i += 1
+PY
+}
+
+log "building fuzz targets: ${targets[*]}"
+cargo fuzz build
+for t in "${targets[@]}"; do
+    corpus="corpus/$t"
+    mkdir -p "$corpus"
+    [ -d "seeds/$t" ] && cp -n seeds/"$t"/* "$corpus"/ 2>/dev/null || true
+    case "$t" in
+        wire_*|flow_extract|tunnel_*) split_pcaps "$corpus" ;;
+    esac
+    log "fuzz $t for ${SECS}s ($(ls "$corpus" | wc -l) corpus entries)"
+    if ! cargo fuzz run "$t" "$corpus" -- -max_total_time="$SECS" -timeout=10 \
+            -rss_limit_mb=4096 -print_final_stats=1 2>fuzz-"$t".log; then
+        tail -n 60 fuzz-"$t".log >&2
+        for a in artifacts/"$t"/*; do
+            [ -f "$a" ] && { echo "crash input $a:" >&2; xxd "$a" | head -n 40 >&2; }
+        done
+        die "fuzz target $t failed"
+    fi
+    grep -E "stat::number_of_executed_units|Done" fuzz-"$t".log | tail -n 2 || true
+    rm -f fuzz-"$t".log
+done
+log "fuzzing done: ${#targets[@]} targets, ${SECS}s each, no crash"
