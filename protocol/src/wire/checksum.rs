@@ -133,7 +133,10 @@ mod tests {
     /// RFC 1071 section 3 example: the sum of 0001 f203 f4f5 f6f7 is 0xddf2.
     #[test]
     fn rfc1071_example() {
-        assert_eq!(data(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), 0xddf2);
+        assert_eq!(
+            data(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            0xddf2
+        );
     }
 
     #[test]
@@ -171,7 +174,10 @@ mod tests {
         let full = !data(&hdr);
         assert_eq!(inc, full);
         // Byte-slice form agrees.
-        assert_eq!(update_bytes(c, &old.to_be_bytes(), &new.to_be_bytes()), full);
+        assert_eq!(
+            update_bytes(c, &old.to_be_bytes(), &new.to_be_bytes()),
+            full
+        );
         // TTL decrement (word 8: ttl<<8 | proto).
         let inc2 = update16(full, 0x4001, 0x3f01);
         hdr[10..12].copy_from_slice(&full.to_be_bytes());
@@ -182,11 +188,19 @@ mod tests {
 
     #[test]
     fn pseudo_headers() {
-        let v4 = pseudo_header_v4(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2), 17, 8);
+        let v4 = pseudo_header_v4(
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::new(10, 0, 0, 2),
+            17,
+            8,
+        );
         assert_eq!(v4, fold(0x0a00 + 0x0001 + 0x0a00 + 0x0002 + 17 + 8));
         let a: Ipv6Addr = "fe80::1".parse().unwrap();
         let b: Ipv6Addr = "fe80::2".parse().unwrap();
-        assert_eq!(pseudo_header_v6(a, b, 58, 32), fold(0xfe80 + 1 + 0xfe80 + 2 + 32 + 58));
+        assert_eq!(
+            pseudo_header_v6(a, b, 58, 32),
+            fold(0xfe80 + 1 + 0xfe80 + 2 + 32 + 58)
+        );
     }
 
     proptest::proptest! {

@@ -335,8 +335,14 @@ mod tests {
     #[test]
     fn deconstruct() {
         let f = Frame::new_checked(&FRAME_BYTES[..]).unwrap();
-        assert_eq!(f.dst_addr(), EthernetAddress([0x00, 0x16, 0x3e, 0x08, 0x71, 0xcf]));
-        assert_eq!(f.src_addr(), EthernetAddress([0x36, 0xdc, 0x85, 0x1e, 0xb3, 0x40]));
+        assert_eq!(
+            f.dst_addr(),
+            EthernetAddress([0x00, 0x16, 0x3e, 0x08, 0x71, 0xcf])
+        );
+        assert_eq!(
+            f.src_addr(),
+            EthernetAddress([0x36, 0xdc, 0x85, 0x1e, 0xb3, 0x40])
+        );
         assert_eq!(f.ethertype(), EtherType::Ipv4);
         assert_eq!(f.payload(), &[0x45, 0x00, 0x00, 0x86]);
     }
@@ -367,7 +373,10 @@ mod tests {
 
     #[test]
     fn truncated() {
-        assert_eq!(Frame::new_checked(&FRAME_BYTES[..13]).unwrap_err(), ParseError::Truncated);
+        assert_eq!(
+            Frame::new_checked(&FRAME_BYTES[..13]).unwrap_err(),
+            ParseError::Truncated
+        );
     }
 
     #[test]
