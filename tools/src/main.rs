@@ -4,7 +4,6 @@
 //! control-socket commands (`dump-flows`, `add-flow`, `trace`, ...) arrive
 //! with switchd.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -45,5 +44,3 @@ fn main() -> ExitCode {
     }
 }
 
-#[allow(dead_code)]
-fn _unused(_: PathBuf) {}
