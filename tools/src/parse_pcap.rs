@@ -15,8 +15,8 @@ use protocol::flow::key::{TUN_FLAG_CSUM, TUN_FLAG_KEY, TUN_FLAG_OAM};
 use protocol::pcap::PcapReader;
 use protocol::text::{flow_key_fields, format_flow_key};
 use protocol::wire::{
-    GENEVE_UDP_PORT, GenevePacket, GeneveRepr, IpProtocol, Ipv4Packet, Ipv6Packet,
-    VXLAN_UDP_PORT, VxlanPacket, VxlanRepr, EtherType, UdpPacket,
+    EtherType, GENEVE_UDP_PORT, GenevePacket, GeneveRepr, IpProtocol, Ipv4Packet, Ipv6Packet,
+    UdpPacket, VXLAN_UDP_PORT, VxlanPacket, VxlanRepr,
 };
 use serde_json::{Map, Value, json};
 
@@ -61,8 +61,8 @@ struct Tunnel {
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let bytes =
         std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let reader = PcapReader::new(&bytes)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    let reader =
+        PcapReader::new(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     if reader.link_type() != protocol::pcap::LINKTYPE_ETHERNET {
         anyhow::bail!(
             "{}: link type {} is not Ethernet (1)",
@@ -70,7 +70,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             reader.link_type()
         );
     }
-    let cfg = ExtractConfig { vlan_limit: args.vlan_limit };
+    let cfg = ExtractConfig {
+        vlan_limit: args.vlan_limit,
+    };
     let mut json_out = Vec::new();
     let mut text = String::new();
     let mut status = ExitCode::SUCCESS;
@@ -109,8 +111,16 @@ fn decode(frame: &[u8], in_port: u32, cfg: &ExtractConfig, decap: bool) -> Decod
     let mut key = FlowKey::default();
     key.set_in_port(in_port);
     let extracted = extract(frame, cfg, &mut key);
-    let tunnel = if decap { decap_tunnel(frame, &key, &extracted, cfg) } else { None };
-    Decoded { key, extracted, tunnel }
+    let tunnel = if decap {
+        decap_tunnel(frame, &key, &extracted, cfg)
+    } else {
+        None
+    };
+    Decoded {
+        key,
+        extracted,
+        tunnel,
+    }
 }
 
 /// Decapsulates a VXLAN or Geneve packet whose outer headers `outer`
@@ -194,9 +204,19 @@ fn decap_tunnel(
     let inner = inner_bytes.map(|b| {
         let mut k = inner_key;
         let extracted = extract(b, cfg, &mut k);
-        Box::new(Decoded { key: k, extracted, tunnel: None })
+        Box::new(Decoded {
+            key: k,
+            extracted,
+            tunnel: None,
+        })
     });
-    Some(Tunnel { kind, vni, options, inner, note })
+    Some(Tunnel {
+        kind,
+        vni,
+        options,
+        inner,
+        note,
+    })
 }
 
 fn dont_fragment(frame: &[u8], ex: &Extracted) -> bool {
@@ -205,11 +225,20 @@ fn dont_fragment(frame: &[u8], ex: &Extracted) -> bool {
         .get(l3..)
         .and_then(|b| Ipv4Packet::new_checked(b).ok())
         .is_some_and(|p| p.dont_frag())
-        || frame.get(l3..).and_then(|b| Ipv6Packet::new_checked(b).ok()).is_some()
+        || frame
+            .get(l3..)
+            .and_then(|b| Ipv6Packet::new_checked(b).ok())
+            .is_some()
 }
 
 fn bad_tunnel(kind: &'static str, e: protocol::wire::ParseError) -> Tunnel {
-    Tunnel { kind, vni: 0, options: Vec::new(), inner: None, note: Some(format!("{kind}: {e}")) }
+    Tunnel {
+        kind,
+        vni: 0,
+        options: Vec::new(),
+        inner: None,
+        note: Some(format!("{kind}: {e}")),
+    }
 }
 
 fn line(d: &Decoded) -> String {
@@ -223,7 +252,11 @@ fn line(d: &Decoded) -> String {
 fn write_tunnel_text(out: &mut String, t: &Tunnel, indent: &str) {
     let _ = write!(out, "{indent}{} vni={}", t.kind, t.vni);
     for (class, kind, data) in &t.options {
-        let _ = write!(out, " opt{{class=0x{class:04x},type=0x{kind:02x},len={}}}=0x", data.len());
+        let _ = write!(
+            out,
+            " opt{{class=0x{class:04x},type=0x{kind:02x},len={}}}=0x",
+            data.len()
+        );
         for b in data {
             let _ = write!(out, "{b:02x}");
         }
@@ -240,8 +273,10 @@ fn write_tunnel_text(out: &mut String, t: &Tunnel, indent: &str) {
 fn to_json(d: &Decoded) -> Map<String, Value> {
     let mut o = Map::new();
     o.insert("flow".into(), json!(format_flow_key(&d.key)));
-    let fields: Map<String, Value> =
-        flow_key_fields(&d.key).into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let fields: Map<String, Value> = flow_key_fields(&d.key)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
     o.insert("fields".into(), Value::Object(fields));
     o.insert(
         "error".into(),

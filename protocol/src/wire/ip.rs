@@ -2,7 +2,6 @@
 
 use core::fmt;
 
-
 wire_enum! {
     /// IP protocol numbers (IANA "Assigned Internet Protocol Numbers"); also
     /// IPv6 next-header values.
