@@ -170,6 +170,7 @@ impl Slot {
 macro_rules! flow_layout {
     ( $( $(#[$doc:meta])* $name:ident, $setter:ident : $ty:ty = ($word:expr, $shift:expr, $width:expr); )* ) => {
         /// The slot of every named field of the key, by accessor name.
+        #[allow(non_upper_case_globals)]
         pub mod slots {
             use super::Slot;
             $(

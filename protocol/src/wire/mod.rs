@@ -96,6 +96,7 @@ macro_rules! wire_enum {
         }
     }
 }
+#[allow(unused_imports)] // used by path in some modules, textually in others
 pub(crate) use wire_enum;
 
 pub mod checksum;
