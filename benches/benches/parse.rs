@@ -42,9 +42,15 @@ fn bench_parse(c: &mut Criterion) {
     let vxlan = weft_benches::vxlan_tcp4().bytes;
     assert!(parse_tcp4(&tcp4).is_some() && parse_udp6(&udp6).is_some());
     assert!(parse_vxlan(&vxlan).is_some());
-    g.bench_function("eth_ipv4_tcp", |b| b.iter(|| black_box(parse_tcp4(black_box(&tcp4)))));
-    g.bench_function("eth_ipv6_udp", |b| b.iter(|| black_box(parse_udp6(black_box(&udp6)))));
-    g.bench_function("vxlan_eth_ipv4_tcp", |b| b.iter(|| black_box(parse_vxlan(black_box(&vxlan)))));
+    g.bench_function("eth_ipv4_tcp", |b| {
+        b.iter(|| black_box(parse_tcp4(black_box(&tcp4))))
+    });
+    g.bench_function("eth_ipv6_udp", |b| {
+        b.iter(|| black_box(parse_udp6(black_box(&udp6))))
+    });
+    g.bench_function("vxlan_eth_ipv4_tcp", |b| {
+        b.iter(|| black_box(parse_vxlan(black_box(&vxlan))))
+    });
     g.finish();
 }
 

@@ -5,13 +5,18 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn pcaps_dir() -> PathBuf {
-    std::env::var_os("WEFT_PCAPS").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps"))
-    })
+    std::env::var_os("WEFT_PCAPS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps"))
+        })
 }
 
 fn weftctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weftctl")).args(args).output().expect("run weftctl")
+    Command::new(env!("CARGO_BIN_EXE_weftctl"))
+        .args(args)
+        .output()
+        .expect("run weftctl")
 }
 
 fn tmp(name: &str, bytes: &[u8]) -> PathBuf {
@@ -39,7 +44,12 @@ fn every_shared_capture_parses() {
         seen += 1;
         let o = weftctl(&["parse-pcap", path.to_str().unwrap()]);
         assert_no_panic(&o);
-        assert!(o.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
         let out = String::from_utf8(o.stdout).unwrap();
         let records = out.lines().filter(|l| !l.starts_with(' ')).count();
         assert!(records >= 1, "{}: no records", path.display());
@@ -48,7 +58,11 @@ fn every_shared_capture_parses() {
         let v: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
         assert_eq!(v.as_array().unwrap().len(), records, "{}", path.display());
     }
-    assert!(seen >= 7, "expected the 7 shared captures in {}", dir.display());
+    assert!(
+        seen >= 7,
+        "expected the 7 shared captures in {}",
+        dir.display()
+    );
 }
 
 #[test]
@@ -62,14 +76,30 @@ fn geneve_capture_shows_outer_and_inner_flows() {
     // Geneve header with its critical option, then the inner ICMP flow with
     // the tunnel fields a switch would fill in.
     assert!(first[0].starts_with("1: udp,in_port=1,"), "{}", first[0]);
-    assert!(first[0].contains("nw_src=20.0.0.1,nw_dst=20.0.0.2"), "{}", first[0]);
+    assert!(
+        first[0].contains("nw_src=20.0.0.1,nw_dst=20.0.0.2"),
+        "{}",
+        first[0]
+    );
     assert!(first[0].contains("tp_dst=6081"), "{}", first[0]);
     assert!(first[1].contains("geneve vni=10"), "{}", first[1]);
-    assert!(first[1].contains("class=0x0000,type=0x80,len=4}=0x0000000c"), "{}", first[1]);
+    assert!(
+        first[1].contains("class=0x0000,type=0x80,len=4}=0x0000000c"),
+        "{}",
+        first[1]
+    );
     assert!(first[2].contains("inner: icmp,"), "{}", first[2]);
     assert!(first[2].contains("tun_id=0xa"), "{}", first[2]);
-    assert!(first[2].contains("tun_src=20.0.0.1,tun_dst=20.0.0.2"), "{}", first[2]);
-    assert!(first[2].contains("nw_src=30.0.0.1,nw_dst=30.0.0.2"), "{}", first[2]);
+    assert!(
+        first[2].contains("tun_src=20.0.0.1,tun_dst=20.0.0.2"),
+        "{}",
+        first[2]
+    );
+    assert!(
+        first[2].contains("nw_src=30.0.0.1,nw_dst=30.0.0.2"),
+        "{}",
+        first[2]
+    );
 
     let j = weftctl(&["parse-pcap", "--json", path.to_str().unwrap()]);
     let v: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
@@ -93,7 +123,10 @@ fn truncated_file_prints_good_records_then_fails() {
     let out = String::from_utf8(o.stdout).unwrap();
     assert!(out.starts_with("1: udp,"), "{out}");
     assert!(!out.contains("\n2: "), "{out}");
-    assert!(String::from_utf8_lossy(&o.stderr).contains("record"), "stderr names the record");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("record"),
+        "stderr names the record"
+    );
     std::fs::remove_file(p).ok();
 }
 
