@@ -100,6 +100,7 @@ macro_rules! wire_enum {
 pub(crate) use wire_enum;
 
 pub mod checksum;
+pub mod dissect;
 
 /// Why a sequence of bytes is not a valid header.
 ///
