@@ -188,4 +188,13 @@ pub use ip::IpProtocol;
 // -- end: icmpv4, icmpv6, tcp, udp, sctp --
 
 // -- re-exports: vxlan, geneve --
+pub use geneve::{
+    GeneveOption, HEADER_LEN as GENEVE_HEADER_LEN, Options as GeneveOptions,
+    OptionsBuilder as GeneveOptionsBuilder, Packet as GenevePacket, Repr as GeneveRepr,
+    UDP_PORT as GENEVE_UDP_PORT, emit_option as emit_geneve_option,
+};
+pub use vxlan::{
+    HEADER_LEN as VXLAN_HEADER_LEN, Packet as VxlanPacket, Repr as VxlanRepr,
+    UDP_PORT as VXLAN_UDP_PORT, Vni,
+};
 // -- end: vxlan, geneve --
