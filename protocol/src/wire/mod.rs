@@ -182,6 +182,19 @@ pub use ethernet::{
 pub use ip::IpProtocol;
 
 // -- re-exports: vlan, arp, ipv4, ipv6 --
+pub use arp::{
+    HEADER_LEN as ARP_HEADER_LEN, Hardware as ArpHardware, Operation as ArpOperation,
+    Packet as ArpPacket, Repr as ArpRepr,
+};
+pub use ipv4::{HEADER_LEN as IPV4_HEADER_LEN, Packet as Ipv4Packet, Repr as Ipv4Repr};
+pub use ipv6::{
+    ExtHeader as Ipv6ExtHeader, ExtWalk as Ipv6ExtWalk,
+    FRAGMENT_HEADER_LEN as IPV6_FRAGMENT_HEADER_LEN, FragmentHeader as Ipv6FragmentHeader,
+    FragmentInfo as Ipv6FragmentInfo, FragmentRepr as Ipv6FragmentRepr,
+    HEADER_LEN as IPV6_HEADER_LEN, MAX_EXTENSION_HEADERS as IPV6_MAX_EXTENSION_HEADERS,
+    Packet as Ipv6Packet, Repr as Ipv6Repr, walk_extension_headers,
+};
+pub use vlan::{HEADER_LEN as VLAN_HEADER_LEN, Packet as VlanPacket, Repr as VlanRepr};
 // -- end: vlan, arp, ipv4, ipv6 --
 
 // -- re-exports: icmpv4, icmpv6, tcp, udp, sctp --
