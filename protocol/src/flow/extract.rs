@@ -92,7 +92,7 @@ use core::fmt;
 use core::net::Ipv6Addr;
 
 use super::key::{FlowKey, NW_FRAG_ANY, NW_FRAG_LATER, VLAN_CFI};
-use crate::wire::{EthernetAddress, EthernetFrame, ParseError, arp, ipv4, tcp, udp, vlan};
+use crate::wire::{EthernetAddress, EthernetFrame, ParseError, arp, ipv4, ipv6, tcp, udp, vlan};
 
 /// Settings of the extractor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -256,19 +256,14 @@ const ETH_TYPE_MIN: u16 = 0x0600;
 /// `FLOW_DL_TYPE_NONE`).
 pub const DL_TYPE_NONE: u16 = 0x05ff;
 
-const IPPROTO_HOPOPTS: u8 = 0;
 const IPPROTO_ICMP: u8 = 1;
 const IPPROTO_IGMP: u8 = 2;
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
-const IPPROTO_ROUTING: u8 = 43;
 const IPPROTO_FRAGMENT: u8 = 44;
-const IPPROTO_AH: u8 = 51;
 const IPPROTO_ICMPV6: u8 = 58;
-const IPPROTO_DSTOPTS: u8 = 60;
 const IPPROTO_SCTP: u8 = 132;
 
-const IPV6_HEADER_LEN: usize = 40;
 const SCTP_HEADER_LEN: usize = 12;
 const ICMP_HEADER_LEN: usize = 8;
 const ND_NEIGHBOR_SOLICIT: u8 = 135;
@@ -458,81 +453,48 @@ fn extract_ipv4(l3: &[u8], base: usize, key: &mut FlowKey, layers: &mut Layers) 
 
 #[inline(always)]
 fn extract_ipv6(l3: &[u8], base: usize, key: &mut FlowKey, layers: &mut Layers) -> Step<()> {
-    // OVS `ipv6_sanity_check`; the version is not looked at.
-    let Some(hdr) = l3.get(..IPV6_HEADER_LEN) else {
+    // OVS `ipv6_sanity_check`: the view's `check_len` minus the version
+    // check.
+    if l3.len() < ipv6::HEADER_LEN {
+        return Err(err(Layer::L3, ParseError::Truncated));
+    }
+    let ip = ipv6::Packet::new_unchecked(l3);
+    let end = ipv6::HEADER_LEN + usize::from(ip.payload_len());
+    let Some(payload) = l3.get(ipv6::HEADER_LEN..end) else {
         return Err(err(Layer::L3, ParseError::Truncated));
     };
-    let plen = usize::from(be16(hdr, 4));
-    let Some(payload) = l3.get(IPV6_HEADER_LEN..IPV6_HEADER_LEN + plen) else {
-        return Err(err(Layer::L3, ParseError::Truncated));
-    };
-    if l3.len() - (IPV6_HEADER_LEN + plen) > usize::from(u16::MAX) {
+    if l3.len() - end > usize::from(u16::MAX) {
         return Err(err(Layer::L3, ParseError::BadLength));
     }
-    let tc_flow = u32::from_be_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
-    let mut src = [0u8; 16];
-    src.copy_from_slice(&hdr[8..24]);
-    let mut dst = [0u8; 16];
-    dst.copy_from_slice(&hdr[24..40]);
-    key.set_ipv6_src(Ipv6Addr::from(src));
-    key.set_ipv6_dst(Ipv6Addr::from(dst));
-    key.set_ipv6_label(tc_flow & 0x000f_ffff);
-    key.set_nw_tos((tc_flow >> 20) as u8);
-    key.set_nw_ttl(hdr[7]);
+    key.set_ipv6_src(ip.src_addr());
+    key.set_ipv6_dst(ip.dst_addr());
+    key.set_ipv6_label(ip.flow_label());
+    key.set_nw_tos(ip.traffic_class());
+    key.set_nw_ttl(ip.hop_limit());
 
-    let (skip, proto, frag) = walk_ipv6_ext(payload, hdr[6])?;
+    let walk =
+        ipv6::walk_extension_headers(ip.next_header(), payload).map_err(|e| err(Layer::L3, e))?;
+    let mut proto = u8::from(walk.protocol);
+    let mut frag = 0;
+    if let Some(f) = walk.fragment
+        && (f.offset != 0 || f.more_frags)
+    {
+        frag = NW_FRAG_ANY;
+        if f.offset != 0 {
+            frag |= NW_FRAG_LATER;
+            // OVS reports a later fragment as protocol 44 (fragment).
+            proto = IPPROTO_FRAGMENT;
+        }
+    }
     key.set_nw_proto(proto);
     key.set_nw_frag(frag);
-    let l4_ofs = base + IPV6_HEADER_LEN + skip;
+    let l4_ofs = base + ipv6::HEADER_LEN + walk.offset;
     layers.l4 = ofs(l4_ofs, Layer::L3)?;
     if frag & NW_FRAG_LATER != 0 {
         return Ok(());
     }
-    let l4 = payload.get(skip..).unwrap_or_default();
+    let l4 = payload.get(walk.offset..).unwrap_or_default();
     extract_l4(l4, l4_ofs, proto, key, layers)
-}
-
-/// OVS `parse_ipv6_ext_hdrs__`: walks hop-by-hop, routing, destination
-/// options, AH and fragment headers in `payload` starting with next header
-/// `nh`. Returns (bytes walked, upper-layer protocol, nw_frag bits).
-#[inline(always)]
-fn walk_ipv6_ext(payload: &[u8], mut nh: u8) -> Step<(usize, u8, u8)> {
-    let mut at = 0usize;
-    let mut frag = 0u8;
-    loop {
-        let len = match nh {
-            IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS | IPPROTO_AH | IPPROTO_FRAGMENT => {
-                // Every extension header is at least 8 bytes.
-                let Some(h) = payload.get(at..at + 8) else {
-                    return Err(err(Layer::L3, ParseError::Truncated));
-                };
-                let len = match nh {
-                    IPPROTO_AH => (usize::from(h[1]) + 2) * 4,
-                    IPPROTO_FRAGMENT => 8,
-                    _ => (usize::from(h[1]) + 1) * 8,
-                };
-                if payload.len() - at < len {
-                    return Err(err(Layer::L3, ParseError::Truncated));
-                }
-                if nh == IPPROTO_FRAGMENT {
-                    let offlg = be16(h, 2);
-                    nh = h[0];
-                    if offlg != 0 {
-                        frag = NW_FRAG_ANY;
-                        if offlg & 0xfff8 != 0 {
-                            // Later fragment: nothing more to parse.
-                            return Ok((at + len, IPPROTO_FRAGMENT, frag | NW_FRAG_LATER));
-                        }
-                    }
-                } else {
-                    nh = h[0];
-                }
-                len
-            }
-            _ => return Ok((at, nh, frag)),
-        };
-        at += len;
-    }
 }
 
 #[inline(always)]
