@@ -16,5 +16,6 @@
 
 pub mod ctl;
 pub mod flow;
+pub mod pcap;
 pub mod text;
 pub mod wire;

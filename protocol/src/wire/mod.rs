@@ -198,6 +198,25 @@ pub use vlan::{HEADER_LEN as VLAN_HEADER_LEN, Packet as VlanPacket, Repr as Vlan
 // -- end: vlan, arp, ipv4, ipv6 --
 
 // -- re-exports: icmpv4, icmpv6, tcp, udp, sctp --
+pub use icmpv4::{
+    DstUnreachable as Icmpv4DstUnreachable, HEADER_LEN as ICMPV4_HEADER_LEN,
+    Message as Icmpv4Message, Packet as Icmpv4Packet, Repr as Icmpv4Repr,
+    TimeExceeded as Icmpv4TimeExceeded,
+};
+pub use icmpv6::{
+    HEADER_LEN as ICMPV6_HEADER_LEN, Message as Icmpv6Message, NdiscOption, NdiscOptionIter,
+    NdiscOptionType, NdiscRepr, NeighborFlags as NdiscNeighborFlags, Packet as Icmpv6Packet,
+    Repr as Icmpv6Repr,
+};
+pub use sctp::{
+    ChunkType as SctpChunkType, HEADER_LEN as SCTP_HEADER_LEN, Packet as SctpPacket,
+    Repr as SctpRepr, crc32c,
+};
+pub use tcp::{
+    HEADER_LEN as TCP_HEADER_LEN, MAX_HEADER_LEN as TCP_MAX_HEADER_LEN, Packet as TcpPacket,
+    Repr as TcpRepr, TcpFlags,
+};
+pub use udp::{HEADER_LEN as UDP_HEADER_LEN, Packet as UdpPacket, Repr as UdpRepr};
 // -- end: icmpv4, icmpv6, tcp, udp, sctp --
 
 // -- re-exports: vxlan, geneve --
