@@ -75,27 +75,36 @@ pub fn encode_frame(msg: &Message) -> Result<Vec<u8>, CodecError> {
 /// [`CodecError::UnknownBody`] `{ id, tag }`, so the server can answer
 /// `Error(UnknownMessage { tag })` with that id. Never panics.
 pub fn decode_message(body: &[u8]) -> Result<Message, CodecError> {
+    decode_with_limits(body, MAX_DEPTH, MAX_DECODED_LEN)
+}
+
+/// [`decode_message`] with explicit nesting and memory limits.
+fn decode_with_limits(
+    body: &[u8],
+    max_depth: usize,
+    max_decoded: usize,
+) -> Result<Message, CodecError> {
     let (id, rest) = postcard::take_from_bytes::<u64>(body).map_err(|e| from_postcard(e, None))?;
     let (tag, _) =
         postcard::take_from_bytes::<u32>(rest).map_err(|e| from_postcard(e, Some(id)))?;
     if tag >= Body::TAG_COUNT {
         return Err(CodecError::UnknownBody { id, tag });
     }
-    let limits = Limits::new(MAX_DECODED_LEN);
+    let limits = Limits::new(max_decoded);
     let mut de = postcard::Deserializer::from_bytes(rest);
-    let body = match Body::deserialize(Guard::new(&mut de, MAX_DEPTH, &limits)) {
+    let body = match Body::deserialize(Guard::new(&mut de, max_depth, &limits)) {
         Ok(b) => b,
         Err(e) => {
             return Err(match limits.hit() {
                 Some(LimitHit::Depth) => CodecError::LimitExceeded {
                     id: Some(id),
                     what: "nesting depth".into(),
-                    limit: MAX_DEPTH as u64,
+                    limit: max_depth as u64,
                 },
                 Some(LimitHit::Memory) => CodecError::LimitExceeded {
                     id: Some(id),
                     what: "decoded size in bytes".into(),
-                    limit: MAX_DECODED_LEN as u64,
+                    limit: max_decoded as u64,
                 },
                 None => from_postcard(e, Some(id)),
             });
@@ -605,6 +614,94 @@ mod tests {
             decode_message(&b),
             Err(CodecError::LimitExceeded { id: Some(1), .. })
         ));
+    }
+
+    /// A legitimate worst case: a bundle modify whose flow nests
+    /// `WriteActions` twice around a `SetField`, and a nested bundle error.
+    fn deep_but_legit() -> Vec<Message> {
+        use crate::ctl::{BundleId, FlowChange, FlowModify};
+        use crate::flow::Field;
+        let set = Action::SetField {
+            field: Field::Reg(3),
+            value: 1,
+            mask: u128::MAX,
+        };
+        let spec = FlowSpec {
+            actions: vec![Action::WriteActions(vec![Action::WriteActions(vec![set])])],
+            ..FlowSpec::default()
+        };
+        vec![
+            Message {
+                id: 1,
+                body: Body::BundleAdd {
+                    bundle_id: BundleId(1),
+                    changes: vec![FlowChange::Modify(FlowModify { spec, strict: true })],
+                },
+            },
+            Message {
+                id: 2,
+                body: Body::Error(CtlError::BundleFailed {
+                    bundle_id: BundleId(1),
+                    index: 0,
+                    error: Box::new(CtlError::BadFlow {
+                        index: 0,
+                        flow: String::new(),
+                        field: "x".into(),
+                        reason: "y".into(),
+                    }),
+                }),
+            },
+        ]
+    }
+
+    #[test]
+    fn depth_limit_has_headroom() {
+        // Real messages fit in a quarter of the limit.
+        for m in deep_but_legit() {
+            let bytes = encode_frame(&m).unwrap();
+            assert_eq!(
+                decode_with_limits(&bytes[4..], MAX_DEPTH / 4, MAX_DECODED_LEN).unwrap(),
+                m
+            );
+        }
+        // ... and the limit is real: depth 8 is too little for the first.
+        let bytes = encode_frame(&deep_but_legit()[0]).unwrap();
+        assert_eq!(
+            decode_with_limits(&bytes[4..], 8, MAX_DECODED_LEN),
+            Err(CodecError::LimitExceeded {
+                id: Some(1),
+                what: "nesting depth".into(),
+                limit: 8
+            })
+        );
+    }
+
+    #[test]
+    fn decoded_size_limit() {
+        // 100 minimal flows: 11 bytes each on the wire (the default
+        // priority is a 3-byte varint), each a `FlowSpec` of several
+        // hundred bytes in memory.
+        let m = Message {
+            id: 4,
+            body: Body::AddFlows {
+                flows: vec![FlowSpec::default(); 100],
+            },
+        };
+        let bytes = encode_frame(&m).unwrap();
+        assert_eq!(bytes.len(), 4 + 3 + 100 * 11, "minimal flow encoding");
+        let need = 100 * core::mem::size_of::<FlowSpec>();
+        assert_eq!(
+            decode_with_limits(&bytes[4..], MAX_DEPTH, 2 * need).unwrap(),
+            m
+        );
+        assert_eq!(
+            decode_with_limits(&bytes[4..], MAX_DEPTH, need / 2),
+            Err(CodecError::LimitExceeded {
+                id: Some(4),
+                what: "decoded size in bytes".into(),
+                limit: (need / 2) as u64
+            })
+        );
     }
 
     #[test]

@@ -18,8 +18,10 @@
 //!   budget in collections (plus the strings and bytes it carries, which are
 //!   bounded by the frame itself).
 //!
-//! It also caps the `size_hint` a collection sees, so serde never
-//! pre-allocates for elements that have not arrived.
+//! It also caps the `size_hint` a collection sees at a few elements.
+//! postcard already withholds a hint larger than the remaining input, and
+//! serde caps pre-allocation at 1 MiB; the cap makes pre-allocation
+//! independent of claimed lengths altogether.
 //!
 //! The adapter forwards every call unchanged otherwise, so the encoding is
 //! exactly postcard's.

@@ -841,3 +841,212 @@ pub struct FlowRemoved {
     /// Bytes matched.
     pub n_bytes: u64,
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests may unwrap (PREAMBLE).
+mod tests {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+    use super::*;
+    use crate::ctl::strategy;
+
+    #[test]
+    fn negotiate_picks_highest_common() {
+        assert_eq!(negotiate(&[1]), Ok(1));
+        assert_eq!(negotiate(&[3, 1, 2]), Ok(1));
+        assert_eq!(negotiate(&[0, 1]), Ok(1));
+        assert_eq!(negotiate(&[PROTOCOL_VERSION, 9]), Ok(PROTOCOL_VERSION));
+    }
+
+    #[test]
+    fn negotiate_mismatch() {
+        let e = negotiate(&[2, 3]).unwrap_err();
+        assert_eq!(
+            e,
+            CtlError::VersionMismatch {
+                offered: vec![2, 3],
+                supported: vec![1]
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "version mismatch: peer offered [2, 3], this side supports [1]"
+        );
+        assert_eq!(
+            negotiate(&[]),
+            Err(CtlError::VersionMismatch {
+                offered: vec![],
+                supported: vec![1]
+            })
+        );
+        assert_eq!(
+            negotiate(&[0]).unwrap_err().to_string(),
+            "version mismatch: peer offered [0], this side supports [1]"
+        );
+    }
+
+    #[test]
+    fn negotiate_too_many_versions() {
+        assert_eq!(negotiate(&[1; MAX_VERSIONS_OFFERED]), Ok(1));
+        assert_eq!(
+            negotiate(&[1; MAX_VERSIONS_OFFERED + 1]),
+            Err(CtlError::LimitExceeded {
+                what: "Hello.versions".into(),
+                limit: 16
+            })
+        );
+    }
+
+    #[test]
+    fn supported_range() {
+        assert_eq!(supported_versions(), vec![1]);
+        const { assert!(MIN_PROTOCOL_VERSION <= PROTOCOL_VERSION) };
+    }
+
+    #[test]
+    fn every_tag_is_generated_and_matches_postcard() {
+        // Deterministic sample: the strategy covers every tag, and `tag()`,
+        // `name()` and `kind()` agree with the encoding.
+        let mut runner = TestRunner::new_with_rng(
+            Config::default(),
+            TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
+        );
+        let strat = strategy::body();
+        let mut seen = BTreeSet::new();
+        for _ in 0..3000 {
+            let body = strat.new_tree(&mut runner).unwrap().current();
+            let bytes = postcard::to_allocvec(&body).unwrap();
+            let (tag, _) = postcard::take_from_bytes::<u32>(&bytes).unwrap();
+            assert_eq!(tag, body.tag(), "{}", body.name());
+            assert!(tag < Body::TAG_COUNT);
+            seen.insert(tag);
+        }
+        assert_eq!(seen, (0..Body::TAG_COUNT).collect::<BTreeSet<_>>());
+    }
+
+    #[test]
+    fn frozen_tags() {
+        let hello = Body::Hello {
+            versions: vec![],
+            client: String::new(),
+        };
+        assert_eq!(postcard::to_allocvec(&hello).unwrap(), [0, 0, 0]);
+        let reply = Body::HelloReply {
+            version: 1,
+            server: String::new(),
+        };
+        assert_eq!(postcard::to_allocvec(&reply).unwrap(), [1, 1, 0]);
+        let err = Body::Error(CtlError::UnknownMessage { tag: 5 });
+        assert_eq!(postcard::to_allocvec(&err).unwrap(), [2, 0, 5]);
+        assert_eq!(postcard::to_allocvec(&Body::Ok).unwrap(), [3]);
+    }
+
+    #[test]
+    fn kinds() {
+        assert_eq!(Body::Ping.kind(), BodyKind::Request);
+        assert_eq!(Body::Goodbye.kind(), BodyKind::Request);
+        assert_eq!(Body::Ok.kind(), BodyKind::Reply);
+        assert_eq!(Body::Cookies(vec![]).kind(), BodyKind::Reply);
+        assert_eq!(
+            Body::Flows {
+                entries: vec![],
+                more: false
+            }
+            .kind(),
+            BodyKind::Reply
+        );
+        let hello = Body::Hello {
+            versions: vec![1],
+            client: "c".into(),
+        };
+        assert_eq!(hello.kind(), BodyKind::Request);
+        let pi = PacketIn {
+            reason: ControllerReason::Action,
+            table: TableId(10),
+            cookie: Cookie(1),
+            key: FlowKey::default(),
+            packet: vec![0; 60],
+            total_len: 60,
+        };
+        assert_eq!(Body::PacketIn(pi.clone()).kind(), BodyKind::Event);
+        assert_eq!(
+            Message {
+                id: 9,
+                body: Body::PacketIn(pi)
+            }
+            .to_string(),
+            "#9 PacketIn reason=Action table=10 len=60"
+        );
+    }
+
+    #[test]
+    fn display() {
+        let m = Message {
+            id: 3,
+            body: Body::Hello {
+                versions: vec![1, 2],
+                client: "weftctl 0.1.0".into(),
+            },
+        };
+        assert_eq!(
+            m.to_string(),
+            "#3 Hello versions=[1, 2] client=\"weftctl 0.1.0\""
+        );
+        let m = Message {
+            id: 4,
+            body: Body::PortDel {
+                port: PortRef::Name("veth0".into()),
+            },
+        };
+        assert_eq!(m.to_string(), "#4 PortDel port=\"veth0\"");
+        let m = Message {
+            id: 5,
+            body: Body::Error(CtlError::NoSuchPort {
+                port: PortRef::Number(PortNo::LOCAL),
+            }),
+        };
+        assert_eq!(m.to_string(), "#5 Error no such port: LOCAL");
+    }
+
+    #[test]
+    fn error_messages_name_object_and_field() {
+        let e = CtlError::BundleFailed {
+            bundle_id: BundleId(7),
+            index: 3,
+            error: Box::new(CtlError::BadFlow {
+                index: 3,
+                flow: "table=0,tcp,tp_dst=80,actions=drop".into(),
+                field: "tp_dst".into(),
+                reason: "requires ip_proto=6".into(),
+            }),
+        };
+        assert_eq!(
+            e.to_string(),
+            "bundle 7 change 3: flow 3 (table=0,tcp,tp_dst=80,actions=drop): field tp_dst: requires ip_proto=6"
+        );
+        assert_eq!(
+            CtlError::NoSuchTable { table: TableId(99) }.to_string(),
+            "no such table: 99"
+        );
+        assert_eq!(
+            CtlError::PortFailed {
+                name: "tap0".into(),
+                reason: "EPERM".into()
+            }
+            .to_string(),
+            "port tap0: EPERM"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn errors_round_trip(e in strategy::ctl_error()) {
+            let bytes = postcard::to_allocvec(&e).unwrap();
+            prop_assert_eq!(postcard::from_bytes::<CtlError>(&bytes).unwrap(), e);
+        }
+    }
+}
