@@ -108,7 +108,14 @@ pub(crate) fn packet_match(k: &FlowKey) -> Match {
     for s in [slots::nw_tos, slots::nw_ttl, slots::nw_proto] {
         m.set_exact(s);
     }
-    if k.nw_frag() & NW_FRAG_LATER == 0 && matches!(proto, 1 | 6 | 17 | 58 | 132) {
+    // OVS also shows tp_src/tp_dst for ICMP in IPv6 and ICMPv6 in IPv4;
+    // we show them only where the extractor fills them, so that the line
+    // always parses back as a match.
+    let icmp = match k.dl_type() {
+        0x0800 => 1,
+        _ => 58,
+    };
+    if k.nw_frag() & NW_FRAG_LATER == 0 && (matches!(proto, 6 | 17 | 132) || proto == icmp) {
         m.set_exact(slots::tp_src);
         m.set_exact(slots::tp_dst);
         if proto == 6 {

@@ -64,6 +64,8 @@ struct Given {
 pub(crate) struct MatchBuilder {
     m: Match,
     given: Vec<Given>,
+    /// The first inner-tag item (`vlan_tci1`, ...), if any.
+    inner_vlan: Option<String>,
 }
 
 impl MatchBuilder {
@@ -110,8 +112,14 @@ impl MatchBuilder {
         if key.contains('[') {
             return self.subfield_item(key, value).map(|()| true);
         }
-        let Some(field) = Field::from_name(key) else {
-            return Ok(false);
+        let (field, inner) = match key {
+            "vlan_tci1" => (Field::VlanTci, true),
+            "dl_vlan1" => (Field::DlVlan, true),
+            "dl_vlan_pcp1" => (Field::VlanPcp, true),
+            _ => match Field::from_name(key) {
+                Some(f) => (f, false),
+                None => return Ok(false),
+            },
         };
         if value.is_empty() {
             return Err(TextError::MissingValue {
@@ -133,6 +141,20 @@ impl MatchBuilder {
             }
         };
         let (slot, v, m) = match field {
+            _ if inner => {
+                // vlan_tci1 / dl_vlan1 / dl_vlan_pcp1: the inner tag, which
+                // the Flow: line of a tagged packet shows.
+                let p = parse_field_value(field, key, value)?;
+                match field {
+                    Field::DlVlan => (slots::vlan1_tci, p.value | u128::from(VLAN_CFI), 0x1fff),
+                    Field::VlanPcp => (
+                        slots::vlan1_tci,
+                        (p.value << 13) | u128::from(VLAN_CFI),
+                        0xf000,
+                    ),
+                    _ => (slots::vlan1_tci, p.value, p.mask),
+                }
+            }
             Field::DlVlan => {
                 no_mask(value)?;
                 let vid = parse_uint(value)
@@ -171,6 +193,10 @@ impl MatchBuilder {
                 (field.info().slot, p.value, p.mask)
             }
         };
+        if inner {
+            self.inner_vlan.get_or_insert_with(|| key.to_owned());
+            return self.apply(slot, v, m, key, value).map(|()| true);
+        }
         if let Some(prev) = self.given.iter().find(|g| g.field == field && !g.partial)
             && (prev.value, prev.mask) != (v, m)
         {
@@ -277,6 +303,14 @@ impl MatchBuilder {
                     requires,
                 });
             }
+        }
+        if let Some(label) = self.inner_vlan
+            && slots::vlan0_tci.get(&self.m.mask.0.0) == 0
+        {
+            return Err(TextError::Prerequisite {
+                field: label,
+                requires: "an outer VLAN tag match (dl_vlan, dl_vlan_pcp or vlan_tci)",
+            });
         }
         Ok(self.m)
     }

@@ -62,6 +62,9 @@ mod tests;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests_ovs;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests_prop;
 
 pub use error::TextError;
 

@@ -6,7 +6,7 @@
 use super::*;
 
 /// (input line, expected `format_flow` output).
-const VECTORS: &[(&str, &str)] = &[
+pub(super) const VECTORS: &[(&str, &str)] = &[
     // tests/ovs-ofctl.at "ovs-ofctl parse-flows (OpenFlow 1.0)".
     (
         "tcp,tp_src=123,actions=flood",

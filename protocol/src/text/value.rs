@@ -132,9 +132,7 @@ impl<'a> Iterator for KeyValues<'a> {
                     }
                     _ => {
                         self.rest = "";
-                        Some(Err(TextError::Unbalanced {
-                            text: s[key_len..].to_owned(),
-                        }))
+                        Some(Err(TextError::Unbalanced { text: s.to_owned() }))
                     }
                 }
             }
