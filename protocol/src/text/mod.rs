@@ -43,6 +43,13 @@
 //! * Matching `tun_metadataN` also matches "option present" (as in OVS).
 //! * `tun_flags` accepts `oam`, `df`, `csum` and `key` (OVS matches `oam`
 //!   only).
+//! * `format_flow_key` shows `tp_src`/`tp_dst` of ICMP only for IPv4 and of
+//!   ICMPv6 only for IPv6 (OVS shows them for either), so the line always
+//!   parses back with [`parse_match`], except for ND packets, whose line
+//!   shows both `nd_sll` and `nd_tll` as OVS does.
+//! * The inner tag of a double-tagged packet (`vlan_tci1`, `dl_vlan1`,
+//!   `dl_vlan_pcp1`, as trace lines show it) can be matched, but only with
+//!   an outer tag match.
 //! * A cookie mask is printed (`cookie=0x1/0xff`) when non-zero, so it
 //!   survives a round trip; OVS rejects a mask in `add-flow`.
 
