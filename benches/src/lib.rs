@@ -7,7 +7,6 @@
 
 use etherparse::PacketBuilder;
 
-
 /// A named test frame.
 #[derive(Debug, Clone)]
 pub struct Frame {
