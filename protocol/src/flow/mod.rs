@@ -11,10 +11,12 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 pub mod action;
+pub mod extract;
 pub mod field;
 pub mod key;
 
 pub use action::{Action, ControllerReason, SubField};
+pub use extract::{ExtractConfig, ExtractError, Extracted, Layer, Layers, extract};
 pub use field::{Field, FieldFormat, FieldInfo, Prereq};
 pub use key::{FLOW_WORDS, FlowKey, FlowMask, NUM_REGS, Slot, TUN_METADATA_SLOTS};
 
