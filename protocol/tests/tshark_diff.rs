@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use protocol::pcap::{LINKTYPE_ETHERNET, PcapReader, PcapWriter};
 
-use generator::{Generated, Generator, Variant};
+use generator::{Generated, Generator, Malform, Variant};
 use theirs::TsharkPacket;
 
 /// Number of generated packets.
@@ -80,6 +80,25 @@ const REQUIRED: &[&str] = &[
     "icmp.type",
     "icmp.code",
     "icmp.checksum.status",
+    "icmpv6.type",
+    "icmpv6.code",
+    "icmpv6.checksum.status",
+    "icmpv6.nd.ns.target_address",
+    "icmpv6.nd.na.target_address",
+    "icmpv6.opt.linkaddr",
+    "sctp.srcport",
+    "sctp.dstport",
+    "sctp.verification_tag",
+    "sctp.checksum.status",
+    "sctp.chunk_type",
+    "ieee8021ad.id",
+    "ieee8021ah.etype",
+    "ipv6.hopopts.nxt",
+    "ipv6.dstopts.nxt",
+    "ipv6.routing.type",
+    "ipv6.fraghdr.offset",
+    "ipv6.fraghdr.more",
+    "ipv6.fraghdr.ident",
     "vxlan.vni",
     "geneve.version",
     "geneve.vni",
@@ -128,6 +147,8 @@ struct Stats {
     failures: Vec<String>,
     /// (defect, rule held) -> packets.
     malformed: BTreeMap<(generator::Malform, bool), usize>,
+    /// defect -> packets where tshark flags an error in a header layer.
+    tshark_flagged: BTreeMap<generator::Malform, usize>,
 }
 
 impl Stats {
@@ -357,6 +378,9 @@ fn generated_packets_match_tshark() {
         if let Variant::Malformed(kind) = g.variant {
             let e = malformed_rule(&ours, t);
             *stats.malformed.entry((kind, e.is_ok())).or_default() += 1;
+            if !header_error_positions(t).is_empty() {
+                *stats.tshark_flagged.entry(kind).or_default() += 1;
+            }
             if let Err(msg) = e {
                 stats.fail(format!("{what}: {msg}\n  packet {}", hex(&g.bytes)));
             }
@@ -448,8 +472,9 @@ fn malformed_rule(ours: &ours::Decoded, t: &TsharkPacket) -> Result<(), String> 
 fn report(stats: &Stats, what: &str) {
     for ((kind, ok), n) in &stats.malformed {
         eprintln!(
-            "  malformed {kind:?}: rule {} on {n}",
-            if *ok { "held" } else { "FAILED" }
+            "  malformed {kind:?}: rule {} on {n} (tshark flags an error in {})",
+            if *ok { "held" } else { "FAILED" },
+            stats.tshark_flagged.get(kind).copied().unwrap_or(0)
         );
     }
     eprintln!(

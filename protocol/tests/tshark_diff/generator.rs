@@ -11,7 +11,7 @@ use core::net::{Ipv4Addr, Ipv6Addr};
 
 use protocol::wire::{
     EtherType, EthernetAddress, EthernetFrame, EthernetRepr, GenevePacket, GeneveRepr, IpProtocol,
-    Vni, VxlanPacket, VxlanRepr, arp, icmpv4, ipv4, ipv6, tcp, udp, vlan,
+    Vni, VxlanPacket, VxlanRepr, arp, icmpv4, icmpv6, ipv4, ipv6, sctp, tcp, udp, vlan,
 };
 
 /// xorshift64*: tiny, seeded, deterministic.
@@ -143,6 +143,8 @@ enum Mark {
     Tcp,
     Udp,
     Icmpv4,
+    Icmpv6,
+    Sctp,
     Geneve,
 }
 
@@ -183,6 +185,7 @@ enum L4 {
     Tcp,
     Udp,
     Icmp,
+    Sctp,
     Vxlan,
     Geneve,
 }
@@ -258,7 +261,17 @@ impl Generator {
                 let m: Vec<(Mark, usize)> = marks
                     .iter()
                     .copied()
-                    .filter(|m| matches!(m.0, Mark::Ipv4 | Mark::Tcp | Mark::Udp | Mark::Icmpv4))
+                    .filter(|m| {
+                        matches!(
+                            m.0,
+                            Mark::Ipv4
+                                | Mark::Tcp
+                                | Mark::Udp
+                                | Mark::Icmpv4
+                                | Mark::Icmpv6
+                                | Mark::Sctp
+                        )
+                    })
                     .collect();
                 if m.is_empty() {
                     return None;
@@ -269,6 +282,7 @@ impl Generator {
                         Mark::Ipv4 => 10,
                         Mark::Tcp => 16,
                         Mark::Udp => 6,
+                        Mark::Sctp => 8,
                         _ => 2,
                     };
                 // A UDP checksum of zero means "none"; keep it non-zero.
@@ -475,11 +489,12 @@ impl Generator {
             }
         }
         let tunnels = depth == 0;
-        match self.rng.below(if tunnels { 20 } else { 14 }) {
+        match self.rng.below(if tunnels { 22 } else { 16 }) {
             0..=5 => L4::Tcp,
             6..=10 => L4::Udp,
             11..=13 => L4::Icmp,
-            14..=16 => L4::Vxlan,
+            14..=15 => L4::Sctp,
+            16..=18 => L4::Vxlan,
             _ => L4::Geneve,
         }
     }
@@ -506,8 +521,9 @@ impl Generator {
             }
             L4::Icmp => match net {
                 Net::V4(..) => self.icmpv4(),
-                Net::V6(..) => self.tcp(net), // ICMPv6: added below when it lands
+                Net::V6(s, d) => self.icmpv6(s, d),
             },
+            L4::Sctp => self.sctp(),
             L4::Vxlan | L4::Geneve => {
                 let _ = depth;
                 let inner = self.frame(1, None);
@@ -633,6 +649,82 @@ impl Generator {
         }
     }
 
+    fn icmpv6(&mut self, src: Ipv6Addr, dst: Ipv6Addr) -> Built {
+        let rng = &mut self.rng;
+        let kind = rng.below(4);
+        let mut buf;
+        match kind {
+            0 | 1 => {
+                let n = rng.range(0, 56);
+                let data = rng.bytes(n);
+                let (id, seq) = (rng.u16(), rng.u16());
+                let repr = if kind == 0 {
+                    icmpv6::Repr::echo_request(id, seq, &data)
+                } else {
+                    icmpv6::Repr::echo_reply(id, seq, &data)
+                };
+                buf = vec![0u8; repr.buffer_len()];
+                repr.emit(&mut icmpv6::Packet::new_unchecked(&mut buf[..]));
+            }
+            _ => {
+                let target_addr = rng.ipv6();
+                let lladdr = Some(rng.mac());
+                let repr = if kind == 2 {
+                    icmpv6::NdiscRepr::NeighborSolicit {
+                        target_addr,
+                        lladdr,
+                    }
+                } else {
+                    icmpv6::NdiscRepr::NeighborAdvert {
+                        flags: icmpv6::NeighborFlags::from_byte(rng.u8() & 0xe0),
+                        target_addr,
+                        lladdr,
+                    }
+                };
+                buf = vec![0u8; repr.buffer_len()];
+                repr.emit(&mut icmpv6::Packet::new_unchecked(&mut buf[..]));
+            }
+        }
+        icmpv6::Packet::new_unchecked(&mut buf[..]).fill_checksum(src, dst);
+        Built {
+            bytes: buf,
+            marks: vec![(Mark::Icmpv6, 0)],
+            desc: ["icmp6-echo", "icmp6-echoreply", "icmp6-ns", "icmp6-na"][kind].into(),
+        }
+    }
+
+    fn sctp(&mut self) -> Built {
+        let rng = &mut self.rng;
+        let repr = sctp::Repr {
+            src_port: rng.port(),
+            dst_port: rng.port(),
+            verification_tag: rng.u32(),
+        };
+        // One DATA chunk (RFC 9260 3.3.1): TSN, stream id, stream seq,
+        // PPID, user data; padded to 4 bytes.
+        let n = rng.range(1, 40);
+        let mut chunk = vec![0u8, 0x03];
+        chunk.extend_from_slice(&(16 + n as u16).to_be_bytes());
+        chunk.extend_from_slice(&rng.u32().to_be_bytes());
+        chunk.extend_from_slice(&rng.u16().to_be_bytes());
+        chunk.extend_from_slice(&rng.u16().to_be_bytes());
+        chunk.extend_from_slice(&rng.u32().to_be_bytes());
+        chunk.extend(rng.bytes(n));
+        while chunk.len() % 4 != 0 {
+            chunk.push(0);
+        }
+        let mut buf = vec![0u8; repr.buffer_len(chunk.len())];
+        let mut p = sctp::Packet::new_unchecked(&mut buf[..]);
+        repr.emit(&mut p);
+        p.payload_mut().copy_from_slice(&chunk);
+        p.fill_checksum();
+        Built {
+            bytes: buf,
+            marks: vec![(Mark::Sctp, 0)],
+            desc: "sctp-data".into(),
+        }
+    }
+
     fn vxlan(&mut self, inner: Built) -> Built {
         let repr = VxlanRepr {
             vni: Vni::new_masked(self.rng.u32()),
@@ -702,7 +794,7 @@ impl Generator {
         let rng = &mut self.rng;
         let (src, dst) = (rng.ipv4(), rng.ipv4());
         // Fragments: 10% first fragments, 10% later fragments.
-        let frag = if matches!(l4, L4::Tcp | L4::Udp | L4::Icmp) && force.is_none() {
+        let frag = if matches!(l4, L4::Tcp | L4::Udp | L4::Icmp | L4::Sctp) && force.is_none() {
             match rng.below(10) {
                 0 => 1,
                 1 => 2,
@@ -714,6 +806,7 @@ impl Generator {
         let proto = match l4 {
             L4::Tcp => IpProtocol::Tcp,
             L4::Icmp => IpProtocol::Icmp,
+            L4::Sctp => IpProtocol::Sctp,
             _ => IpProtocol::Udp,
         };
         let payload = if frag == 2 {
@@ -777,7 +870,7 @@ impl Generator {
         let hbh = rng.pct(20);
         let dst1 = rng.pct(10);
         let routing = rng.pct(10);
-        let frag = if matches!(l4, L4::Tcp | L4::Udp | L4::Icmp) && force.is_none() {
+        let frag = if matches!(l4, L4::Tcp | L4::Udp | L4::Icmp | L4::Sctp) && force.is_none() {
             match rng.below(10) {
                 0 => 1,
                 1 => 2,
@@ -789,7 +882,8 @@ impl Generator {
         let dst2 = rng.pct(10);
         let proto = match l4 {
             L4::Tcp => IpProtocol::Tcp,
-            L4::Icmp => IpProtocol::Tcp, // ICMPv6 when it lands
+            L4::Icmp => IpProtocol::Icmpv6,
+            L4::Sctp => IpProtocol::Sctp,
             _ => IpProtocol::Udp,
         };
         let mut chain: Vec<IpProtocol> = vec![];

@@ -5,7 +5,7 @@ use core::net::{Ipv4Addr, Ipv6Addr};
 
 use protocol::wire::{
     EtherType, EthernetAddress, EthernetFrame, EthernetRepr, GenevePacket, GeneveRepr, IpProtocol,
-    ParseError, VxlanPacket, VxlanRepr, arp, icmpv4, ipv4, ipv6, tcp, udp, vlan,
+    ParseError, VxlanPacket, VxlanRepr, arp, icmpv4, icmpv6, ipv4, ipv6, sctp, tcp, udp, vlan,
 };
 
 /// One decoded header, named like tshark's layer.
@@ -283,6 +283,12 @@ fn l4(proto: IpProtocol, bytes: &[u8], net: Net, fragmented: bool, d: &mut Decod
         IpProtocol::Tcp => tcp_segment(bytes, net, fragmented, d),
         IpProtocol::Udp => udp_datagram(bytes, net, fragmented, d),
         IpProtocol::Icmp => icmpv4_message(bytes, fragmented, d),
+        IpProtocol::Icmpv6 => {
+            if let Net::V6(s, dd) = net {
+                icmpv6_message(bytes, s, dd, fragmented, d)
+            }
+        }
+        IpProtocol::Sctp => sctp_packet(bytes, fragmented, d),
         _ => {}
     }
 }
@@ -369,6 +375,94 @@ fn icmpv4_message(bytes: &[u8], fragmented: bool, d: &mut Decoded) {
             f.push(("icmp.mtu", p.next_hop_mtu().to_string()));
         }
         _ => {}
+    }
+}
+
+fn icmpv6_message(bytes: &[u8], src: Ipv6Addr, dst: Ipv6Addr, fragmented: bool, d: &mut Decoded) {
+    let p = match icmpv6::Packet::new_checked(bytes) {
+        Ok(p) => p,
+        Err(e) => return d.fail("icmpv6", e),
+    };
+    let repr = match icmpv6::Repr::parse(&p) {
+        Ok(r) => r,
+        Err(e) => return d.fail("icmpv6", e),
+    };
+    let f = d.push("icmpv6");
+    f.push(("icmpv6.type", u8::from(repr.msg_type).to_string()));
+    f.push(("icmpv6.code", repr.code.to_string()));
+    if !fragmented {
+        f.push((
+            "icmpv6.checksum.status",
+            status(p.verify_checksum(src, dst)),
+        ));
+    }
+    match repr.msg_type {
+        icmpv6::Message::EchoRequest | icmpv6::Message::EchoReply => {
+            f.push(("icmpv6.echo.identifier", format!("{:#06x}", p.echo_ident())));
+            f.push(("icmpv6.echo.sequence_number", p.echo_seq_no().to_string()));
+        }
+        icmpv6::Message::NeighborSolicit | icmpv6::Message::NeighborAdvert => {
+            let nd = match icmpv6::NdiscRepr::parse(&p) {
+                Ok(r) => r,
+                Err(e) => return d.fail("icmpv6", e),
+            };
+            let f = &mut d.layers.last_mut().unwrap().fields;
+            match nd {
+                icmpv6::NdiscRepr::NeighborSolicit {
+                    target_addr,
+                    lladdr,
+                } => {
+                    f.push(("icmpv6.nd.ns.target_address", target_addr.to_string()));
+                    if let Some(a) = lladdr {
+                        f.push(("icmpv6.opt.linkaddr", mac(a)));
+                    }
+                }
+                icmpv6::NdiscRepr::NeighborAdvert {
+                    flags,
+                    target_addr,
+                    lladdr,
+                } => {
+                    f.push(("icmpv6.nd.na.flag.r", b(flags.router)));
+                    f.push(("icmpv6.nd.na.flag.s", b(flags.solicited)));
+                    f.push(("icmpv6.nd.na.flag.o", b(flags.override_)));
+                    f.push(("icmpv6.nd.na.target_address", target_addr.to_string()));
+                    if let Some(a) = lladdr {
+                        f.push(("icmpv6.opt.linkaddr", mac(a)));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn sctp_packet(bytes: &[u8], fragmented: bool, d: &mut Decoded) {
+    let p = match sctp::Packet::new_checked(bytes) {
+        Ok(p) => p,
+        Err(e) => return d.fail("sctp", e),
+    };
+    let repr = match sctp::Repr::parse(&p) {
+        Ok(r) => r,
+        Err(e) => return d.fail("sctp", e),
+    };
+    let f = d.push("sctp");
+    f.push(("sctp.srcport", repr.src_port.to_string()));
+    f.push(("sctp.dstport", repr.dst_port.to_string()));
+    f.push((
+        "sctp.verification_tag",
+        format!("{:#010x}", repr.verification_tag),
+    ));
+    if !fragmented {
+        f.push(("sctp.checksum.status", status(p.verify_checksum())));
+    }
+    if let (Some(t), Some(fl), Some(l)) = (
+        p.first_chunk_type(),
+        p.first_chunk_flags(),
+        p.first_chunk_len(),
+    ) {
+        f.push(("sctp.chunk_type", u8::from(t).to_string()));
+        f.push(("sctp.chunk_flags", format!("{fl:#04x}")));
+        f.push(("sctp.chunk_length", l.to_string()));
     }
 }
 

@@ -47,7 +47,7 @@ pub(crate) const TSHARK_ARGS: &[&str] = &[
     "-o",
     "udp.check_checksum:TRUE",
     "-o",
-    "sctp.checksum:CRC32C",
+    "sctp.checksum:CRC-32C",
     "-o",
     "ip.defragment:FALSE",
     "-o",
