@@ -436,6 +436,26 @@ fn generated_packets_match_tshark() {
         "only {} comparisons",
         stats.total()
     );
+    // The malformed rule is not vacuous: tshark itself flags these defects
+    // (so "at or below tshark's error layer" is a real bound), and every
+    // defect kind was generated.
+    for kind in [
+        Malform::IhlTooSmall,
+        Malform::Ipv4TotalLenTooBig,
+        Malform::TcpDataOffsetSmall,
+        Malform::UdpLenSmall,
+    ] {
+        let n: usize = [true, false]
+            .iter()
+            .map(|ok| stats.malformed.get(&(kind, *ok)).copied().unwrap_or(0))
+            .sum();
+        let flagged = stats.tshark_flagged.get(&kind).copied().unwrap_or(0);
+        assert!(n >= MIN_PER_FIELD, "only {n} packets with {kind:?}");
+        assert_eq!(
+            flagged, n,
+            "tshark flags only {flagged} of {n} {kind:?} packets"
+        );
+    }
     assert!(
         stats.failures.is_empty(),
         "{} failures:\n{}",
