@@ -518,3 +518,133 @@ fn geneve_header(bytes: &[u8], d: &mut Decoded) {
         _ => {}
     }
 }
+
+/// The outer headers as [`protocol::flow::extract`] sees them, as tshark
+/// fields (the extractor does not enter tunnels, as OVS does not). Returns
+/// the layers and the extractor's error, if any.
+pub(crate) fn flow(frame: &[u8]) -> (Decoded, Option<protocol::flow::ExtractError>) {
+    use protocol::flow::key::{NW_FRAG_LATER, VLAN_CFI};
+    use protocol::flow::{ExtractConfig, FlowKey, Layer as XLayer, extract};
+
+    let mut key = FlowKey::default();
+    let x = extract(frame, &ExtractConfig { vlan_limit: 2 }, &mut key);
+    let mut d = Decoded::default();
+    let reached = |l: XLayer| x.error.is_none_or(|e| e.layer > l);
+    if !reached(XLayer::L2) {
+        return (d, x.error);
+    }
+    let f = d.push("eth");
+    f.push(("eth.dst", mac(key.dl_dst())));
+    f.push(("eth.src", mac(key.dl_src())));
+    let mut etype_field = "eth.type";
+    for (tci, tpid) in [
+        (key.vlan0_tci(), key.vlan0_tpid()),
+        (key.vlan1_tci(), key.vlan1_tpid()),
+    ] {
+        if tci & VLAN_CFI == 0 {
+            break;
+        }
+        // OVS keeps the CFI bit as "tag present", so DEI is not in the key.
+        let (proto, id, prio, et) = if tpid == 0x88a8 {
+            (
+                "ieee8021ad",
+                "ieee8021ad.id",
+                "ieee8021ad.priority",
+                "ieee8021ah.etype",
+            )
+        } else {
+            ("vlan", "vlan.id", "vlan.priority", "vlan.etype")
+        };
+        let f = d.push(proto);
+        f.push((id, (tci & 0x0fff).to_string()));
+        f.push((prio, (tci >> 13).to_string()));
+        etype_field = et;
+    }
+    if !reached(XLayer::Vlan) {
+        return (d, x.error);
+    }
+    let dl_type = key.dl_type();
+    d.layers
+        .last_mut()
+        .unwrap()
+        .fields
+        .push((etype_field, format!("{dl_type:#06x}")));
+    if !reached(XLayer::L3) {
+        return (d, x.error);
+    }
+    let later = key.nw_frag() & NW_FRAG_LATER != 0;
+    match dl_type {
+        0x0806 => {
+            let f = d.push("arp");
+            f.push(("arp.opcode", key.nw_proto().to_string()));
+            f.push(("arp.src.hw_mac", mac(key.arp_sha())));
+            f.push(("arp.src.proto_ipv4", key.nw_src().to_string()));
+            f.push(("arp.dst.hw_mac", mac(key.arp_tha())));
+            f.push(("arp.dst.proto_ipv4", key.nw_dst().to_string()));
+            return (d, x.error);
+        }
+        0x0800 => {
+            let f = d.push("ip");
+            f.push(("ip.src", key.nw_src().to_string()));
+            f.push(("ip.dst", key.nw_dst().to_string()));
+            f.push(("ip.proto", key.nw_proto().to_string()));
+            f.push(("ip.dsfield.dscp", (key.nw_tos() >> 2).to_string()));
+            f.push(("ip.dsfield.ecn", (key.nw_tos() & 3).to_string()));
+            f.push(("ip.ttl", key.nw_ttl().to_string()));
+        }
+        0x86dd => {
+            let f = d.push("ipv6");
+            f.push(("ipv6.src", key.ipv6_src().to_string()));
+            f.push(("ipv6.dst", key.ipv6_dst().to_string()));
+            f.push(("ipv6.flow", format!("{:#08x}", key.ipv6_label())));
+            f.push(("ipv6.tclass", format!("{:#010x}", key.nw_tos())));
+            f.push(("ipv6.hlim", key.nw_ttl().to_string()));
+        }
+        _ => return (d, x.error),
+    }
+    if later || x.layers.l7().is_none() {
+        return (d, x.error);
+    }
+    let (sp, dp) = (key.tp_src(), key.tp_dst());
+    match (dl_type, key.nw_proto()) {
+        (_, 6) => {
+            let f = d.push("tcp");
+            f.push(("tcp.srcport", sp.to_string()));
+            f.push(("tcp.dstport", dp.to_string()));
+            f.push(("tcp.flags", format!("{:#06x}", key.tcp_flags())));
+        }
+        (_, 17) => {
+            let f = d.push("udp");
+            f.push(("udp.srcport", sp.to_string()));
+            f.push(("udp.dstport", dp.to_string()));
+        }
+        (_, 132) => {
+            let f = d.push("sctp");
+            f.push(("sctp.srcport", sp.to_string()));
+            f.push(("sctp.dstport", dp.to_string()));
+        }
+        (0x0800, 1) => {
+            let f = d.push("icmp");
+            f.push(("icmp.type", sp.to_string()));
+            f.push(("icmp.code", dp.to_string()));
+        }
+        (0x86dd, 58) => {
+            let f = d.push("icmpv6");
+            f.push(("icmpv6.type", sp.to_string()));
+            f.push(("icmpv6.code", dp.to_string()));
+            match sp {
+                135 => {
+                    f.push(("icmpv6.nd.ns.target_address", key.nd_target().to_string()));
+                    f.push(("icmpv6.opt.linkaddr", mac(key.arp_sha())));
+                }
+                136 => {
+                    f.push(("icmpv6.nd.na.target_address", key.nd_target().to_string()));
+                    f.push(("icmpv6.opt.linkaddr", mac(key.arp_tha())));
+                }
+                _ => {}
+            }
+        }
+        _ => {}
+    }
+    (d, x.error)
+}
