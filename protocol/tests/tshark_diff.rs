@@ -490,7 +490,11 @@ fn tshark_or_skip() -> bool {
     if std::env::var("WEFT_REQUIRE_TSHARK").as_deref() == Ok("1") {
         panic!("tshark is not installed but WEFT_REQUIRE_TSHARK=1");
     }
-    eprintln!(
+    // Straight to the stderr handle: the test harness does not capture it,
+    // so the skip is visible even in a passing run.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
         "\n!!!!!!!!!! SKIPPED: tshark_diff needs `tshark` on PATH (set WEFT_REQUIRE_TSHARK=1 to make this a failure) !!!!!!!!!!\n"
     );
     false
