@@ -7,6 +7,7 @@
 
 use etherparse::PacketBuilder;
 
+
 /// A named test frame.
 #[derive(Debug, Clone)]
 pub struct Frame {
@@ -19,13 +20,18 @@ pub struct Frame {
 const SRC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
 const DST: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
 
-fn build(builder: PacketBuilder, payload: &[u8], name: &'static str) -> Frame {
-    let mut bytes = Vec::with_capacity(builder.size(payload.len()));
-    // Writing into a Vec cannot fail.
-    if builder.write(&mut bytes, payload).is_err() {
-        bytes.clear();
-    }
-    Frame { name, bytes }
+/// Serialises a finished etherparse builder step (TCP or UDP) into a frame.
+macro_rules! build {
+    ($builder:expr, $payload:expr, $name:expr) => {{
+        let b = $builder;
+        let payload: &[u8] = $payload;
+        let mut bytes = Vec::with_capacity(b.size(payload.len()));
+        // Writing into a Vec cannot fail.
+        if b.write(&mut bytes, payload).is_err() {
+            bytes.clear();
+        }
+        Frame { name: $name, bytes }
+    }};
 }
 
 /// TCP over IPv4, 64-byte frame class (SYN, no payload).
@@ -34,7 +40,7 @@ pub fn tcp4() -> Frame {
         .ipv4([10, 244, 0, 1], [10, 244, 1, 2], 64)
         .tcp(40000, 80, 0x1234_5678, 64240)
         .syn();
-    build(b, &[], "tcp4")
+    build!(b, &[], "tcp4")
 }
 
 /// UDP over IPv6.
@@ -46,7 +52,7 @@ pub fn udp6() -> Frame {
             64,
         )
         .udp(5353, 53);
-    build(b, &[0u8; 18], "udp6")
+    build!(b, &[0u8; 18], "udp6")
 }
 
 /// TCP over IPv4 inside an 802.1Q tag.
@@ -56,7 +62,7 @@ pub fn vlan_tcp4() -> Frame {
         .ipv4([10, 244, 0, 1], [10, 244, 1, 2], 64)
         .tcp(40000, 443, 1, 64240)
         .ack(1);
-    build(b, &[], "vlan_tcp4")
+    build!(b, &[], "vlan_tcp4")
 }
 
 /// An ARP request (hand-built: etherparse 0.21 emits ARP through its own
@@ -81,7 +87,7 @@ pub fn vxlan_tcp4() -> Frame {
     let b = PacketBuilder::ethernet2(SRC, DST)
         .ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
         .udp(51000, 4789);
-    build(b, &payload, "vxlan_tcp4")
+    build!(b, &payload, "vxlan_tcp4")
 }
 
 /// Every bench frame.

@@ -104,13 +104,11 @@ impl<W: Write> Dissector<'_, W> {
                                 w.count, w.protocol
                             ))?;
                         }
-                        if let Some(f) = w.fragment {
-                            if f.offset != 0 {
-                                return self.line(format_args!(
-                                    "(later fragment offset={}: no upper-layer header)",
-                                    f.offset
-                                ));
-                            }
+                        if let Some(f) = w.fragment.filter(|f| f.offset != 0) {
+                            return self.line(format_args!(
+                                "(later fragment offset={}: no upper-layer header)",
+                                f.offset
+                            ));
                         }
                         match payload.get(w.offset..) {
                             Some(rest) => self.l4(w.protocol, rest),
@@ -192,13 +190,18 @@ impl<W: Write> Dissector<'_, W> {
         match ty {
             EtherType::TransparentEthernet => self.inner(|d| d.ethernet(payload)),
             EtherType::Ipv4 | EtherType::Ipv6 => self.inner(|d| d.l3(ty, payload)),
-            other => self.line(format_args!("Geneve payload type {other}, {} bytes", payload.len())),
+            other => self.line(format_args!(
+                "Geneve payload type {other}, {} bytes",
+                payload.len()
+            )),
         }
     }
 
     fn inner(&mut self, f: impl FnOnce(&mut Self) -> fmt::Result) -> fmt::Result {
         if self.depth == MAX_TUNNEL_DEPTH {
-            return self.line(format_args!("(tunnels nested deeper than {MAX_TUNNEL_DEPTH})"));
+            return self.line(format_args!(
+                "(tunnels nested deeper than {MAX_TUNNEL_DEPTH})"
+            ));
         }
         self.depth += 1;
         let r = f(self);
@@ -219,7 +222,10 @@ mod tests {
         1c1d1e1f202122232425262728292a2b2c2d2e2f3031323334353637";
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]
@@ -227,7 +233,10 @@ mod tests {
         let out = dissect_to_string(&hex(VXLAN_ICMP));
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 7, "{out}");
-        assert!(lines[0].starts_with("EthernetII src=36:dc:85:1e:b3:40"), "{out}");
+        assert!(
+            lines[0].starts_with("EthernetII src=36:dc:85:1e:b3:40"),
+            "{out}"
+        );
         assert!(lines[1].starts_with("IPv4"), "{out}");
         assert!(lines[2].starts_with("UDP"), "{out}");
         assert!(lines[3].contains("100"), "VNI in {out}");
