@@ -377,10 +377,10 @@ impl Generator {
                 }
             },
         };
-        if let Variant::Malformed(m) = variant {
-            if m != Malform::Truncated {
-                refill_enclosing_udp(&mut bytes, &marks, &what);
-            }
+        if let Variant::Malformed(m) = variant
+            && m != Malform::Truncated
+        {
+            refill_enclosing_udp(&mut bytes, &marks, &what);
         }
         Some(Generated {
             bytes,
