@@ -147,7 +147,8 @@ fn malformed_packets_print_partial_keys_and_errors() {
     assert!(o.status.success());
     let out = String::from_utf8(o.stdout).unwrap();
     assert!(out.contains("nw_src=10.0.0.1,nw_dst=10.0.0.2"), "{out}");
-    assert!(out.contains("error: L4"), "{out}");
+    assert!(out.contains("tp_src=0,tp_dst=0"), "{out}");
+    assert!(out.contains("error: l4: truncated packet"), "{out}");
     std::fs::remove_file(p).ok();
 }
 
