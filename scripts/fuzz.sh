@@ -54,6 +54,7 @@ for t in "${targets[@]}"; do
     [ -d "seeds/$t" ] && cp -n seeds/"$t"/* "$corpus"/ 2>/dev/null || true
     case "$t" in
         wire_*|flow_extract|tunnel_*) split_pcaps "$corpus" ;;
+        pcap_read) [ -d "$PCAPS" ] && cp -n "$PCAPS"/*.pcap "$corpus"/ 2>/dev/null || true ;;
     esac
     log "fuzz $t for ${SECS}s ($(ls "$corpus" | wc -l) corpus entries)"
     if ! cargo fuzz run "$t" "$corpus" -- -max_total_time="$SECS" -timeout=10 \

@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
             Ok(r) => {
                 let p = r.data.as_ptr() as usize;
                 assert!(p >= base && p + r.data.len() <= base + data.len());
-                assert!(r.data.len() <= protocol::pcap::MAX_RECORD_LEN);
+                assert!(r.data.len() <= protocol::pcap::MAX_RECORD_LEN as usize);
             }
             Err(e) => {
                 errors += 1;

@@ -549,3 +549,21 @@ pub(crate) fn body() -> impl Strategy<Value = Body> {
 pub(crate) fn message() -> impl Strategy<Value = Message> {
     (any::<u64>(), body()).prop_map(|(id, body)| Message { id, body })
 }
+
+/// Writes encoded message bodies as fuzz seeds for `ctl_decode` into
+/// `$WEFT_SEED_DIR` (run by hand: `WEFT_SEED_DIR=fuzz/seeds/ctl_decode
+/// cargo test -p weft-protocol write_fuzz_seeds -- --ignored`).
+#[test]
+#[ignore = "writes files; run by hand to refresh fuzz seeds"]
+fn write_fuzz_seeds() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    let dir = std::env::var("WEFT_SEED_DIR").expect("set WEFT_SEED_DIR");
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]);
+    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
+    for i in 0..40 {
+        let m = message().new_tree(&mut runner).expect("strategy").current();
+        let frame = super::encode_frame(&m).expect("encodes");
+        std::fs::write(format!("{dir}/seed-{i:02}"), &frame[4..]).expect("write seed");
+    }
+}
