@@ -8,3 +8,5 @@
 //! publication of flow tables to datapath worker threads. The crate is a
 //! library so that `weftctl trace`, the benches and the fuzzers drive the
 //! real pipeline; the `weft-switchd` binary is a thin wrapper added with it.
+
+pub mod pipeline;
