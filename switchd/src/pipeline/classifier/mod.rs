@@ -664,7 +664,7 @@ impl<T> Classifier<T> {
             live += 1;
             st.check(&self.hash_state)
                 .map_err(|e| format!("subtable {id}: {e}"))?;
-            if self.by_mask.get(&st.mask) != Some(&(id as u32)) {
+            if self.by_mask.get(&st.mask()) != Some(&(id as u32)) {
                 return Err(format!("subtable {id} not indexed by its mask"));
             }
             match self.order.iter().find(|e| e.id == id as u32) {
@@ -932,6 +932,47 @@ mod tests {
             look(&cls, &FlowKey([u64::MAX; 39])),
             Some(("miss", 0, None))
         );
+    }
+
+    #[test]
+    fn exact_mask_wider_than_probe_buffer() {
+        // All 39 words: the probe takes the collect-into-SmallVec path.
+        let mut cls = Classifier::new();
+        let k = pkt([10, 0, 0, 1], 80, 1);
+        let m = Match {
+            key: k,
+            mask: FlowMask::EXACT,
+        };
+        cls.insert(m, p(1), 'x');
+        cls.insert(Match::CATCHALL, p(0), 'c');
+        assert_eq!(look(&cls, &k), Some(('x', 1, None)));
+        let mut k2 = k;
+        k2.set_nw_ttl(1);
+        assert_eq!(look(&cls, &k2), Some(('c', 0, None)));
+        assert_eq!(cls.remove(&m, p(1)), Some('x'));
+        assert_eq!(look(&cls, &k), Some(('c', 0, None)));
+    }
+
+    #[test]
+    fn many_buckets_insert_remove() {
+        // Exercises bucket swap-removal and table growth.
+        let mut cls = Classifier::new();
+        let rule = |i: u32| nw_dst((0x0a00_0000 | i).to_be_bytes(), 32);
+        for i in 0..300 {
+            cls.insert(rule(i), p((i % 3) as u16), i);
+        }
+        cls.check_invariants().unwrap();
+        for i in (0..300).step_by(2) {
+            assert_eq!(cls.remove(&rule(i), p((i % 3) as u16)), Some(i));
+        }
+        cls.check_invariants().unwrap();
+        for i in 0..300u32 {
+            let want = (i % 2 == 1).then_some((i, (i % 3) as u16, None));
+            assert_eq!(
+                look(&cls, &pkt((0x0a00_0000 | i).to_be_bytes(), 1, 1)),
+                want
+            );
+        }
     }
 
     #[test]

@@ -79,33 +79,49 @@ pub(crate) struct Bucket<T> {
 /// A hash table of buckets for one mask.
 #[derive(Debug, Clone)]
 pub(crate) struct Subtable<T> {
-    // Immutable after creation; read by lookups.
-    /// The mask shared by every rule here.
-    pub(crate) mask: FlowMask,
+    // Immutable after creation; read by lookups. (The full 312-byte mask is
+    // not stored: it would push the hot fields apart; see `mask()`.)
     /// Indices of the mask's non-zero words, ascending.
     idx: SmallVec<[u8; 8]>,
     /// The mask's non-zero words, parallel to `idx`.
     mw: SmallVec<[u64; INLINE_WORDS]>,
 
     // Read by lookups, changed by the control thread.
-    /// Buckets keyed by the hash of their `words`.
-    table: HashTable<Bucket<T>>,
+    /// Indices into `buckets`, keyed by the hash of the bucket's `words`.
+    /// Slots are 4 bytes, so the table is kept at most half full cheaply: a
+    /// miss almost always ends at the first control group with no key
+    /// compare, and never touches `buckets`.
+    table: HashTable<u32>,
+    /// The buckets, dense (removal swaps the last one in).
+    buckets: Vec<Bucket<T>>,
 
     // Control only.
     /// The rank of every rule here; the last one is the subtable's best.
     ranks: BTreeSet<u64>,
 }
 
-/// Hashes a masked word list. The same sequence of `write_u64` calls must
-/// be made for stored buckets and for probing packets.
+/// Hashes a masked word list: one foldhash folded multiply per pair of
+/// words (`write_u128`), rather than one sponge step per word. Stored
+/// buckets and probing packets must hash the same way.
 #[inline]
-fn hash_words(state: &RandomState, words: impl Iterator<Item = u64>) -> u64 {
+fn hash_words(state: &RandomState, words: &[u64]) -> u64 {
     let mut h = state.build_hasher();
-    for w in words {
-        h.write_u64(w);
+    let mut pairs = words.chunks_exact(2);
+    for pair in &mut pairs {
+        if let [lo, hi] = pair {
+            h.write_u128(u128::from(*lo) | (u128::from(*hi) << 64));
+        }
+    }
+    if let [last] = pairs.remainder() {
+        h.write_u64(*last);
     }
     h.finish()
 }
+
+/// Masks with at most this many words are probed through a stack buffer
+/// (the common case); wider ones collect into a `SmallVec`, which may
+/// allocate beyond [`INLINE_WORDS`].
+const PROBE_BUF: usize = 8;
 
 impl<T> Subtable<T> {
     /// An empty subtable for `mask`.
@@ -119,12 +135,19 @@ impl<T> Subtable<T> {
             }
         }
         Subtable {
-            mask,
             idx,
             mw,
             table: HashTable::new(),
+            buckets: Vec::new(),
             ranks: BTreeSet::new(),
         }
+    }
+
+    /// The mask shared by every rule here.
+    pub(crate) fn mask(&self) -> FlowMask {
+        let mut mask = FlowMask::CATCHALL;
+        self.or_mask_into(&mut mask);
+        mask
     }
 
     /// Number of rules.
@@ -149,12 +172,43 @@ impl<T> Subtable<T> {
     }
 
     /// The bucket whose masked key equals `key` under this mask, if any.
-    /// Per-packet path: no allocation.
+    /// Per-packet path: no allocation for masks of up to [`PROBE_BUF`]
+    /// words.
     #[inline]
     pub(crate) fn find(&self, key: &FlowKey, state: &RandomState) -> Option<&Bucket<T>> {
-        let hash = hash_words(state, self.masked_words(key));
+        let n = self.idx.len();
+        if n <= PROBE_BUF {
+            let mut buf = [0u64; PROBE_BUF];
+            for (b, w) in buf.iter_mut().zip(self.masked_words(key)) {
+                *b = w;
+            }
+            let words = buf.get(..n)?;
+            self.find_words(words, state)
+        } else {
+            let words: SmallVec<[u64; FLOW_WORDS]> = self.masked_words(key).collect();
+            self.find_words(&words, state)
+        }
+    }
+
+    /// The bucket with masked key `words`.
+    #[inline]
+    fn find_words(&self, words: &[u64], state: &RandomState) -> Option<&Bucket<T>> {
+        let i = self.index_of(hash_words(state, words), words)?;
+        self.buckets.get(i)
+    }
+
+    /// The index in `buckets` of the bucket with masked key `words`.
+    #[inline]
+    fn index_of(&self, hash: u64, words: &[u64]) -> Option<usize> {
+        // An element loop, not `==` on slices: the slices are short and
+        // `==` would call `memcmp` on every tag false positive.
         self.table
-            .find(hash, |b| b.words.iter().copied().eq(self.masked_words(key)))
+            .find(hash, |i| {
+                self.buckets.get(*i as usize).is_some_and(|b| {
+                    b.words.len() == words.len() && b.words.iter().zip(words).all(|(a, w)| a == w)
+                })
+            })
+            .map(|i| *i as usize)
     }
 
     /// ORs this subtable's mask into `wc`.
@@ -177,7 +231,7 @@ impl<T> Subtable<T> {
         }
         Match {
             key,
-            mask: self.mask,
+            mask: self.mask(),
         }
     }
 
@@ -203,8 +257,11 @@ impl<T> Subtable<T> {
         state: &RandomState,
     ) -> Option<Rule<T>> {
         let words: SmallVec<[u64; INLINE_WORDS]> = self.masked_words(key).collect();
-        let hash = hash_words(state, words.iter().copied());
-        if let Some(b) = self.table.find_mut(hash, |b| b.words == words) {
+        let hash = hash_words(state, &words);
+        if let Some(b) = self
+            .index_of(hash, &words)
+            .and_then(|i| self.buckets.get_mut(i))
+        {
             // Highest priority first: the first rule not above `rule`.
             let pos = b.rules.partition_point(|r| r.priority > rule.priority);
             if let Some(old) = b.rules.get_mut(pos).filter(|r| r.priority == rule.priority) {
@@ -219,12 +276,22 @@ impl<T> Subtable<T> {
             return None;
         }
         self.ranks.insert(rule.rank);
+        let Subtable { table, buckets, .. } = self;
+        let rehash = |i: &u32| {
+            buckets
+                .get(*i as usize)
+                .map_or(0, |b| hash_words(state, &b.words))
+        };
+        // At most half full (see `table`).
+        let len = table.len();
+        if 2 * (len + 1) > table.capacity() {
+            table.reserve(len + 1, rehash);
+        }
+        let new_index = buckets.len() as u32;
         let mut rules = SmallVec::new();
         rules.push(rule);
-        self.table
-            .insert_unique(hash, Bucket { words, rules }, |b| {
-                hash_words(state, b.words.iter().copied())
-            });
+        table.insert_unique(hash, new_index, rehash);
+        buckets.push(Bucket { words, rules });
         None
     }
 
@@ -236,27 +303,38 @@ impl<T> Subtable<T> {
         state: &RandomState,
     ) -> Option<Rule<T>> {
         let words: SmallVec<[u64; INLINE_WORDS]> = self.masked_words(key).collect();
-        let hash = hash_words(state, words.iter().copied());
-        let mut entry = self.table.find_entry(hash, |b| b.words == words).ok()?;
-        let b = entry.get_mut();
+        let hash = hash_words(state, &words);
+        let i = self.index_of(hash, &words)?;
+        let b = self.buckets.get_mut(i)?;
         let pos = b.rules.iter().position(|r| r.priority == priority)?;
         let rule = b.rules.remove(pos);
-        if b.rules.is_empty() {
-            entry.remove();
-        }
         self.ranks.remove(&rule.rank);
+        if b.rules.is_empty() {
+            if let Ok(entry) = self.table.find_entry(hash, |j| *j as usize == i) {
+                entry.remove();
+            }
+            self.buckets.swap_remove(i);
+            // The former last bucket now lives at `i`: repoint its slot.
+            if let Some(moved) = self.buckets.get(i) {
+                let last = self.buckets.len();
+                let h = hash_words(state, &moved.words);
+                if let Some(slot) = self.table.find_mut(h, |j| *j as usize == last) {
+                    *slot = i as u32;
+                }
+            }
+        }
         Some(rule)
     }
 
-    /// Every bucket, in hash-table order.
+    /// Every bucket.
     pub(crate) fn buckets(&self) -> impl Iterator<Item = &Bucket<T>> {
-        self.table.iter()
+        self.buckets.iter()
     }
 
     /// Rewrites every rule's rank through `f` (used when renumbering).
     pub(crate) fn remap_ranks(&mut self, mut f: impl FnMut(u64) -> u64) {
         self.ranks.clear();
-        for b in self.table.iter_mut() {
+        for b in &mut self.buckets {
             for r in &mut b.rules {
                 r.rank = f(r.rank);
                 self.ranks.insert(r.rank);
@@ -266,17 +344,26 @@ impl<T> Subtable<T> {
 
     /// Checks this subtable's internal invariants (see the module doc).
     pub(crate) fn check(&self, state: &RandomState) -> Result<(), String> {
-        if self.table.is_empty() || self.ranks.is_empty() {
+        if self.buckets.is_empty() || self.ranks.is_empty() {
             return Err("empty subtable".into());
         }
-        let want_idx: Vec<u8> = (0..FLOW_WORDS as u8)
-            .filter(|i| self.mask.0.0.get(usize::from(*i)).is_some_and(|w| *w != 0))
-            .collect();
-        if self.idx.as_slice() != want_idx.as_slice() {
-            return Err("word index list does not match mask".into());
+        if self.table.len() != self.buckets.len() {
+            return Err("index table and bucket list differ in size".into());
+        }
+        let mut indices: Vec<u32> = self.table.iter().copied().collect();
+        indices.sort_unstable();
+        if !indices.iter().enumerate().all(|(n, i)| *i as usize == n) {
+            return Err("index table does not point at each bucket once".into());
+        }
+        if self.idx.windows(2).any(|w| matches!(w, [a, b] if a >= b))
+            || self.idx.iter().any(|i| usize::from(*i) >= FLOW_WORDS)
+            || self.mw.contains(&0)
+            || self.idx.len() != self.mw.len()
+        {
+            return Err("word index list is not the mask's non-zero words".into());
         }
         let mut seen = BTreeSet::new();
-        for b in self.table.iter() {
+        for b in &self.buckets {
             if b.rules.is_empty() {
                 return Err("empty bucket".into());
             }
