@@ -86,7 +86,7 @@ fn random_key(rng: &mut Rng) -> FlowKey {
     k.set_dl_type(0x0800);
     k.set_nw_src((rng.next() as u32).into());
     k.set_nw_dst((rng.next() as u32).into());
-    k.set_nw_proto(if rng.next() % 2 == 0 { 6 } else { 17 });
+    k.set_nw_proto(if rng.next() & 1 == 0 { 6 } else { 17 });
     k.set_tp_src(rng.next() as u16);
     k.set_tp_dst(rng.next() as u16);
     k.set_reg(0, rng.next() as u32);
@@ -123,10 +123,9 @@ fn setup(n_rules: usize, n_masks: usize) -> Setup {
         let m = rules[(rng.next() % rules.len() as u64) as usize];
         let r = random_key(&mut rng);
         let mut k = FlowKey::default();
-        for (w, ((mk, mm), rk)) in k
-            .0
-            .iter_mut()
-            .zip(m.key.0.iter().zip(m.mask.0.0.iter()).zip(r.0.iter()))
+        for (w, ((mk, mm), rk)) in
+            k.0.iter_mut()
+                .zip(m.key.0.iter().zip(m.mask.0.0.iter()).zip(r.0.iter()))
         {
             *w = mk | (rk & !mm);
         }

@@ -70,12 +70,19 @@
 //!
 //! # Design
 //!
-//! Tuple-space search (OVS "Basic Classifier Design"): one [`subtable`] per
+//! Tuple-space search (OVS "Basic Classifier Design"): one subtable (`subtable.rs`) per
 //! distinct mask, each a `hashbrown::HashTable` keyed by the masked key.
 //! Only the mask's non-zero words (usually 1 to 5 of 39) are masked, hashed
 //! and stored. Each bucket holds the rules with that exact masked key,
 //! highest priority first.
 //!
+//! * **Index table over dense buckets**: the hash table holds 4-byte
+//!   indices into a `Vec` of buckets and is kept at most half full, so a
+//!   miss (the common case: most subtables miss for most packets) reads one
+//!   control group and nothing else. Cost: a removal swaps the last bucket
+//!   into the hole and repoints its slot (one extra hash); a hit reads one
+//!   more cache line. Measured: with 1,000 rules in 20 masks a full miss
+//!   went from ~4.2 to ~5.3 Mpps.
 //! * **Priority-ordered subtables** (OVS `pvector`): a small array of
 //!   `(max rank, subtable id)` sorted by the best rule each subtable holds.
 //!   A rule's *rank* packs (priority, inverted insertion sequence) into one
@@ -86,7 +93,8 @@
 //!   each subtable keeps a `BTreeSet` of its ranks (`O(log n)` per change).
 //! * **Hashing**: `foldhash` quality hashing with a random per-classifier
 //!   seed, because keys come from attacker-controlled packets (hash
-//!   flooding). Cost: a few ns per probe over a non-keyed hash.
+//!   flooding); words are fed in pairs (`write_u128`, one folded multiply
+//!   per pair). Cost: a few ns per probe over a non-keyed hash.
 //! * **Soft rules** ride in the same subtables; matching soft rules are
 //!   collected during the one pass (stack buffer of 16) and resolved only if
 //!   one beats the hard match, so tables without conjunctions pay one
@@ -134,7 +142,10 @@
 //! | insertions | < 2^48 - 1 | then all ranks are renumbered once, `O(n log n)` |
 //!
 //! Lookup: `O(subtables probed x mask words)`, no allocation (tested by
-//! `switchd/tests/classifier_alloc.rs`). A conjunctive match costs one
+//! `switchd/tests/classifier_alloc.rs`). Measured (`cargo bench -p
+//! weft-benches --bench classify`, shared 2-core VM): 1,000 rules in 20
+//! masks, ~20 Mpps on hits and ~5 Mpps on full misses (every subtable
+//! probed, ~9.5 ns each); one mask, 60 to 90 Mpps. A conjunctive match costs one
 //! extra hard lookup per complete id tried. Insert/remove: `O(log n +
 //! subtables)` amortised.
 //!

@@ -1,5 +1,6 @@
-//! One subtable: every rule whose mask is exactly one [`FlowMask`], in a
-//! hash table keyed by the masked key (OVS `struct cls_subtable`).
+//! One subtable: every rule whose mask is exactly one [`FlowMask`], found
+//! through a hash table keyed by the masked key (OVS `struct
+//! cls_subtable`). The table holds indices into a dense bucket list.
 //!
 //! The masked key is stored and hashed as the list of the mask's non-zero
 //! words only (the subtable's word map, OVS's miniflow), usually 1 to 5 of
