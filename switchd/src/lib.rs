@@ -12,3 +12,4 @@
 //!   (arriving).
 
 pub mod buf;
+pub mod port;
