@@ -154,6 +154,9 @@ const CMSG_BUF: usize = 64;
 #[derive(Clone, Copy)]
 struct CmsgBuf([u8; CMSG_BUF]);
 
+/// Receive buffer asked for on packet sockets.
+const RCVBUF: libc::c_int = 4 << 20;
+
 /// A non-blocking `AF_PACKET`/`SOCK_RAW` socket bound to one interface.
 #[derive(Debug)]
 pub(crate) struct PacketSocket {
@@ -169,7 +172,14 @@ impl PacketSocket {
         // Protocol 0: the socket receives nothing until it is bound below,
         // so no frame of another interface is ever queued.
         let sock = Socket::new(Domain::PACKET, Type::RAW.nonblocking().cloexec(), None)?;
+        // Room for bursts between two polls (the default ~200 KiB is ~90
+        // frames of truesize). Above `net.core.rmem_max` only with
+        // CAP_NET_ADMIN (SO_RCVBUFFORCE); otherwise take what is allowed.
         let fd = OwnedFd::from(sock);
+        let rcvbuf: libc::c_int = RCVBUF;
+        if setsockopt(fd.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf).is_err() {
+            setsockopt(fd.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf)?;
+        }
         let on: libc::c_int = 1;
         setsockopt(fd.as_fd(), libc::SOL_PACKET, libc::PACKET_AUXDATA, &on)?;
         if let Err(e) = setsockopt(
