@@ -260,6 +260,22 @@ mod tests {
     }
 
     #[test]
+    fn open_rejects_bad_names() {
+        for bad in ["", "name-longer-than-ifnamsiz", "nul\0name"] {
+            let e = AfPacketPort::open(bad).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{bad:?}");
+        }
+        // Looked up before any socket is made, so this needs no privilege.
+        let e = AfPacketPort::open("weft-no-such0").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENODEV));
+        let e = super::super::disable_offloads("weft-no-such0").unwrap_err();
+        assert!(
+            matches!(e.raw_os_error(), Some(libc::ENODEV | libc::EPERM)),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn tx_error_classes() {
         assert!(matches!(
             classify_tx(&io::Error::from_raw_os_error(libc::EAGAIN)),
