@@ -3,7 +3,7 @@
 //! Layers, outside in (see `ARCHITECTURE.md`):
 //!
 //! * [`buf`]: packet buffers with headroom and a per-worker pool.
-//! * `port` (arriving): TAP and AF_PACKET ports behind one batch trait;
+//! * [`port`]: TAP, AF_PACKET and in-memory ports behind one batch trait;
 //!   `port/sys.rs` is the only module allowed `unsafe`.
 //! * [`pipeline`]: the multi-table classifier (built) and action execution
 //!   with OpenFlow semantics as OVS implements them, sans-IO, so that
@@ -13,3 +13,4 @@
 
 pub mod buf;
 pub mod pipeline;
+pub mod port;

@@ -1,0 +1,301 @@
+//! A port on an existing interface (a veth end, a NIC) through an
+//! `AF_PACKET`/`SOCK_RAW` socket.
+//!
+//! The socket (see `sys::PacketSocket`) is bound to the interface with
+//! `ETH_P_ALL`, joined in promiscuous mode (`PACKET_MR_PROMISC`, undone by the
+//! kernel when the socket closes), non-blocking, with:
+//!
+//! * `PACKET_IGNORE_OUTGOING` (Linux 4.20+): frames we, or the host stack,
+//!   transmit on the interface are not looped back to us. On older kernels
+//!   the same frames are dropped by their `PACKET_OUTGOING` packet type.
+//! * `PACKET_QDISC_BYPASS`: transmit goes straight to the driver, as for OVS
+//!   and DPDK-style switches; a full device queue drops (counted).
+//! * `PACKET_AUXDATA`: the kernel takes the 802.1Q/802.1ad tag out of every
+//!   received frame (`skb_vlan_untag` runs before packet taps, even without
+//!   the 8021q module) and reports it as `tp_vlan_tci`/`tp_vlan_tpid` with
+//!   `TP_STATUS_VLAN_VALID`. We put the tag back into the frame, so the
+//!   pipeline sees the bytes that were on the wire (OVS `netdev-linux.c`
+//!   `netdev_linux_rxq_recv_sock` does the same).
+//!
+//! Batches: one `recvmmsg` receives up to [`BATCH_MAX`] frames straight into
+//! the caller's [`PacketBuf`]s, one `sendmmsg` transmits the queue.
+//!
+//! # Not (yet) supported
+//!
+//! * A `PACKET_MMAP` ring. TPACKET_V3 adds its block timeout to the latency
+//!   of every frame at low rates (CRATES.md §3); a TPACKET_V2 per-frame RX
+//!   ring, or AF_XDP, is the later optimisation once benches show the copy in
+//!   `recvmmsg` matters.
+//! * `PACKET_VNET_HDR` (checksum and GSO offload). Without it the peer of a
+//!   veth must not hand us partial checksums or TSO super-frames: turn its
+//!   offloads off ([`super::disable_offloads`]). Frames longer than a
+//!   [`PacketBuf`] are counted in `rx_errors` and dropped.
+//! * `PACKET_FANOUT` over several sockets (one socket per port for now).
+//! * Noticing that the interface was deleted on receive: the socket simply
+//!   goes quiet; transmit then fails with `ENXIO`, which `flush` reports.
+
+use std::cell::Cell;
+use std::io;
+use std::os::fd::BorrowedFd;
+
+use super::sys::{self, PacketSocket, RxMeta};
+use super::{Port, PortKind, PortStats, TxQueue, too_long};
+use crate::buf::{BATCH_MAX, MAX_PACKET, PacketBuf};
+
+/// Offset of the VLAN tag in an Ethernet frame (after both MAC addresses).
+const VLAN_OFFSET: usize = 12;
+/// Bytes of one VLAN tag (TPID + TCI).
+const VLAN_LEN: usize = 4;
+
+/// A port on an existing interface through an `AF_PACKET` socket; see the
+/// module documentation.
+#[derive(Debug)]
+pub struct AfPacketPort {
+    name: String,
+    ifindex: u32,
+    sock: PacketSocket,
+    txq: TxQueue,
+    stats: PortStats,
+    /// Kernel receive-queue drops collected so far (read-and-reset in the
+    /// kernel, so accumulated here; `Cell` because [`Port::stats`] takes
+    /// `&self`).
+    kernel_drops: Cell<u64>,
+}
+
+impl AfPacketPort {
+    /// Opens a port on interface `ifname` of the calling thread's network
+    /// namespace. The socket stays in that namespace whichever thread uses
+    /// it later.
+    pub fn open(ifname: &str) -> io::Result<AfPacketPort> {
+        let ifindex = sys::if_index(ifname)?;
+        let sock = PacketSocket::open(ifindex)?;
+        Ok(AfPacketPort {
+            name: ifname.to_owned(),
+            ifindex,
+            sock,
+            txq: TxQueue::new(),
+            stats: PortStats::default(),
+            kernel_drops: Cell::new(0),
+        })
+    }
+
+    /// The interface index the socket is bound to.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+}
+
+/// Puts a VLAN tag the kernel reported in auxdata back behind the MAC
+/// addresses; `false` if the frame is too short to hold one.
+fn reinsert_vlan(buf: &mut PacketBuf, tpid: u16, tci: u16) -> bool {
+    match buf.insert(VLAN_OFFSET, VLAN_LEN) {
+        Some(tag) => {
+            tag[..2].copy_from_slice(&tpid.to_be_bytes());
+            tag[2..].copy_from_slice(&tci.to_be_bytes());
+            true
+        }
+        None => false,
+    }
+}
+
+/// How a failed `sendmmsg` affects the frames still queued.
+enum TxFailure {
+    /// The device is busy or down: drop the rest of the batch.
+    Busy,
+    /// The interface is gone or the socket is broken: drop the rest and
+    /// report the error.
+    Fatal,
+    /// Only the first frame was bad: skip it and go on.
+    Frame,
+}
+
+fn classify_tx(e: &io::Error) -> TxFailure {
+    if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted {
+        return TxFailure::Busy;
+    }
+    match e.raw_os_error() {
+        Some(libc::ENOBUFS | libc::ENETDOWN) => TxFailure::Busy,
+        Some(libc::ENXIO | libc::ENODEV | libc::EBADF) => TxFailure::Fatal,
+        _ => TxFailure::Frame,
+    }
+}
+
+impl Port for AfPacketPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> PortKind {
+        PortKind::AfPacket
+    }
+
+    fn recv_batch(&mut self, bufs: &mut [PacketBuf]) -> io::Result<usize> {
+        let want = bufs.len().min(BATCH_MAX);
+        let mut meta = [RxMeta::default(); BATCH_MAX];
+        let got = match self.sock.recv_batch(&mut bufs[..want], &mut meta) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+            // Reported once when the link goes down; not a broken port.
+            Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut kept = 0;
+        for (i, m) in meta.iter().enumerate().take(got) {
+            if m.outgoing {
+                continue;
+            }
+            if m.truncated || m.len > MAX_PACKET {
+                self.stats.rx_errors += 1;
+                continue;
+            }
+            if let Some((tpid, tci)) = m.vlan
+                && !reinsert_vlan(&mut bufs[i], tpid, tci)
+            {
+                self.stats.rx_errors += 1;
+                continue;
+            }
+            self.stats.rx_packets += 1;
+            self.stats.rx_bytes += bufs[i].len() as u64;
+            if kept != i {
+                bufs.swap(kept, i);
+            }
+            kept += 1;
+        }
+        Ok(kept)
+    }
+
+    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        if frame.len() > MAX_PACKET {
+            self.stats.tx_errors += 1;
+            return Err(too_long());
+        }
+        if !self.txq.has_room(frame.len()) {
+            self.flush()?;
+        }
+        if !self.txq.push(frame) {
+            self.stats.tx_dropped += 1;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<usize> {
+        let mut out = [&[][..]; BATCH_MAX];
+        let n = self.txq.frames(&mut out);
+        let frames = &out[..n];
+        let mut i = 0;
+        let mut result = Ok(());
+        while i < n {
+            match self.sock.send_batch(&frames[i..]) {
+                Ok(k) if k > 0 => {
+                    for f in &frames[i..i + k] {
+                        self.stats.tx_packets += 1;
+                        self.stats.tx_bytes += f.len() as u64;
+                    }
+                    i += k;
+                }
+                Ok(_) => {
+                    self.stats.tx_dropped += (n - i) as u64;
+                    break;
+                }
+                Err(e) => match classify_tx(&e) {
+                    TxFailure::Busy => {
+                        self.stats.tx_dropped += (n - i) as u64;
+                        break;
+                    }
+                    TxFailure::Fatal => {
+                        self.stats.tx_errors += (n - i) as u64;
+                        result = Err(e);
+                        break;
+                    }
+                    TxFailure::Frame => {
+                        self.stats.tx_errors += 1;
+                        i += 1;
+                    }
+                },
+            }
+        }
+        let sent = n.min(i);
+        self.txq.clear();
+        result.map(|()| sent)
+    }
+
+    fn pending(&self) -> usize {
+        self.txq.len()
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.sock.fd()
+    }
+
+    fn stats(&self) -> PortStats {
+        if let Ok(d) = self.sock.take_kernel_drops() {
+            self.kernel_drops.set(self.kernel_drops.get() + d);
+        }
+        PortStats {
+            rx_dropped: self.stats.rx_dropped + self.kernel_drops.get(),
+            ..self.stats
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vlan_reinsert_puts_tag_behind_macs() {
+        // dst, src, ethertype IPv4, 2 payload bytes
+        let mut b =
+            PacketBuf::from_slice(&[1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 0x08, 0x00, 0xaa, 0xbb]);
+        assert!(reinsert_vlan(&mut b, 0x8100, 0x2064));
+        assert_eq!(
+            b.data(),
+            &[
+                1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 0x81, 0x00, 0x20, 0x64, 0x08, 0x00, 0xaa, 0xbb
+            ]
+        );
+        let mut short = PacketBuf::from_slice(&[1, 2, 3]);
+        assert!(!reinsert_vlan(&mut short, 0x8100, 1));
+        assert_eq!(short.data(), &[1, 2, 3]);
+    }
+
+    #[test]
+    fn open_rejects_bad_names() {
+        for bad in ["", "name-longer-than-ifnamsiz", "nul\0name"] {
+            let e = AfPacketPort::open(bad).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{bad:?}");
+        }
+        // Looked up before any socket is made, so this needs no privilege.
+        let e = AfPacketPort::open("weft-no-such0").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENODEV));
+        let e = super::super::disable_offloads("weft-no-such0").unwrap_err();
+        assert!(
+            matches!(e.raw_os_error(), Some(libc::ENODEV | libc::EPERM)),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn tx_error_classes() {
+        assert!(matches!(
+            classify_tx(&io::Error::from_raw_os_error(libc::EAGAIN)),
+            TxFailure::Busy
+        ));
+        assert!(matches!(
+            classify_tx(&io::Error::from_raw_os_error(libc::ENOBUFS)),
+            TxFailure::Busy
+        ));
+        assert!(matches!(
+            classify_tx(&io::Error::from_raw_os_error(libc::ENETDOWN)),
+            TxFailure::Busy
+        ));
+        assert!(matches!(
+            classify_tx(&io::Error::from_raw_os_error(libc::ENXIO)),
+            TxFailure::Fatal
+        ));
+        assert!(matches!(
+            classify_tx(&io::Error::from_raw_os_error(libc::EMSGSIZE)),
+            TxFailure::Frame
+        ));
+    }
+}

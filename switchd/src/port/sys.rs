@@ -1,0 +1,369 @@
+//! The only module of weft-switchd allowed `unsafe`: thin, safe wrappers over
+//! the Linux calls the ports need that no safe crate offers (AF_PACKET socket
+//! options, `recvmmsg`/`sendmmsg` with `PACKET_AUXDATA`, the `SIOCETHTOOL`
+//! ioctl), plus the safe `nix`/`socket2` calls they sit beside, so that every
+//! syscall of the port layer is in one file.
+//!
+//! Each `unsafe` block has a one-line `SAFETY:` comment. The wrappers take
+//! borrowed slices and return `io::Result`, so callers stay safe code; raw
+//! pointers never leave a function.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::mem;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::ptr;
+
+use socket2::{Domain, Socket, Type};
+
+use crate::buf::{BATCH_MAX, PacketBuf};
+
+/// Turns a C return value into `io::Result`, reading `errno` on `-1`.
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// An interface name as a C string, checked against `IFNAMSIZ`.
+fn ifname_c(name: &str) -> io::Result<CString> {
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "bad interface name length",
+        ));
+    }
+    CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name contains NUL"))
+}
+
+/// The index of interface `name` in the calling thread's network namespace.
+pub(crate) fn if_index(name: &str) -> io::Result<u32> {
+    let c = ifname_c(name)?;
+    // SAFETY: `c` is a NUL-terminated string that lives across the call.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if idx == 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(idx)
+    }
+}
+
+/// `setsockopt(fd, level, name, &val, sizeof val)`.
+fn setsockopt<T: Copy>(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    val: &T,
+) -> io::Result<()> {
+    let len = mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: `val` points to an initialised `T` of exactly `len` bytes, live for the call.
+    cvt(unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, ptr::from_ref(val).cast(), len) })?;
+    Ok(())
+}
+
+/// Moves the calling thread into the network namespace at `path` (for example
+/// `/run/netns/NAME` or a CNI `CNI_NETNS` path).
+///
+/// Only the calling thread changes namespace; sockets and devices opened
+/// afterwards belong to the new namespace and keep it when used from other
+/// threads.
+pub fn enter_netns(path: &Path) -> io::Result<()> {
+    let f = File::open(path)?;
+    nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
+}
+
+/// Legacy ethtool "set one feature" commands (`linux/ethtool.h`).
+const ETHTOOL_STXCSUM: u32 = 0x17;
+const ETHTOOL_SSG: u32 = 0x19;
+const ETHTOOL_STSO: u32 = 0x1f;
+const ETHTOOL_SGSO: u32 = 0x24;
+const ETHTOOL_SGRO: u32 = 0x2c;
+
+/// `struct ethtool_value`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct EthtoolValue {
+    cmd: u32,
+    data: u32,
+}
+
+/// Turns off transmit checksum offload, scatter-gather, TSO, GSO and GRO on
+/// interface `name` in the calling thread's network namespace (what
+/// `ethtool -K NAME tx off sg off tso off gso off gro off` does).
+///
+/// Needed on the *peer* side of a veth whose other end is an AF_PACKET port
+/// until the port speaks `PACKET_VNET_HDR`: otherwise the peer's stack hands
+/// over frames with unfinished checksums (`CHECKSUM_PARTIAL`) and 64 KiB TSO
+/// super-frames, which a plain packet socket receives as-is. Features the
+/// driver cannot change are skipped.
+pub fn disable_offloads(name: &str) -> io::Result<()> {
+    let c = ifname_c(name)?;
+    let sock = Socket::new(Domain::IPV4, Type::DGRAM.cloexec(), None)?;
+    for cmd in [
+        ETHTOOL_STXCSUM,
+        ETHTOOL_SSG,
+        ETHTOOL_STSO,
+        ETHTOOL_SGSO,
+        ETHTOOL_SGRO,
+    ] {
+        let mut val = EthtoolValue { cmd, data: 0 };
+        // SAFETY: all-zero bytes are a valid `ifreq` (a name array and a union of plain data).
+        let mut ifr: libc::ifreq = unsafe { mem::zeroed() };
+        for (dst, src) in ifr.ifr_name.iter_mut().zip(c.as_bytes()) {
+            *dst = *src as libc::c_char;
+        }
+        ifr.ifr_ifru.ifru_data = ptr::from_mut(&mut val).cast();
+        // SAFETY: `ifr` is a valid ifreq whose data pointer refers to `val`; both outlive the call.
+        let r =
+            unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL, ptr::from_mut(&mut ifr)) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the kernel said about one received frame.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RxMeta {
+    /// Bytes placed in the buffer.
+    pub(crate) len: usize,
+    /// The frame was longer than the buffer (`MSG_TRUNC`).
+    pub(crate) truncated: bool,
+    /// The frame was sent *by* this host (`PACKET_OUTGOING`).
+    pub(crate) outgoing: bool,
+    /// A VLAN tag the kernel took out of the frame: `(tpid, tci)`.
+    pub(crate) vlan: Option<(u16, u16)>,
+}
+
+/// Control-message space per frame: `CMSG_SPACE(sizeof(tpacket_auxdata))`
+/// is 40 on 64-bit Linux; 64 leaves room.
+const CMSG_BUF: usize = 64;
+
+/// A control-message buffer aligned for `cmsghdr`.
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+struct CmsgBuf([u8; CMSG_BUF]);
+
+/// Receive buffer asked for on packet sockets.
+const RCVBUF: libc::c_int = 4 << 20;
+
+/// A non-blocking `AF_PACKET`/`SOCK_RAW` socket bound to one interface.
+#[derive(Debug)]
+pub(crate) struct PacketSocket {
+    fd: OwnedFd,
+}
+
+impl PacketSocket {
+    /// Opens a socket on interface `ifindex`: all protocols, promiscuous,
+    /// `PACKET_AUXDATA` on, our own transmissions not looped back
+    /// (`PACKET_IGNORE_OUTGOING`, Linux 4.20; also filtered by packet type in
+    /// [`PacketSocket::recv_batch`]), transmit bypassing the qdisc.
+    pub(crate) fn open(ifindex: u32) -> io::Result<PacketSocket> {
+        // Protocol 0: the socket receives nothing until it is bound below,
+        // so no frame of another interface is ever queued.
+        let sock = Socket::new(Domain::PACKET, Type::RAW.nonblocking().cloexec(), None)?;
+        // Room for bursts between two polls (the default ~200 KiB is ~90
+        // frames of truesize). Above `net.core.rmem_max` only with
+        // CAP_NET_ADMIN (SO_RCVBUFFORCE); otherwise take what is allowed.
+        let fd = OwnedFd::from(sock);
+        let rcvbuf: libc::c_int = RCVBUF;
+        if setsockopt(fd.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf).is_err() {
+            setsockopt(fd.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf)?;
+        }
+        let on: libc::c_int = 1;
+        setsockopt(fd.as_fd(), libc::SOL_PACKET, libc::PACKET_AUXDATA, &on)?;
+        if let Err(e) = setsockopt(
+            fd.as_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_IGNORE_OUTGOING,
+            &on,
+        ) {
+            // Older kernels: fall back to the packet-type filter.
+            if e.raw_os_error() != Some(libc::ENOPROTOOPT) {
+                return Err(e);
+            }
+        }
+        setsockopt(fd.as_fd(), libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &on)?;
+
+        let ifindex = libc::c_int::try_from(ifindex).map_err(|_| {
+            io::Error::new(io::ErrorKind::InvalidInput, "interface index out of range")
+        })?;
+        // SAFETY: all-zero bytes are a valid `sockaddr_ll`.
+        let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as libc::sa_family_t;
+        sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+        sll.sll_ifindex = ifindex;
+        let len = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        // SAFETY: `sll` is an initialised sockaddr_ll of `len` bytes, live for the call.
+        cvt(unsafe { libc::bind(fd.as_raw_fd(), ptr::from_ref(&sll).cast(), len) })?;
+
+        // SAFETY: all-zero bytes are a valid `packet_mreq`.
+        let mut mreq: libc::packet_mreq = unsafe { mem::zeroed() };
+        mreq.mr_ifindex = ifindex;
+        mreq.mr_type = libc::PACKET_MR_PROMISC as libc::c_ushort;
+        setsockopt(
+            fd.as_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_ADD_MEMBERSHIP,
+            &mreq,
+        )?;
+        Ok(PacketSocket { fd })
+    }
+
+    /// The descriptor, for poll/epoll.
+    #[inline]
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Receives up to `min(bufs.len(), meta.len(), BATCH_MAX)` frames with one
+    /// `recvmmsg`, filling each buffer's receive area and marking its length
+    /// with [`PacketBuf::set_received`]. `Err(WouldBlock)` when nothing is
+    /// queued.
+    pub(crate) fn recv_batch(
+        &self,
+        bufs: &mut [PacketBuf],
+        meta: &mut [RxMeta],
+    ) -> io::Result<usize> {
+        let n = bufs.len().min(meta.len()).min(BATCH_MAX);
+        if n == 0 {
+            return Ok(0);
+        }
+        // SAFETY: all-zero bytes are valid for these plain C structs (null pointers, zero lengths).
+        let mut hdrs: [libc::mmsghdr; BATCH_MAX] = unsafe { mem::zeroed() };
+        // SAFETY: as above.
+        let mut iovs: [libc::iovec; BATCH_MAX] = unsafe { mem::zeroed() };
+        // SAFETY: as above.
+        let mut addrs: [libc::sockaddr_ll; BATCH_MAX] = unsafe { mem::zeroed() };
+        let mut cmsgs = [CmsgBuf([0; CMSG_BUF]); BATCH_MAX];
+        for i in 0..n {
+            let area = bufs[i].rx_area();
+            iovs[i] = libc::iovec {
+                iov_base: area.as_mut_ptr().cast(),
+                iov_len: area.len(),
+            };
+            let h = &mut hdrs[i].msg_hdr;
+            h.msg_name = ptr::from_mut(&mut addrs[i]).cast();
+            h.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            h.msg_iov = ptr::from_mut(&mut iovs[i]);
+            h.msg_iovlen = 1;
+            h.msg_control = cmsgs[i].0.as_mut_ptr().cast();
+            h.msg_controllen = CMSG_BUF;
+        }
+        // SAFETY: `hdrs[..n]` point at live iovecs (into distinct buffers), addresses and
+        // control buffers on this stack frame, with their true lengths; the kernel writes only there.
+        let got = cvt(unsafe {
+            libc::recvmmsg(
+                self.fd.as_raw_fd(),
+                hdrs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                ptr::null_mut(),
+            )
+        })?;
+        let got = (got as usize).min(n);
+        for i in 0..got {
+            let h = &hdrs[i];
+            let len = h.msg_len as usize;
+            bufs[i].set_received(len);
+            let mut m = RxMeta {
+                len,
+                truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+                outgoing: addrs[i].sll_pkttype == libc::PACKET_OUTGOING,
+                vlan: None,
+            };
+            // SAFETY: `msg_hdr` was filled by the kernel; its control pointer/length describe `cmsgs[i]`.
+            let mut c = unsafe { libc::CMSG_FIRSTHDR(&h.msg_hdr) };
+            while !c.is_null() {
+                // SAFETY: `c` is non-null and inside `cmsgs[i]` (CMSG_FIRSTHDR/NXTHDR check bounds).
+                let cm = unsafe { ptr::read_unaligned(c) };
+                // SAFETY: computing the length of a fixed-size payload, no memory access.
+                let need = unsafe { libc::CMSG_LEN(mem::size_of::<libc::tpacket_auxdata>() as u32) }
+                    as usize;
+                if cm.cmsg_level == libc::SOL_PACKET
+                    && cm.cmsg_type == libc::PACKET_AUXDATA
+                    && cm.cmsg_len >= need
+                {
+                    // SAFETY: the cmsg holds at least a full tpacket_auxdata (length checked above).
+                    let aux: libc::tpacket_auxdata = unsafe {
+                        ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::tpacket_auxdata>())
+                    };
+                    if aux.tp_status & libc::TP_STATUS_VLAN_VALID != 0 {
+                        let tpid = if aux.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+                            aux.tp_vlan_tpid
+                        } else {
+                            libc::ETH_P_8021Q as u16
+                        };
+                        m.vlan = Some((tpid, aux.tp_vlan_tci));
+                    }
+                }
+                // SAFETY: `c` is a valid cmsg inside the control buffer described by `msg_hdr`.
+                c = unsafe { libc::CMSG_NXTHDR(&h.msg_hdr, c) };
+            }
+            meta[i] = m;
+        }
+        Ok(got)
+    }
+
+    /// Transmits `frames` with one `sendmmsg` and returns how many the kernel
+    /// took (possibly fewer than given). `Err` only if the first frame failed.
+    pub(crate) fn send_batch(&self, frames: &[&[u8]]) -> io::Result<usize> {
+        let n = frames.len().min(BATCH_MAX);
+        if n == 0 {
+            return Ok(0);
+        }
+        // SAFETY: all-zero bytes are valid for these plain C structs (null pointers, zero lengths).
+        let mut hdrs: [libc::mmsghdr; BATCH_MAX] = unsafe { mem::zeroed() };
+        // SAFETY: as above.
+        let mut iovs: [libc::iovec; BATCH_MAX] = unsafe { mem::zeroed() };
+        for i in 0..n {
+            // The kernel only reads through this pointer (sendmmsg), despite `*mut`.
+            iovs[i] = libc::iovec {
+                iov_base: frames[i].as_ptr().cast_mut().cast(),
+                iov_len: frames[i].len(),
+            };
+            // No address: a bound packet socket sends on its interface.
+            hdrs[i].msg_hdr.msg_iov = ptr::from_mut(&mut iovs[i]);
+            hdrs[i].msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: `hdrs[..n]` point at live iovecs over borrowed frames; sendmmsg only reads them.
+        let sent = cvt(unsafe {
+            libc::sendmmsg(
+                self.fd.as_raw_fd(),
+                hdrs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        })?;
+        Ok((sent as usize).min(n))
+    }
+
+    /// Frames the kernel dropped because the socket's receive queue was full
+    /// since the last call (`PACKET_STATISTICS`, which resets on read).
+    pub(crate) fn take_kernel_drops(&self) -> io::Result<u64> {
+        // SAFETY: all-zero bytes are a valid `tpacket_stats`.
+        let mut st: libc::tpacket_stats = unsafe { mem::zeroed() };
+        let mut len = mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        // SAFETY: `st`/`len` are live and describe a buffer of exactly `len` bytes.
+        cvt(unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                ptr::from_mut(&mut st).cast(),
+                &mut len,
+            )
+        })?;
+        Ok(u64::from(st.tp_drops))
+    }
+}

@@ -1,0 +1,178 @@
+//! A port on a TAP device, through `tun-rs`.
+//!
+//! [`TapPort::open`] issues `TUNSETIFF` with `IFF_TAP | IFF_NO_PI`: it
+//! creates the device if no interface of that name exists, or attaches to an
+//! existing persistent TAP of that name. The switch owns the file descriptor;
+//! the netdev can then be moved into a pod's network namespace
+//! (`ip link set NAME netns POD`) and the descriptor keeps working (verified,
+//! CRATES.md §2.3). Closing the port destroys a non-persistent device.
+//!
+//! The descriptor is non-blocking. A TAP has no batched read: `recv_batch`
+//! loops `read` until `EAGAIN` or the batch is full, `flush` loops `write`
+//! (one syscall per frame).
+//!
+//! # Not (yet) supported
+//!
+//! * `IFF_VNET_HDR` offload (`tun-rs` `offload(true)`): with it the pod's
+//!   stack may hand us partial checksums and 64 KiB GSO super-frames, which
+//!   the pipeline would have to finish or segment (tun-rs `recv_multiple` and
+//!   its `GROTable` do that). Without it the kernel gives the TAP no
+//!   checksum/TSO features, so the pod computes checksums and segments
+//!   itself: slower, but every frame is a plain Ethernet frame. Offload comes
+//!   with the performance work.
+//! * `IFF_MULTI_QUEUE` (one queue, one worker per TAP for now).
+//! * Persistent devices (`TUNSETPERSIST`): tun-rs does not do it on Linux; the
+//!   CNI plugin creating a TAP for the switch to attach later would add it in
+//!   `sys.rs`.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use tun_rs::{DeviceBuilder, Layer, SyncDevice};
+
+use super::{Port, PortKind, PortStats, TxQueue, too_long};
+use crate::buf::{BATCH_MAX, MAX_PACKET, PacketBuf};
+
+/// A port on a TAP device; see the module documentation.
+pub struct TapPort {
+    name: String,
+    dev: SyncDevice,
+    txq: TxQueue,
+    stats: PortStats,
+}
+
+impl std::fmt::Debug for TapPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TapPort")
+            .field("name", &self.name)
+            .field("txq", &self.txq)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TapPort {
+    /// Creates TAP device `name` (or attaches to an existing persistent TAP
+    /// of that name) in the calling thread's network namespace, sets it up
+    /// and makes the descriptor non-blocking.
+    pub fn open(name: &str) -> io::Result<TapPort> {
+        let dev = DeviceBuilder::new()
+            .name(name)
+            .layer(Layer::L2)
+            .packet_information(false)
+            .offload(false)
+            .enable(true)
+            .build_sync()?;
+        dev.set_nonblocking(true)?;
+        Ok(TapPort {
+            name: name.to_owned(),
+            dev,
+            txq: TxQueue::new(),
+            stats: PortStats::default(),
+        })
+    }
+}
+
+/// How a failed `write` to the TAP affects the frames still queued.
+fn tx_fatal(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EBADF | libc::ENODEV | libc::EBADFD)
+    )
+}
+
+impl Port for TapPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> PortKind {
+        PortKind::Tap
+    }
+
+    fn recv_batch(&mut self, bufs: &mut [PacketBuf]) -> io::Result<usize> {
+        let want = bufs.len().min(BATCH_MAX);
+        let mut n = 0;
+        while n < want {
+            match self.dev.recv(bufs[n].rx_area()) {
+                Ok(len) => {
+                    bufs[n].set_received(len);
+                    if len > MAX_PACKET || len == 0 {
+                        self.stats.rx_errors += 1;
+                        continue;
+                    }
+                    self.stats.rx_packets += 1;
+                    self.stats.rx_bytes += len as u64;
+                    n += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    if n > 0 {
+                        // Hand over what we have; the error comes back next call.
+                        break;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        if frame.len() > MAX_PACKET {
+            self.stats.tx_errors += 1;
+            return Err(too_long());
+        }
+        if !self.txq.has_room(frame.len()) {
+            self.flush()?;
+        }
+        if !self.txq.push(frame) {
+            self.stats.tx_dropped += 1;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<usize> {
+        let n = self.txq.len();
+        let mut sent = 0;
+        let mut result = Ok(());
+        for i in 0..n {
+            let frame = self.txq.frame(i);
+            match self.dev.send(frame) {
+                Ok(_) => {
+                    sent += 1;
+                    self.stats.tx_packets += 1;
+                    self.stats.tx_bytes += frame.len() as u64;
+                }
+                Err(e) if tx_fatal(&e) => {
+                    self.stats.tx_errors += (n - i) as u64;
+                    result = Err(e);
+                    break;
+                }
+                // EAGAIN, EIO (device down), ENOBUFS ...: the frame is dropped.
+                Err(e)
+                    if e.kind() == io::ErrorKind::InvalidInput
+                        || e.raw_os_error() == Some(libc::EMSGSIZE) =>
+                {
+                    self.stats.tx_errors += 1;
+                }
+                Err(_) => self.stats.tx_dropped += 1,
+            }
+        }
+        self.txq.clear();
+        result.map(|()| sent)
+    }
+
+    fn pending(&self) -> usize {
+        self.txq.len()
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.dev.as_fd()
+    }
+
+    fn stats(&self) -> PortStats {
+        self.stats
+    }
+}
