@@ -1,0 +1,3 @@
+//! The packet pipeline: flow tables and their classifier (more stages to come).
+
+pub mod classifier;
