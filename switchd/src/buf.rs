@@ -31,7 +31,10 @@ pub struct PacketBuf {
 
 impl std::fmt::Debug for PacketBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PacketBuf").field("head", &self.head).field("len", &self.len).finish()
+        f.debug_struct("PacketBuf")
+            .field("head", &self.head)
+            .field("len", &self.len)
+            .finish()
     }
 }
 
@@ -45,7 +48,11 @@ impl PacketBuf {
     /// A new, empty buffer (allocates: call at start-up or through a
     /// [`BufPool`], not per packet).
     pub fn new() -> PacketBuf {
-        PacketBuf { data: vec![0u8; CAPACITY].into_boxed_slice(), head: HEADROOM, len: 0 }
+        PacketBuf {
+            data: vec![0u8; CAPACITY].into_boxed_slice(),
+            head: HEADROOM,
+            len: 0,
+        }
     }
 
     /// A buffer holding a copy of `bytes` (tests, packet-out, trace).
@@ -187,7 +194,9 @@ pub struct BufPool {
 impl BufPool {
     /// A pool with `n` preallocated buffers.
     pub fn with_capacity(n: usize) -> BufPool {
-        BufPool { free: (0..n).map(|_| PacketBuf::new()).collect() }
+        BufPool {
+            free: (0..n).map(|_| PacketBuf::new()).collect(),
+        }
     }
 
     /// A reset buffer from the pool, or a new one if the pool is empty.
