@@ -4,7 +4,7 @@
 //! and `lib/odp-execute.c` do.
 //!
 //! The flow key is the truth the pipeline matches on; after an action
-//! changes a header field in the key, [`commit_field`] writes that field's
+//! changes a header field in the key, `commit_field` writes that field's
 //! new value into the bytes. Old values are always read from the bytes (not
 //! the key), so checksums stay right even where the key deliberately
 //! differs from the bytes (L4 ports of fragments under `frag_mode normal`).
