@@ -12,6 +12,7 @@
 //!   (arriving).
 
 pub mod buf;
+pub mod control;
 pub mod pipeline;
 pub mod port;
 pub mod state;
