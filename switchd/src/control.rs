@@ -132,26 +132,29 @@ fn internal(e: impl std::fmt::Display) -> CtlError {
 }
 
 impl Controller {
-    /// Restores `state` (already loaded from `state_dir`): compiles and
-    /// publishes it, then opens its ports (a port that fails to open is
-    /// logged and stays configured).
+    /// Restores `state` (already loaded from `state_dir`): compiles it and
+    /// publishes it into `pipeline`, then opens its ports (a port that
+    /// fails to open is logged and stays configured). Start the workers on
+    /// `pipeline` before calling this; they forward only once ports arrive.
     ///
     /// # Errors
     /// If the restored flows do not compile.
     pub fn start(
         state: SwitchState,
         state_dir: PathBuf,
+        pipeline: Arc<SharedPipeline>,
         datapath: Box<dyn Datapath>,
-    ) -> Result<(Controller, Arc<SharedPipeline>), CompileError> {
-        let pl = compile_state(&state, &[], 1)?;
-        let pipeline = Arc::new(SharedPipeline::from_pointee(pl));
+    ) -> Result<Controller, CompileError> {
+        let generation = pipeline.load().generation() + 1;
+        let pl = compile_state(&state, &[], generation)?;
+        pipeline.store(Arc::new(pl));
         let published = state.flows.iter().map(|(id, e)| (*id, e.serial)).collect();
         let mut c = Controller {
             state,
             state_dir,
-            pipeline: Arc::clone(&pipeline),
+            pipeline,
             datapath,
-            generation: 1,
+            generation,
             carried: HashMap::new(),
             published,
         };
@@ -161,7 +164,17 @@ impl Controller {
                 tracing::warn!(name = %p.name, ofport = p.ofport.0, error = %e, "restoring port failed");
             }
         }
-        Ok((c, pipeline))
+        Ok(c)
+    }
+
+    /// An empty snapshot (generation 0) to start workers on before
+    /// [`Controller::start`].
+    ///
+    /// # Errors
+    /// None in practice (no flows to reject).
+    pub fn empty_pipeline() -> Result<Arc<SharedPipeline>, CompileError> {
+        let pl = Pipeline::compile(&[], crate::pipeline::SwitchConfig::default(), 0)?;
+        Ok(Arc::new(SharedPipeline::from_pointee(pl)))
     }
 
     /// The current state.
@@ -783,8 +796,14 @@ mod tests {
 
     async fn server(dir: &Path) -> (PathBuf, Arc<Mutex<Controller>>, Arc<SharedPipeline>) {
         let st = SwitchState::load(dir).unwrap().unwrap_or_default();
-        let (c, pl) =
-            Controller::start(st, dir.to_path_buf(), Box::new(NullDatapath::default())).unwrap();
+        let pl = Controller::empty_pipeline().unwrap();
+        let c = Controller::start(
+            st,
+            dir.to_path_buf(),
+            Arc::clone(&pl),
+            Box::new(NullDatapath::default()),
+        )
+        .unwrap();
         let ctl = Arc::new(Mutex::new(c));
         let sock = dir.join("s.sock");
         let l = bind(&sock).unwrap();

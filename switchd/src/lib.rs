@@ -16,3 +16,4 @@ pub mod control;
 pub mod pipeline;
 pub mod port;
 pub mod state;
+pub mod worker;
