@@ -32,10 +32,10 @@
 
 pub mod classifier;
 pub mod config;
-mod exec;
+pub mod exec;
 pub mod normal;
 pub mod packet;
-mod rewrite;
+pub mod rewrite;
 pub mod table;
 pub mod trace;
 

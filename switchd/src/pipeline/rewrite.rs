@@ -4,7 +4,7 @@
 //! and `lib/odp-execute.c` do.
 //!
 //! The flow key is the truth the pipeline matches on; after an action
-//! changes a header field in the key, [`commit_field`] writes that field's
+//! changes a header field in the key, `commit_field` writes that field's
 //! new value into the bytes. Old values are always read from the bytes (not
 //! the key), so checksums stay right even where the key deliberately
 //! differs from the bytes (L4 ports of fragments under `frag_mode normal`).
@@ -438,4 +438,302 @@ pub(crate) fn remove_tag(pkt: &mut PacketBuf, layers: &mut Layers) -> bool {
     }
     shift_layers(layers, false);
     true
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    //! Each rewrite: build a packet from flow text, change one field in the
+    //! key, commit it, then re-parse the bytes with `protocol::wire` views,
+    //! check the new value and verify every checksum.
+    use super::*;
+    use crate::pipeline::packet::packet_from_key;
+    use protocol::flow::{ExtractConfig, extract};
+    use protocol::text::parse_match;
+    use protocol::wire::{
+        ArpPacket, Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv6Packet, SctpPacket, TcpPacket,
+        UdpPacket,
+    };
+
+    /// Builds the packet for `m`, sets `field` to `v` in the key, commits,
+    /// and returns (bytes, re-extracted key).
+    fn rewrite(m: &str, field: Field, v: u128) -> (Vec<u8>, FlowKey) {
+        rewrite_bytes(packet_from_key(&parse_match(m).unwrap().key), field, v)
+    }
+
+    fn rewrite_bytes(bytes: Vec<u8>, field: Field, v: u128) -> (Vec<u8>, FlowKey) {
+        let mut pkt = PacketBuf::from_slice(&bytes);
+        let mut key = FlowKey::default();
+        let ex = extract(pkt.data(), &ExtractConfig::default(), &mut key);
+        assert_eq!(ex.error, None);
+        let mut layers = ex.layers;
+        if matches!(
+            field,
+            Field::VlanTci | Field::DlVlan | Field::VlanVid | Field::VlanPcp
+        ) {
+            let old = key.vlan0_tci();
+            field.set(&mut key, v);
+            assert!(commit_vlan(old, &mut pkt, &mut key, &mut layers));
+        } else {
+            field.set(&mut key, v);
+            commit_field(field, pkt.data_mut(), &key, &layers);
+        }
+        let out = pkt.data().to_vec();
+        let mut k2 = FlowKey::default();
+        assert_eq!(
+            extract(&out, &ExtractConfig::default(), &mut k2).error,
+            None
+        );
+        // The bytes say what the key says.
+        assert_eq!(k2, key, "re-extracted key differs");
+        (out, k2)
+    }
+
+    fn v4(b: &[u8]) -> Ipv4Packet<&[u8]> {
+        let ip = Ipv4Packet::new_checked(&b[14..]).unwrap();
+        assert!(ip.verify_checksum(), "IPv4 header checksum");
+        ip
+    }
+
+    fn tcp4_ok(b: &[u8]) {
+        let ip = v4(b);
+        let t = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert!(
+            t.verify_checksum_v4(ip.src_addr(), ip.dst_addr()),
+            "TCP checksum"
+        );
+    }
+
+    fn udp4_ok(b: &[u8]) -> u16 {
+        let ip = v4(b);
+        let u = UdpPacket::new_checked(ip.payload()).unwrap();
+        if u.checksum() != 0 {
+            assert!(
+                u.verify_checksum_v4(ip.src_addr(), ip.dst_addr()),
+                "UDP checksum"
+            );
+        }
+        u.checksum()
+    }
+
+    fn v6_l4_ok(b: &[u8]) {
+        let ip = Ipv6Packet::new_checked(&b[14..]).unwrap();
+        let (s, d) = (ip.src_addr(), ip.dst_addr());
+        let l4 = &b[54..];
+        match u8::from(ip.next_header()) {
+            6 => assert!(TcpPacket::new_checked(l4).unwrap().verify_checksum_v6(s, d)),
+            17 => assert!(UdpPacket::new_checked(l4).unwrap().verify_checksum_v6(s, d)),
+            58 => assert!(Icmpv6Packet::new_checked(l4).unwrap().verify_checksum(s, d)),
+            _ => {}
+        }
+    }
+
+    const TCP4: &str = "tcp,dl_src=02:00:00:00:00:01,dl_dst=02:00:00:00:00:02,nw_src=10.0.0.1,nw_dst=10.0.0.2,nw_tos=4,tp_src=1234,tp_dst=80";
+    const UDP4: &str = "udp,nw_src=10.0.0.1,nw_dst=10.0.0.2,tp_src=1000,tp_dst=53";
+    const TCP6: &str = "tcp6,ipv6_src=2001:db8::1,ipv6_dst=2001:db8::2,tp_src=1,tp_dst=443";
+
+    #[test]
+    fn ethernet_addresses() {
+        let (b, k) = rewrite(TCP4, Field::DlSrc, 0x0a00_0000_0009);
+        assert_eq!(&b[6..12], &[10, 0, 0, 0, 0, 9]);
+        assert_eq!(k.dl_src().to_u64(), 0x0a00_0000_0009);
+        let (b, _) = rewrite(TCP4, Field::DlDst, 0x0a00_0000_0008);
+        assert_eq!(&b[..6], &[10, 0, 0, 0, 0, 8]);
+        tcp4_ok(&b);
+    }
+
+    #[test]
+    fn ipv4_addresses_update_ip_and_tcp_checksums() {
+        let (b, k) = rewrite(TCP4, Field::NwSrc, 0xc0a8_0101);
+        assert_eq!(k.nw_src().octets(), [192, 168, 1, 1]);
+        tcp4_ok(&b);
+        let (b, k) = rewrite(TCP4, Field::NwDst, 0x0808_0808);
+        assert_eq!(k.nw_dst().octets(), [8, 8, 8, 8]);
+        tcp4_ok(&b);
+    }
+
+    #[test]
+    fn ipv4_address_udp_and_zero_udp_checksum() {
+        let (b, _) = rewrite(UDP4, Field::NwDst, 0x0a09_0909);
+        assert_ne!(udp4_ok(&b), 0);
+        let mut zero = packet_from_key(&parse_match(UDP4).unwrap().key);
+        zero[40] = 0;
+        zero[41] = 0;
+        let (b, _) = rewrite_bytes(zero, Field::NwDst, 0x0a09_0909);
+        assert_eq!(udp4_ok(&b), 0, "a zero UDP checksum stays zero");
+    }
+
+    #[test]
+    fn ipv4_address_leaves_icmp_checksum() {
+        let (b, _) = rewrite(
+            "icmp,nw_src=10.0.0.1,nw_dst=10.0.0.2,icmp_type=8",
+            Field::NwSrc,
+            0x0a00_0063,
+        );
+        let ip = v4(&b);
+        assert!(
+            Icmpv4Packet::new_checked(ip.payload())
+                .unwrap()
+                .verify_checksum()
+        );
+    }
+
+    #[test]
+    fn tos_ttl_dscp_ecn() {
+        let (b, k) = rewrite(TCP4, Field::NwTos, 0xb8);
+        assert_eq!(k.nw_tos(), 0xb8);
+        tcp4_ok(&b);
+        let (b, k) = rewrite(TCP4, Field::NwTtl, 7);
+        assert_eq!(v4(&b).ttl(), 7);
+        assert_eq!(k.nw_ttl(), 7);
+        let (_, k) = rewrite(TCP4, Field::IpDscp, 46);
+        assert_eq!(k.nw_tos() >> 2, 46);
+        let (b, k) = rewrite(TCP4, Field::NwEcn, 3);
+        assert_eq!(k.nw_tos() & 3, 3);
+        tcp4_ok(&b);
+    }
+
+    #[test]
+    fn l4_ports() {
+        let (b, k) = rewrite(TCP4, Field::TpSrc, 4321);
+        assert_eq!(k.tp_src(), 4321);
+        tcp4_ok(&b);
+        let (b, k) = rewrite(UDP4, Field::TpDst, 5353);
+        assert_eq!(k.tp_dst(), 5353);
+        assert_ne!(udp4_ok(&b), 0);
+        let (b, k) = rewrite(
+            "sctp,nw_src=10.0.0.1,nw_dst=10.0.0.2,tp_src=1,tp_dst=2",
+            Field::TpDst,
+            9,
+        );
+        assert_eq!(k.tp_dst(), 9);
+        let ip = v4(&b);
+        assert!(
+            SctpPacket::new_checked(ip.payload())
+                .unwrap()
+                .verify_checksum(),
+            "SCTP CRC32c"
+        );
+    }
+
+    #[test]
+    fn icmp_type_code() {
+        let (b, k) = rewrite(
+            "icmp,nw_src=10.0.0.1,nw_dst=10.0.0.2,icmp_type=8",
+            Field::IcmpType,
+            0,
+        );
+        assert_eq!(k.tp_src(), 0);
+        let ip = v4(&b);
+        assert!(
+            Icmpv4Packet::new_checked(ip.payload())
+                .unwrap()
+                .verify_checksum()
+        );
+        let (b, k) = rewrite(
+            "icmp6,ipv6_src=::1,ipv6_dst=::2,icmp_type=128",
+            Field::IcmpCode,
+            3,
+        );
+        assert_eq!(k.tp_dst(), 3);
+        v6_l4_ok(&b);
+    }
+
+    #[test]
+    fn ipv6_fields() {
+        let (b, k) = rewrite(
+            TCP6,
+            Field::Ipv6Src,
+            0x2001_0db8_0000_0000_0000_0000_0000_0099,
+        );
+        assert_eq!(k.ipv6_src().segments()[7], 0x99);
+        v6_l4_ok(&b);
+        let (b, _) = rewrite(
+            "udp6,ipv6_src=::1,ipv6_dst=::2,tp_dst=53",
+            Field::Ipv6Dst,
+            7,
+        );
+        v6_l4_ok(&b);
+        let (b, _) = rewrite(
+            "icmp6,ipv6_src=::1,ipv6_dst=::2,icmp_type=128",
+            Field::Ipv6Dst,
+            7,
+        );
+        v6_l4_ok(&b);
+        let (_, k) = rewrite(TCP6, Field::Ipv6Label, 0xabcde);
+        assert_eq!(k.ipv6_label(), 0xabcde);
+        let (_, k) = rewrite(TCP6, Field::NwTos, 0x48);
+        assert_eq!(k.nw_tos(), 0x48);
+        let (b, k) = rewrite(TCP6, Field::NwTtl, 3);
+        assert_eq!(k.nw_ttl(), 3);
+        v6_l4_ok(&b);
+    }
+
+    #[test]
+    fn neighbor_discovery() {
+        let ns = "icmp6,ipv6_src=fe80::1,ipv6_dst=ff02::1:ff00:2,icmp_type=135,icmp_code=0,nd_target=fe80::2,nd_sll=02:00:00:00:00:01";
+        let (b, k) = rewrite(
+            ns,
+            Field::NdTarget,
+            0xfe80_0000_0000_0000_0000_0000_0000_0077,
+        );
+        assert_eq!(k.nd_target().segments()[7], 0x77);
+        v6_l4_ok(&b);
+        let (b, k) = rewrite(ns, Field::NdSll, 0x0200_0000_00aa);
+        assert_eq!(k.arp_sha().to_u64(), 0x0200_0000_00aa);
+        v6_l4_ok(&b);
+        let na = "icmp6,ipv6_src=fe80::2,ipv6_dst=fe80::1,icmp_type=136,icmp_code=0,nd_target=fe80::2,nd_tll=02:00:00:00:00:02";
+        let (b, k) = rewrite(na, Field::NdTll, 0x0200_0000_00bb);
+        assert_eq!(k.arp_tha().to_u64(), 0x0200_0000_00bb);
+        v6_l4_ok(&b);
+    }
+
+    #[test]
+    fn arp_fields() {
+        let arp = "arp,arp_op=1,arp_spa=10.0.0.1,arp_tpa=10.0.0.2,arp_sha=02:00:00:00:00:01";
+        let (b, k) = rewrite(arp, Field::ArpOp, 2);
+        assert_eq!(k.nw_proto(), 2);
+        let a = ArpPacket::new_checked(&b[14..]).unwrap();
+        assert_eq!(u16::from(a.operation()), 2);
+        let (b, _) = rewrite(arp, Field::ArpSpa, 0x0a00_0005);
+        assert_eq!(&b[28..32], &[10, 0, 0, 5]);
+        let (b, _) = rewrite(arp, Field::ArpTpa, 0x0a00_0006);
+        assert_eq!(&b[38..42], &[10, 0, 0, 6]);
+        let (b, _) = rewrite(arp, Field::ArpSha, 0x0200_0000_0055);
+        assert_eq!(&b[22..28], &[2, 0, 0, 0, 0, 0x55]);
+        let (b, _) = rewrite(arp, Field::ArpTha, 0x0200_0000_0066);
+        assert_eq!(&b[32..38], &[2, 0, 0, 0, 0, 0x66]);
+    }
+
+    #[test]
+    fn vlan_push_modify_pop() {
+        // Untagged -> tagged (set_field vlan_vid with the present bit).
+        let (b, k) = rewrite(TCP4, Field::VlanVid, 0x1000 | 42);
+        assert_eq!(&b[12..16], &[0x81, 0x00, 0x00, 42]);
+        assert_eq!(k.vlan0_tci(), 0x1000 | 42);
+        tcp4_ok(&[&b[..12], &b[16..]].concat());
+        // Tagged: modify PCP.
+        let (b, _) = rewrite(&format!("dl_vlan=42,{TCP4}"), Field::VlanPcp, 5);
+        assert_eq!(&b[14..16], &[0xa0, 42]);
+        // Tagged -> untagged (vlan_tci=0).
+        let (b, k) = rewrite(&format!("dl_vlan=42,{TCP4}"), Field::VlanTci, 0);
+        assert_eq!(b, packet_from_key(&parse_match(TCP4).unwrap().key));
+        assert!(!k.has_vlan());
+    }
+
+    #[test]
+    fn short_packets_are_left_alone() {
+        // A key claiming TCP over a frame that ends after the IP header.
+        let full = packet_from_key(&parse_match(TCP4).unwrap().key);
+        let mut key = FlowKey::default();
+        let ex = extract(&full, &ExtractConfig::default(), &mut key);
+        let cut = &full[..34];
+        let mut d = cut.to_vec();
+        key.set_tp_src(9);
+        commit_field(Field::TpSrc, &mut d, &key, &ex.layers);
+        key.set_nw_src(core::net::Ipv4Addr::new(1, 2, 3, 4));
+        commit_field(Field::NwSrc, &mut d, &key, &ex.layers);
+        assert_eq!(&d[26..30], &[1, 2, 3, 4]);
+        assert_eq!(d.len(), 34);
+    }
 }

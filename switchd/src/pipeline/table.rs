@@ -1,5 +1,5 @@
 //! Flow tables and their compilation: [`FlowSpec`]s are validated and
-//! turned into [`Rule`]s whose actions are in an internal form ([`Op`]),
+//! turned into [`Rule`]s whose actions are in an internal form (`Op`),
 //! stored in one [`Classifier`] per table.
 //!
 //! # Validation (all errors name the flow index, its text and the field)
