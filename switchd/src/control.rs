@@ -35,8 +35,8 @@ use std::sync::{Arc, Mutex};
 
 use protocol::ctl::{
     Body, BundleId, ChangeCounts, CtlError, FlowChange, FlowEntryStats, FlowFilter, FrameDecoder,
-    FrameError, Message, PortInfo, PortKind, PortRef, PortStats, TableStat, decode_message,
-    encode_frame, negotiate,
+    FrameError, Message, PortInfo, PortKind, PortRef, PortStats, TableStat, TraceInput,
+    decode_message, encode_frame, negotiate,
 };
 use protocol::flow::{FlowSpec, PortNo, TableId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -320,6 +320,29 @@ impl Controller {
             .collect()
     }
 
+    /// Runs one packet through a private copy of the current pipeline
+    /// (fresh counters and MAC table, so a trace changes nothing) and
+    /// renders the tree as `ovs-appctl ofproto/trace` text.
+    fn trace(&self, in_port: PortNo, input: &TraceInput) -> Result<String, CtlError> {
+        let bytes = match input {
+            TraceInput::Packet(b) => b.clone(),
+            TraceInput::Key(k) => crate::pipeline::packet::packet_from_key(k),
+        };
+        if bytes.len() > crate::buf::MAX_PACKET {
+            return Err(CtlError::BadRequest {
+                field: "input".into(),
+                reason: format!("packet of {} bytes is too long", bytes.len()),
+            });
+        }
+        let pl = compile_state(&self.state, &[], self.generation).map_err(bad_flow)?;
+        let mut ws = crate::pipeline::WorkerState::new(pl.config());
+        let mut pkt = crate::buf::PacketBuf::from_slice(&bytes);
+        let mut sink = crate::pipeline::CollectSink::default();
+        let mut tree = crate::pipeline::TreeTrace::new();
+        let v = pl.process(&mut pkt, in_port, unix_ms(), &mut ws, &mut sink, &mut tree);
+        Ok(tree.to_text(&v))
+    }
+
     fn dump_ports(&self) -> Vec<PortInfo> {
         let stats = self.datapath.port_stats();
         self.state
@@ -493,6 +516,9 @@ impl Controller {
                 self.commit(new, &[])?;
                 Body::Ok
             }
+            Body::Trace { in_port, input } => Body::TraceResult {
+                text: self.trace(*in_port, input)?,
+            },
             Body::Hello { .. } => {
                 return Err(CtlError::UnexpectedMessage {
                     message: "Hello".into(),
@@ -1031,6 +1057,80 @@ mod tests {
         assert_eq!(st.flows.len(), 1);
         assert_eq!(st.ports.keys().collect::<Vec<_>>(), ["p1"]);
         assert_eq!(st.ofports.get("p2"), Some(&PortNo(5)));
+    }
+
+    /// Counters survive recompilation (another flow added) for unchanged
+    /// and modified flows, and reset when an add replaces the flow.
+    #[test]
+    fn counters_carry_across_publishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let pl = Controller::empty_pipeline().unwrap();
+        let mut c = Controller::start(
+            SwitchState::default(),
+            dir.path().to_path_buf(),
+            Arc::clone(&pl),
+            Box::new(NullDatapath::default()),
+        )
+        .unwrap();
+        let r = c.handle(&Body::AddFlows {
+            flows: flows(&["in_port=1,actions=output:2", "in_port=2,actions=output:1"]),
+        });
+        assert!(matches!(r, Body::FlowsChanged(_)), "{r:?}");
+        // An ARP request (who-has 10.0.0.2 tell 10.0.0.1), built by hand.
+        let mut frame = vec![0xff; 6];
+        frame.extend([
+            2, 0, 0, 0, 0, 1, 8, 6, 0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1,
+        ]);
+        frame.extend([10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2]);
+        let send = |n: usize| {
+            let p = pl.load();
+            let mut ws = crate::pipeline::WorkerState::new(p.config());
+            for _ in 0..n {
+                let mut b = crate::buf::PacketBuf::from_slice(&frame);
+                let mut sink = crate::pipeline::CollectSink::default();
+                p.process(
+                    &mut b,
+                    PortNo(1),
+                    unix_ms(),
+                    &mut ws,
+                    &mut sink,
+                    &mut crate::pipeline::NoTrace,
+                );
+            }
+        };
+        let count = |c: &Controller| {
+            c.dump_flows(&FlowFilter {
+                r#match: parse_match("in_port=1").unwrap(),
+                ..FlowFilter::default()
+            })[0]
+                .n_packets
+        };
+        send(3);
+        assert_eq!(count(&c), 3);
+        c.handle(&Body::AddFlows {
+            flows: flows(&["priority=1,actions=drop"]),
+        });
+        send(2);
+        assert_eq!(count(&c), 5, "carried over one publish");
+        c.handle(&Body::ModifyFlows(FlowModify {
+            spec: parse_flow("in_port=1,actions=output:2,output:2").unwrap(),
+            strict: true,
+        }));
+        assert_eq!(count(&c), 5, "modify keeps counters");
+        // Trace does not count.
+        let r = c.handle(&Body::Trace {
+            in_port: PortNo(1),
+            input: TraceInput::Packet(frame.clone()),
+        });
+        let Body::TraceResult { text } = r else {
+            panic!("{r:?}")
+        };
+        assert!(text.contains("output:2"), "{text}");
+        assert_eq!(count(&c), 5);
+        c.handle(&Body::AddFlows {
+            flows: flows(&["in_port=1,actions=output:2"]),
+        });
+        assert_eq!(count(&c), 0, "replacing add resets");
     }
 
     #[tokio::test]
