@@ -35,12 +35,13 @@ use std::sync::{Arc, Mutex};
 
 use protocol::ctl::{
     Body, BundleId, ChangeCounts, CtlError, FlowChange, FlowEntryStats, FlowFilter, FrameDecoder,
-    FrameError, Message, PortInfo, PortKind, PortRef, PortStats, TableStat, TraceInput,
+    FrameError, Message, PacketIn, PortInfo, PortKind, PortRef, PortStats, TableStat, TraceInput,
     decode_message, encode_frame, negotiate,
 };
 use protocol::flow::{FlowSpec, PortNo, TableId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::broadcast;
 
 use crate::pipeline::{CompileError, Pipeline, SharedPipeline};
 use crate::state::{FlowId, PortEntry, SwitchState, unix_ms};
@@ -586,14 +587,55 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
     Ok(l)
 }
 
-/// Accepts connections forever, one task each.
-pub async fn serve(listener: UnixListener, ctl: Arc<Mutex<Controller>>) {
+/// Capacity of the packet-in broadcast to subscribers; a subscriber that
+/// falls further behind loses the oldest events (logged).
+pub const EVENT_QUEUE: usize = 1024;
+
+/// Converts worker packet-ins to `PacketIn` events and broadcasts them to
+/// subscribed connections, on a thread of its own (the worker's channel is
+/// a blocking `std` one). Returns when the worker side closes.
+/// `total_len` is the length of the bytes handed over: the pipeline's sink
+/// receives the packet already cut to `max_len`, not its original length.
+pub fn spawn_packet_in_bridge(
+    rx: std::sync::mpsc::Receiver<crate::worker::PacketInEvent>,
+    events: broadcast::Sender<PacketIn>,
+    vlan_limit: u8,
+) -> io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("weft-packet-in".into())
+        .spawn(move || {
+            let cfg = protocol::flow::ExtractConfig { vlan_limit };
+            for ev in rx {
+                let mut key = protocol::flow::FlowKey::default();
+                key.set_in_port(ev.in_port.0);
+                protocol::flow::extract(&ev.bytes, &cfg, &mut key);
+                // No subscriber is not an error.
+                let _ = events.send(PacketIn {
+                    reason: ev.reason,
+                    table: ev.table,
+                    cookie: ev.cookie,
+                    key,
+                    total_len: ev.bytes.len() as u32,
+                    packet: ev.bytes,
+                });
+            }
+        })
+}
+
+/// Accepts connections forever, one task each; `events` feeds
+/// connections that `Subscribe` to packet-ins.
+pub async fn serve(
+    listener: UnixListener,
+    ctl: Arc<Mutex<Controller>>,
+    events: broadcast::Sender<PacketIn>,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let ctl = Arc::clone(&ctl);
+                let events = events.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = connection(stream, ctl).await {
+                    if let Err(e) = connection(stream, ctl, events).await {
                         tracing::debug!(error = %e, "control connection ended");
                     }
                 });
@@ -619,8 +661,33 @@ async fn send(stream: &mut UnixStream, id: u64, body: Body) -> io::Result<()> {
     stream.write_all(&bytes).await
 }
 
+/// The next event for a subscribed connection; never resolves when not
+/// subscribed.
+async fn next_event(sub: &mut Option<broadcast::Receiver<PacketIn>>) -> Option<PacketIn> {
+    let Some(rx) = sub else {
+        return std::future::pending().await;
+    };
+    match rx.recv().await {
+        Ok(ev) => Some(ev),
+        Err(broadcast::error::RecvError::Lagged(n)) => {
+            tracing::warn!(lost = n, "packet-in subscriber fell behind");
+            None
+        }
+        Err(broadcast::error::RecvError::Closed) => {
+            *sub = None;
+            None
+        }
+    }
+}
+
 /// Serves one connection: Hello first, then requests until Goodbye or EOF.
-async fn connection(mut stream: UnixStream, ctl: Arc<Mutex<Controller>>) -> io::Result<()> {
+/// Events (`PacketIn`, id 0) are sent while waiting for input.
+async fn connection(
+    mut stream: UnixStream,
+    ctl: Arc<Mutex<Controller>>,
+    events: broadcast::Sender<PacketIn>,
+) -> io::Result<()> {
+    let mut sub: Option<broadcast::Receiver<PacketIn>> = None;
     let mut dec = FrameDecoder::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut version: Option<u16> = None;
@@ -629,7 +696,15 @@ async fn connection(mut stream: UnixStream, ctl: Arc<Mutex<Controller>>) -> io::
         let frame = match dec.next_frame() {
             Ok(Some(f)) => f,
             Ok(None) => {
-                let n = stream.read(&mut buf).await?;
+                let n = tokio::select! {
+                    r = stream.read(&mut buf) => r?,
+                    ev = next_event(&mut sub) => {
+                        if let Some(ev) = ev {
+                            send(&mut stream, 0, Body::PacketIn(ev)).await?;
+                        }
+                        continue;
+                    }
+                };
                 if n == 0 {
                     return Ok(());
                 }
@@ -692,6 +767,10 @@ async fn connection(mut stream: UnixStream, ctl: Arc<Mutex<Controller>>) -> io::
             Body::Goodbye => {
                 send(&mut stream, id, Body::Ok).await?;
                 return Ok(());
+            }
+            Body::Subscribe { packet_in, .. } => {
+                sub = packet_in.then(|| events.subscribe());
+                Body::Ok
             }
             Body::BundleOpen { bundle_id } => match bundles.entry(bundle_id) {
                 std::collections::hash_map::Entry::Occupied(_) => {
@@ -820,7 +899,14 @@ mod tests {
         lines.iter().map(|l| parse_flow(l).unwrap()).collect()
     }
 
-    async fn server(dir: &Path) -> (PathBuf, Arc<Mutex<Controller>>, Arc<SharedPipeline>) {
+    async fn server(
+        dir: &Path,
+    ) -> (
+        PathBuf,
+        Arc<Mutex<Controller>>,
+        Arc<SharedPipeline>,
+        broadcast::Sender<PacketIn>,
+    ) {
         let st = SwitchState::load(dir).unwrap().unwrap_or_default();
         let pl = Controller::empty_pipeline().unwrap();
         let c = Controller::start(
@@ -835,14 +921,15 @@ mod tests {
         let l = bind(&sock).unwrap();
         let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        tokio::spawn(serve(l, Arc::clone(&ctl)));
-        (sock, ctl, pl)
+        let (events, _) = broadcast::channel(EVENT_QUEUE);
+        tokio::spawn(serve(l, Arc::clone(&ctl), events.clone()));
+        (sock, ctl, pl, events)
     }
 
     #[tokio::test]
     async fn session_flows_and_errors() {
         let dir = tempfile::tempdir().unwrap();
-        let (sock, ctl, pl) = server(dir.path()).await;
+        let (sock, ctl, pl, _events) = server(dir.path()).await;
         // Hello first.
         let mut c = Client::connect(&sock, false).await;
         assert!(matches!(
@@ -1136,7 +1223,7 @@ mod tests {
     #[tokio::test]
     async fn malformed_and_oversize_frames() {
         let dir = tempfile::tempdir().unwrap();
-        let (sock, _ctl, _pl) = server(dir.path()).await;
+        let (sock, _ctl, _pl, events) = server(dir.path()).await;
         let mut c = Client::connect(&sock, true).await;
         // 1 MB of garbage in a valid frame: an error reply, session goes on.
         let mut f = (1_000_000u32).to_be_bytes().to_vec();
@@ -1154,6 +1241,37 @@ mod tests {
         assert_eq!(m.id, 42);
         assert!(matches!(m.body, Body::Error(_)), "{m:?}");
         assert_eq!(c.req(Body::Ping).await, Body::Ok);
+        // Packet-ins reach subscribers through the bridge, with their key.
+        let mut sub = Client::connect(&sock, true).await;
+        let r = sub
+            .req(Body::Subscribe {
+                packet_in: true,
+                flow_removed: false,
+            })
+            .await;
+        assert_eq!(r, Body::Ok);
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let bridge = spawn_packet_in_bridge(rx, events, 1).unwrap();
+        let frame: Vec<u8> = [[0xff; 6].as_slice(), &[2, 0, 0, 0, 0, 1, 0x88, 0xb5, 1, 2]].concat();
+        tx.send(crate::worker::PacketInEvent {
+            in_port: PortNo(3),
+            reason: protocol::flow::ControllerReason::Action,
+            table: TableId(2),
+            cookie: protocol::flow::Cookie(9),
+            bytes: frame.clone(),
+        })
+        .unwrap();
+        drop(tx);
+        bridge.join().unwrap();
+        let m = sub.read().await.unwrap();
+        assert_eq!(m.id, 0);
+        let Body::PacketIn(pi) = m.body else {
+            panic!("{m:?}")
+        };
+        assert_eq!((pi.table, pi.cookie.0, pi.total_len), (TableId(2), 9, 16));
+        assert_eq!(pi.packet, frame);
+        assert_eq!(pi.key.in_port(), 3);
+        assert_eq!(pi.key.dl_type(), 0x88b5);
         // Oversize declared length: error, then close.
         c.s.write_all(&((MAX_FRAME_LEN as u32) + 1).to_be_bytes())
             .await

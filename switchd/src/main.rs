@@ -75,7 +75,12 @@ fn main() -> Result<()> {
         .context("tokio runtime")?;
     rt.block_on(async move {
         let pipeline = Controller::empty_pipeline()?;
-        let worker = WorkerHandle::spawn(Arc::clone(&pipeline)).context("spawning worker")?;
+        let mut worker = WorkerHandle::spawn(Arc::clone(&pipeline)).context("spawning worker")?;
+        let (events, _) = tokio::sync::broadcast::channel(control::EVENT_QUEUE);
+        if let Some(rx) = worker.take_packet_in() {
+            control::spawn_packet_in_bridge(rx, events.clone(), state.settings.vlan_limit)
+                .context("spawning packet-in thread")?;
+        }
         let ctl = Controller::start(state, args.state_dir.clone(), pipeline, Box::new(worker))
             .context("restoring flows")?;
         let ctl = Arc::new(Mutex::new(ctl));
@@ -84,7 +89,7 @@ fn main() -> Result<()> {
         tracing::info!(socket = %args.socket.display(), "listening");
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            () = control::serve(listener, Arc::clone(&ctl)) => {}
+            () = control::serve(listener, Arc::clone(&ctl), events) => {}
             _ = term.recv() => tracing::info!("SIGTERM"),
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
         }

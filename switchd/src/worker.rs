@@ -75,6 +75,8 @@ pub enum WorkerCmd {
 /// A packet-in event.
 #[derive(Debug, Clone)]
 pub struct PacketInEvent {
+    /// The port the packet came in on.
+    pub in_port: PortNo,
     /// Why.
     pub reason: ControllerReason,
     /// From which table.
@@ -143,6 +145,7 @@ impl Ports {
 }
 
 struct Sink<'a> {
+    in_port: PortNo,
     ports: &'a mut Ports,
     shared: &'a WorkerShared,
     packet_in: &'a SyncSender<PacketInEvent>,
@@ -172,6 +175,7 @@ impl OutputSink for Sink<'_> {
         bytes: &[u8],
     ) {
         let ev = PacketInEvent {
+            in_port: self.in_port,
             reason,
             table,
             cookie,
@@ -262,6 +266,7 @@ pub fn run(
             let pl = pipeline.load();
             let now = unix_ms();
             let mut sink = Sink {
+                in_port,
                 ports: &mut ports,
                 shared: &shared,
                 packet_in: &packet_in,
@@ -305,9 +310,7 @@ pub struct WorkerHandle {
     tx: SyncSender<WorkerCmd>,
     shared: Arc<WorkerShared>,
     thread: Option<JoinHandle<()>>,
-    /// Packet-ins from the worker (nobody subscribes yet; kept so the
-    /// channel stays open and full channels count drops).
-    pub packet_in: Receiver<PacketInEvent>,
+    packet_in: Option<Receiver<PacketInEvent>>,
 }
 
 impl WorkerHandle {
@@ -327,8 +330,14 @@ impl WorkerHandle {
             tx,
             shared,
             thread: Some(thread),
-            packet_in: pi_rx,
+            packet_in: Some(pi_rx),
         })
+    }
+
+    /// Takes the packet-in receiver (once; while nobody holds it the
+    /// channel fills and further packet-ins are counted as dropped).
+    pub fn take_packet_in(&mut self) -> Option<Receiver<PacketInEvent>> {
+        self.packet_in.take()
     }
 
     /// The shared counters.
