@@ -64,15 +64,24 @@ pub trait Datapath: Send {
     fn close_port(&mut self, ofport: PortNo);
     /// Latest counters of open ports.
     fn port_stats(&self) -> BTreeMap<PortNo, PortStats>;
+    /// Transmits `frame` on `ofport` (packet-out); unknown ports are
+    /// counted by the worker as drops.
+    fn transmit(&mut self, ofport: PortNo, frame: Vec<u8>);
 }
 
 /// A [`Datapath`] that opens nothing (tests, offline use): every port
-/// "opens" and has zero counters.
+/// "opens" (except names starting with `fail`), has zero counters, and
+/// transmitted frames are kept.
 #[derive(Debug, Default)]
 pub struct NullDatapath {
     /// Ports currently open.
     pub open: BTreeMap<PortNo, String>,
+    /// Frames transmitted, shared so a test can look at them.
+    pub sent: SentFrames,
 }
+
+/// Frames a [`NullDatapath`] was asked to transmit, in order.
+pub type SentFrames = Arc<Mutex<Vec<(PortNo, Vec<u8>)>>>;
 
 impl Datapath for NullDatapath {
     fn open_port(&mut self, name: &str, _kind: &PortKind, ofport: PortNo) -> Result<(), String> {
@@ -90,6 +99,11 @@ impl Datapath for NullDatapath {
             .keys()
             .map(|p| (*p, PortStats::default()))
             .collect()
+    }
+    fn transmit(&mut self, ofport: PortNo, frame: Vec<u8>) {
+        if let Ok(mut s) = self.sent.lock() {
+            s.push((ofport, frame));
+        }
     }
 }
 
@@ -344,6 +358,50 @@ impl Controller {
         Ok(tree.to_text(&v))
     }
 
+    /// Runs `actions` on `packet` as if received on `in_port` and
+    /// transmits the results through the datapath. The actions run in a
+    /// private pipeline holding only them (as one table-0 rule), so
+    /// `resubmit`/`goto_table` find no other rules and `NORMAL` floods
+    /// (its MAC table is empty); packet-ins they produce are discarded.
+    fn packet_out(
+        &mut self,
+        in_port: PortNo,
+        packet: &[u8],
+        actions: &[protocol::flow::Action],
+    ) -> Result<(), CtlError> {
+        if packet.len() > crate::buf::MAX_PACKET {
+            return Err(CtlError::BadRequest {
+                field: "packet".into(),
+                reason: format!("{} bytes is too long", packet.len()),
+            });
+        }
+        let spec = FlowSpec {
+            priority: protocol::flow::Priority(0),
+            actions: actions.to_vec(),
+            ..FlowSpec::default()
+        };
+        let pl = Pipeline::compile(std::slice::from_ref(&spec), self.state.switch_config(), 0)
+            .map_err(|e| CtlError::BadRequest {
+                field: format!("actions: {}", e.field),
+                reason: e.reason,
+            })?;
+        let mut ws = crate::pipeline::WorkerState::new(pl.config());
+        let mut pkt = crate::buf::PacketBuf::from_slice(packet);
+        let mut sink = crate::pipeline::CollectSink::default();
+        pl.process(
+            &mut pkt,
+            in_port,
+            unix_ms(),
+            &mut ws,
+            &mut sink,
+            &mut crate::pipeline::NoTrace,
+        );
+        for (port, bytes) in sink.outputs {
+            self.datapath.transmit(port, bytes);
+        }
+        Ok(())
+    }
+
     fn dump_ports(&self) -> Vec<PortInfo> {
         let stats = self.datapath.port_stats();
         self.state
@@ -515,6 +573,14 @@ impl Controller {
                     }
                 }
                 self.commit(new, &[])?;
+                Body::Ok
+            }
+            Body::PacketOut {
+                in_port,
+                packet,
+                actions,
+            } => {
+                self.packet_out(*in_port, packet, actions)?;
                 Body::Ok
             }
             Body::Trace { in_port, input } => Body::TraceResult {
@@ -1152,11 +1218,13 @@ mod tests {
     fn counters_carry_across_publishes() {
         let dir = tempfile::tempdir().unwrap();
         let pl = Controller::empty_pipeline().unwrap();
+        let dp = NullDatapath::default();
+        let sent = Arc::clone(&dp.sent);
         let mut c = Controller::start(
             SwitchState::default(),
             dir.path().to_path_buf(),
             Arc::clone(&pl),
-            Box::new(NullDatapath::default()),
+            Box::new(dp),
         )
         .unwrap();
         let r = c.handle(&Body::AddFlows {
@@ -1218,6 +1286,18 @@ mod tests {
             flows: flows(&["in_port=1,actions=output:2"]),
         });
         assert_eq!(count(&c), 0, "replacing add resets");
+        // Packet-out goes to the datapath, not through the flow tables.
+        let r = c.handle(&Body::PacketOut {
+            in_port: PortNo::CONTROLLER,
+            packet: frame.clone(),
+            actions: vec![protocol::flow::Action::Output(PortNo(7))],
+        });
+        assert_eq!(r, Body::Ok);
+        assert_eq!(
+            sent.lock().unwrap().as_slice(),
+            [(PortNo(7), frame.clone())]
+        );
+        assert_eq!(count(&c), 0);
     }
 
     #[tokio::test]

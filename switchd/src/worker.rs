@@ -70,6 +70,13 @@ pub enum WorkerCmd {
         /// Its OpenFlow number.
         ofport: PortNo,
     },
+    /// Send `frame` on `ofport` (packet-out).
+    Transmit {
+        /// Its OpenFlow number.
+        ofport: PortNo,
+        /// The frame.
+        frame: Vec<u8>,
+    },
 }
 
 /// A packet-in event.
@@ -217,6 +224,16 @@ pub fn run(
                         s.remove(&ofport);
                     }
                 }
+                Ok(WorkerCmd::Transmit { ofport, frame }) => match ports.index.get(&ofport) {
+                    Some(&i) => {
+                        if let Some((_, p)) = ports.list.get_mut(i) {
+                            let _ = p.send(&frame);
+                        }
+                    }
+                    None => {
+                        shared.unknown_port_drops.fetch_add(1, Ordering::Relaxed);
+                    }
+                },
                 Err(std::sync::mpsc::TryRecvError::Empty) => break,
                 Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
             }
@@ -384,6 +401,19 @@ impl Datapath for WorkerHandle {
         let _ = self.tx.send(WorkerCmd::DelPort { ofport });
     }
 
+    fn transmit(&mut self, ofport: PortNo, frame: Vec<u8>) {
+        // Never block the control thread: a full queue drops the frame.
+        if self
+            .tx
+            .try_send(WorkerCmd::Transmit { ofport, frame })
+            .is_err()
+        {
+            self.shared
+                .unknown_port_drops
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     fn port_stats(&self) -> BTreeMap<PortNo, PortStats> {
         self.shared
             .port_stats
@@ -443,6 +473,14 @@ mod tests {
         let st = h.port_stats();
         assert_eq!(st[&PortNo(1)].rx_packets, 5);
         assert_eq!(st[&PortNo(2)].tx_packets, 5);
+        h.transmit(PortNo(2), arp());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut out = Vec::new();
+        while out.is_empty() && std::time::Instant::now() < deadline {
+            out.extend(h2.take_sent());
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(out, [arp()]);
         h.close_port(PortNo(2));
         std::thread::sleep(std::time::Duration::from_millis(3 * STATS_INTERVAL_MS));
         assert!(!h.port_stats().contains_key(&PortNo(2)));
