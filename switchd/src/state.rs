@@ -28,7 +28,8 @@
 //!
 //! A port name keeps its OpenFlow number across deletion and restarts: the
 //! name → number map is persisted and numbers are never reused for another
-//! name while a free one exists.
+//! name while a free one exists. Deleting a port leaves the flows that use
+//! it in place (see [`SwitchState::switch_config`]).
 //!
 //! # Persistence
 //!
@@ -233,11 +234,30 @@ impl SwitchState {
     }
 
     /// The pipeline configuration for this state.
+    ///
+    /// Ports that were deleted (their number is still in
+    /// [`SwitchState::ofports`] and not reused) stay in the pipeline's port
+    /// map with every `no-*` bit set: flows that output to them remain
+    /// valid (as in OVS, where flows may name absent ports) and such output
+    /// is dropped; they are never flooded to. Numbers never given to any
+    /// port are still rejected in flows (typos stay errors).
     pub fn switch_config(&self) -> SwitchConfig {
+        let mut ports: BTreeMap<PortNo, PortConfig> =
+            self.ports.values().map(|p| (p.ofport, p.config)).collect();
+        for (name, p) in &self.ofports {
+            if !self.ports.contains_key(name) {
+                ports.entry(*p).or_insert(PortConfig {
+                    no_flood: true,
+                    no_forward: true,
+                    no_receive: true,
+                    no_packet_in: true,
+                });
+            }
+        }
         SwitchConfig {
             vlan_limit: self.settings.vlan_limit,
             frag_mode: self.settings.frag_mode,
-            ports: self.ports.values().map(|p| (p.ofport, p.config)).collect(),
+            ports,
             table_miss: self.settings.table_miss.iter().copied().collect(),
             mac_table_size: self.settings.mac_table_size,
             mac_aging_ms: self.settings.mac_aging_ms,
@@ -729,6 +749,28 @@ mod tests {
         // "a"'s number is not given to a new name while another is free.
         assert_eq!(add(&mut st, "d", None), PortNo(3));
         assert_eq!(add(&mut st, "a", None), PortNo(1));
+    }
+
+    #[test]
+    fn deleted_ports_keep_flows_valid() {
+        let mut st = SwitchState::default();
+        for (n, p) in [("a", 1), ("b", 2)] {
+            st.insert_port(PortEntry {
+                name: n.into(),
+                ofport: PortNo(p),
+                kind: PortKind::AfPacket,
+                config: PortConfig::default(),
+            });
+        }
+        st.ports.remove("b");
+        let cfg = st.switch_config();
+        assert!(cfg.ports[&PortNo(2)].no_forward && cfg.ports[&PortNo(2)].no_flood);
+        assert_eq!(cfg.ports[&PortNo(1)], PortConfig::default());
+        let ok = [flow("in_port=1,actions=output:2")];
+        assert!(crate::pipeline::compile(&ok, cfg.clone()).is_ok());
+        let typo = [flow("in_port=1,actions=output:3")];
+        let e = crate::pipeline::compile(&typo, cfg).unwrap_err();
+        assert_eq!(e.field, "output");
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //! `dump-flows` counters (the drop rule counted at least one packet per
 //! refused connection attempt); a restart after `kill -9` with the same
 //! state directory: flows come back without being re-added and ping works
-//! again.
+//! again; a failed `add-port` and a `del-port` that leaves the others
+//! forwarding.
 //!
 //! # Finding the binaries
 //!
@@ -244,9 +245,14 @@ fn ctl_ok(dir: &Path, args: &[&str]) -> String {
 }
 
 fn ping(from: &str, to: &str) -> bool {
+    ping_within(from, to, "6")
+}
+
+/// Pings with a deadline of `secs` seconds; `true` if any reply came.
+fn ping_within(from: &str, to: &str, secs: &str) -> bool {
     Command::new("ip")
         .args([
-            "netns", "exec", from, "ping", "-c", "3", "-i", "0.2", "-w", "6", "-q", to,
+            "netns", "exec", from, "ping", "-c", "3", "-i", "0.2", "-w", secs, "-q", to,
         ])
         .stdout(Stdio::null())
         .status()
@@ -398,6 +404,18 @@ fn switchd_end_to_end() {
         "ping after restart\n{}",
         log_of(dir)
     );
+
+    // 6. Ports: a missing interface is a typed error; deleting a port keeps
+    // the flows and the others forwarding.
+    let e = ctl(dir, &["add-port", "nosuchdev0", "--type", "afpacket"]).unwrap_err();
+    assert!(e.contains("nosuchdev0"), "{e}");
+    ctl_ok(dir, &["del-port", "sw-p3"]);
+    let ports: serde_json::Value =
+        serde_json::from_str(&ctl_ok(dir, &["dump-ports", "--json"])).unwrap();
+    assert_eq!(ports.as_array().unwrap().len(), 2);
+    assert_eq!(ctl_ok(dir, &["dump-flows", "--no-stats"]), before);
+    assert!(!ping_within(&ns.pods[0], "10.244.0.3", "2"), "p3 is gone");
+    assert!(ping(&ns.pods[0], "10.244.0.2"), "p2 still reachable");
     drop(daemon);
     eprintln!("switchd_end_to_end took {:?}", t0.elapsed());
 }
