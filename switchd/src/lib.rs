@@ -8,9 +8,18 @@
 //! * [`pipeline`]: the multi-table classifier and action execution
 //!   with OpenFlow semantics as OVS implements them, sans-IO, so that
 //!   `weftctl trace`, the benches and the fuzzers drive the real code.
-//! * control socket, persistence, workers and the `weft-switchd` binary
-//!   (arriving).
+//! * [`state`]: the configuration as data (ports with stable numbers,
+//!   flows with OVS flow-mod semantics, settings) and its atomic
+//!   persistence.
+//! * [`control`]: the `protocol::ctl` socket server; every change is
+//!   validated by compiling a new snapshot, persisted, then published.
+//! * [`worker`]: the datapath thread: poll, receive batches, process,
+//!   transmit.
+//! * `main.rs`: the `weft-switchd` binary.
 
 pub mod buf;
+pub mod control;
 pub mod pipeline;
 pub mod port;
+pub mod state;
+pub mod worker;

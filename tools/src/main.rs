@@ -1,13 +1,17 @@
 //! `weftctl`: Weft's operator tool.
 //!
-//! Subcommands work offline on files today (`parse-pcap`, `trace
-//! --offline`); the switchd control-socket commands (`dump-flows`,
-//! `add-flow`, online `trace`, ...) arrive with switchd's control socket.
+//! Offline subcommands work on files (`parse-pcap`, `trace --offline`);
+//! the others talk to a switchd control socket (`--socket`, env
+//! `WEFT_SOCKET`): `add-flow`, `add-flows`, `del-flows`, `mod-flows`,
+//! `replace-flows`, `dump-flows`, `add-port`, `del-port`, `dump-ports`,
+//! `show`, `dump-tables`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod ctl_client;
 mod parse_pcap;
 mod trace;
 
@@ -15,6 +19,14 @@ mod trace;
 #[derive(Debug, Parser)]
 #[command(name = "weftctl", version, about)]
 struct Cli {
+    /// switchd control socket.
+    #[arg(
+        long,
+        global = true,
+        env = "WEFT_SOCKET",
+        default_value = "/run/weft/switchd.sock"
+    )]
+    socket: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -34,6 +46,8 @@ enum Command {
     /// packet-in, as `ovs-appctl ofproto/trace` does. `--offline` reads the
     /// flows from a file (`ovs-ofctl add-flows` format).
     Trace(Box<trace::Args>),
+    #[command(flatten)]
+    Socket(ctl_client::SocketCommand),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +55,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::ParsePcap(args) => parse_pcap::run(&args),
         Command::Trace(args) => trace::run(&args),
+        Command::Socket(cmd) => ctl_client::run(&cli.socket, &cmd),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,1359 @@
+//! The control thread: the `protocol::ctl` Unix-socket server and the
+//! request logic behind it ([`Controller`]).
+//!
+//! # Every change, one way
+//!
+//! 1. Apply the request to a *copy* of the [`SwitchState`].
+//! 2. Compile the request's flows alone (so a [`CompileError`]'s index is
+//!    the request's own index), then a new [`Pipeline`] from the copy.
+//! 3. Persist the copy (atomic rename).
+//! 4. Publish the pipeline (`ArcSwap::store`) and make the copy the state;
+//!    open or close ports.
+//!
+//! Any failure before step 4 leaves the state, the file and the datapath
+//! untouched and answers a typed [`CtlError`].
+//!
+//! # Counters across recompilation
+//!
+//! Each compile creates fresh rule counters. On publish, the counters of
+//! the previous snapshot's rules are added to a per-flow carry (by flow
+//! serial, see [`crate::state`]) for flows that survive unchanged or
+//! modified, so `dump-flows` shows totals. Packets a worker processes with
+//! the old snapshot after the swap (at most the batch in flight) are not
+//! counted.
+//!
+//! # Thread safety
+//!
+//! [`Controller`] sits behind one `std::sync::Mutex`, locked per request
+//! and never held across an `.await`. Bundles belong to their connection.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use protocol::ctl::{
+    Body, BundleId, ChangeCounts, CtlError, FlowChange, FlowEntryStats, FlowFilter, FrameDecoder,
+    FrameError, Message, PacketIn, PortInfo, PortKind, PortRef, PortStats, TableStat, TraceInput,
+    decode_message, encode_frame, negotiate,
+};
+use protocol::flow::{FlowSpec, PortNo, TableId};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::broadcast;
+
+use crate::pipeline::{CompileError, Pipeline, SharedPipeline};
+use crate::state::{FlowId, PortEntry, SwitchState, unix_ms};
+
+/// Server name sent in `HelloReply`.
+pub const SERVER_NAME: &str = concat!("weft-switchd ", env!("CARGO_PKG_VERSION"));
+
+/// Flow entries per `Flows` reply frame (`more` is set on all but the last).
+pub const DUMP_CHUNK: usize = 1024;
+
+/// The datapath as the controller sees it: opens and closes ports (handing
+/// them to workers) and reports their counters.
+pub trait Datapath: Send {
+    /// Opens port `name` of `kind` and starts forwarding on it as `ofport`.
+    ///
+    /// # Errors
+    /// Why it could not be opened.
+    fn open_port(&mut self, name: &str, kind: &PortKind, ofport: PortNo) -> Result<(), String>;
+    /// Stops forwarding on `ofport` and closes it.
+    fn close_port(&mut self, ofport: PortNo);
+    /// Latest counters of open ports.
+    fn port_stats(&self) -> BTreeMap<PortNo, PortStats>;
+    /// Transmits `frame` on `ofport` (packet-out); unknown ports are
+    /// counted by the worker as drops.
+    fn transmit(&mut self, ofport: PortNo, frame: Vec<u8>);
+}
+
+/// A [`Datapath`] that opens nothing (tests, offline use): every port
+/// "opens" (except names starting with `fail`), has zero counters, and
+/// transmitted frames are kept.
+#[derive(Debug, Default)]
+pub struct NullDatapath {
+    /// Ports currently open.
+    pub open: BTreeMap<PortNo, String>,
+    /// Frames transmitted, shared so a test can look at them.
+    pub sent: SentFrames,
+}
+
+/// Frames a [`NullDatapath`] was asked to transmit, in order.
+pub type SentFrames = Arc<Mutex<Vec<(PortNo, Vec<u8>)>>>;
+
+impl Datapath for NullDatapath {
+    fn open_port(&mut self, name: &str, _kind: &PortKind, ofport: PortNo) -> Result<(), String> {
+        if name.starts_with("fail") {
+            return Err("refused by NullDatapath".into());
+        }
+        self.open.insert(ofport, name.to_owned());
+        Ok(())
+    }
+    fn close_port(&mut self, ofport: PortNo) {
+        self.open.remove(&ofport);
+    }
+    fn port_stats(&self) -> BTreeMap<PortNo, PortStats> {
+        self.open
+            .keys()
+            .map(|p| (*p, PortStats::default()))
+            .collect()
+    }
+    fn transmit(&mut self, ofport: PortNo, frame: Vec<u8>) {
+        if let Ok(mut s) = self.sent.lock() {
+            s.push((ofport, frame));
+        }
+    }
+}
+
+/// The request logic: state, published pipeline, persistence, datapath.
+pub struct Controller {
+    state: SwitchState,
+    state_dir: PathBuf,
+    pipeline: Arc<SharedPipeline>,
+    datapath: Box<dyn Datapath>,
+    generation: u64,
+    /// Counters of earlier snapshots, by flow serial: (packets, bytes,
+    /// last used).
+    carried: HashMap<u64, (u64, u64, u64)>,
+    /// Serial of each flow in the published snapshot.
+    published: HashMap<FlowId, u64>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("generation", &self.generation)
+            .field("flows", &self.state.flows.len())
+            .field("ports", &self.state.ports.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn bad_flow(e: CompileError) -> CtlError {
+    CtlError::BadFlow {
+        index: e.index,
+        flow: e.text,
+        field: e.field,
+        reason: e.reason,
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> CtlError {
+    CtlError::Internal {
+        detail: e.to_string(),
+    }
+}
+
+impl Controller {
+    /// Restores `state` (already loaded from `state_dir`): compiles it and
+    /// publishes it into `pipeline`, then opens its ports (a port that
+    /// fails to open is logged and stays configured). Start the workers on
+    /// `pipeline` before calling this; they forward only once ports arrive.
+    ///
+    /// # Errors
+    /// If the restored flows do not compile.
+    pub fn start(
+        state: SwitchState,
+        state_dir: PathBuf,
+        pipeline: Arc<SharedPipeline>,
+        datapath: Box<dyn Datapath>,
+    ) -> Result<Controller, CompileError> {
+        let generation = pipeline.load().generation() + 1;
+        let pl = compile_state(&state, &[], generation)?;
+        pipeline.store(Arc::new(pl));
+        let published = state.flows.iter().map(|(id, e)| (*id, e.serial)).collect();
+        let mut c = Controller {
+            state,
+            state_dir,
+            pipeline,
+            datapath,
+            generation,
+            carried: HashMap::new(),
+            published,
+        };
+        let ports: Vec<PortEntry> = c.state.ports.values().cloned().collect();
+        for p in ports {
+            if let Err(e) = c.datapath.open_port(&p.name, &p.kind, p.ofport) {
+                tracing::warn!(name = %p.name, ofport = p.ofport.0, error = %e, "restoring port failed");
+            }
+        }
+        Ok(c)
+    }
+
+    /// An empty snapshot (generation 0) to start workers on before
+    /// [`Controller::start`].
+    ///
+    /// # Errors
+    /// None in practice (no flows to reject).
+    pub fn empty_pipeline() -> Result<Arc<SharedPipeline>, CompileError> {
+        let pl = Pipeline::compile(&[], crate::pipeline::SwitchConfig::default(), 0)?;
+        Ok(Arc::new(SharedPipeline::from_pointee(pl)))
+    }
+
+    /// The current state.
+    pub fn state(&self) -> &SwitchState {
+        &self.state
+    }
+
+    /// Validates, persists and publishes `new` (see the module doc);
+    /// `first` are the request's flows, compiled first so that errors
+    /// carry their index.
+    fn commit(&mut self, new: SwitchState, first: &[FlowSpec]) -> Result<u64, CtlError> {
+        let generation = self.generation + 1;
+        let pl = compile_state(&new, first, generation).map_err(bad_flow)?;
+        new.save(&self.state_dir).map_err(internal)?;
+        let old = self.pipeline.swap(Arc::new(pl));
+        // Fold the old snapshot's counters into the carry.
+        for r in old.rules() {
+            let id = FlowId::of(&r.spec);
+            let Some(serial) = self.published.get(&id) else {
+                continue;
+            };
+            if new.flows.get(&id).is_some_and(|e| e.serial == *serial) {
+                let (p, b, t) = r.stats.get();
+                let c = self.carried.entry(*serial).or_default();
+                c.0 += p;
+                c.1 += b;
+                c.2 = c.2.max(t);
+            }
+        }
+        self.published = new.flows.iter().map(|(id, e)| (*id, e.serial)).collect();
+        let live: std::collections::HashSet<u64> = self.published.values().copied().collect();
+        self.carried.retain(|s, _| live.contains(s));
+        self.state = new;
+        self.generation = generation;
+        tracing::info!(generation, flows = self.state.flows.len(), "published");
+        Ok(generation)
+    }
+
+    fn flow_change(
+        &mut self,
+        f: impl FnOnce(&mut SwitchState) -> (ChangeCounts, Vec<FlowSpec>),
+    ) -> Result<ChangeCounts, CtlError> {
+        let mut new = self.state.clone();
+        let (mut counts, first) = f(&mut new);
+        counts.generation = self.commit(new, &first)?;
+        Ok(counts)
+    }
+
+    fn apply_change(
+        st: &mut SwitchState,
+        ch: &FlowChange,
+        now: u64,
+    ) -> (ChangeCounts, Vec<FlowSpec>) {
+        match ch {
+            FlowChange::Add(spec) => (
+                st.add_flows(std::slice::from_ref(spec), now),
+                vec![spec.clone()],
+            ),
+            FlowChange::Modify(m) => {
+                let c = st.modify_flows(m);
+                (c, Vec::new())
+            }
+            FlowChange::Delete(f) => (st.delete_flows(f), Vec::new()),
+        }
+    }
+
+    /// Applies a bundle all-or-nothing.
+    ///
+    /// # Errors
+    /// `BundleFailed` naming the first change that is invalid.
+    pub fn commit_bundle(
+        &mut self,
+        bundle_id: BundleId,
+        changes: &[FlowChange],
+    ) -> Result<ChangeCounts, CtlError> {
+        let now = unix_ms();
+        let cfg = self.state.switch_config();
+        // Each added or modifying flow on its own first, for exact indices.
+        for (index, ch) in changes.iter().enumerate() {
+            let spec = match ch {
+                FlowChange::Add(s) => s,
+                FlowChange::Modify(m) => &m.spec,
+                FlowChange::Delete(_) => continue,
+            };
+            if let Err(e) = crate::pipeline::compile(std::slice::from_ref(spec), cfg.clone()) {
+                return Err(CtlError::BundleFailed {
+                    bundle_id,
+                    index,
+                    error: Box::new(bad_flow(CompileError { index: 0, ..e })),
+                });
+            }
+        }
+        let mut new = self.state.clone();
+        let mut total = ChangeCounts::default();
+        for ch in changes {
+            let (c, _) = Self::apply_change(&mut new, ch, now);
+            total.added += c.added;
+            total.modified += c.modified;
+            total.removed += c.removed;
+        }
+        total.generation = self.commit(new, &[]).map_err(|e| CtlError::BundleFailed {
+            bundle_id,
+            index: changes.len().saturating_sub(1),
+            error: Box::new(e),
+        })?;
+        Ok(total)
+    }
+
+    fn dump_flows(&self, filter: &FlowFilter) -> Vec<FlowEntryStats> {
+        let pl = self.pipeline.load();
+        let live: HashMap<FlowId, (u64, u64, u64)> = pl
+            .rules()
+            .map(|r| (FlowId::of(&r.spec), r.stats.get()))
+            .collect();
+        let selected: std::collections::HashSet<FlowId> =
+            self.state.select(filter, false).into_iter().collect();
+        let now = unix_ms();
+        self.state
+            .sorted_flows()
+            .into_iter()
+            .filter(|e| {
+                let id = FlowId::of(&e.spec);
+                selected.contains(&id) && filter.priority.is_none_or(|p| p == id.priority)
+            })
+            .map(|e| {
+                let id = FlowId::of(&e.spec);
+                let (lp, lb, lt) = live.get(&id).copied().unwrap_or_default();
+                let (cp, cb, ct) = self.carried.get(&e.serial).copied().unwrap_or_default();
+                let last = lt.max(ct);
+                let duration_ms = now.saturating_sub(e.created_ms);
+                FlowEntryStats {
+                    spec: e.spec.clone(),
+                    n_packets: lp + cp,
+                    n_bytes: lb + cb,
+                    duration_ms,
+                    idle_age_ms: if last == 0 {
+                        duration_ms
+                    } else {
+                        now.saturating_sub(last)
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// Runs one packet through a private copy of the current pipeline
+    /// (fresh counters and MAC table, so a trace changes nothing) and
+    /// renders the tree as `ovs-appctl ofproto/trace` text.
+    fn trace(&self, in_port: PortNo, input: &TraceInput) -> Result<String, CtlError> {
+        let bytes = match input {
+            TraceInput::Packet(b) => b.clone(),
+            TraceInput::Key(k) => crate::pipeline::packet::packet_from_key(k),
+        };
+        if bytes.len() > crate::buf::MAX_PACKET {
+            return Err(CtlError::BadRequest {
+                field: "input".into(),
+                reason: format!("packet of {} bytes is too long", bytes.len()),
+            });
+        }
+        let pl = compile_state(&self.state, &[], self.generation).map_err(bad_flow)?;
+        let mut ws = crate::pipeline::WorkerState::new(pl.config());
+        let mut pkt = crate::buf::PacketBuf::from_slice(&bytes);
+        let mut sink = crate::pipeline::CollectSink::default();
+        let mut tree = crate::pipeline::TreeTrace::new();
+        let v = pl.process(&mut pkt, in_port, unix_ms(), &mut ws, &mut sink, &mut tree);
+        Ok(tree.to_text(&v))
+    }
+
+    /// Runs `actions` on `packet` as if received on `in_port` and
+    /// transmits the results through the datapath. The actions run in a
+    /// private pipeline holding only them (as one table-0 rule), so
+    /// `resubmit`/`goto_table` find no other rules and `NORMAL` floods
+    /// (its MAC table is empty); packet-ins they produce are discarded.
+    fn packet_out(
+        &mut self,
+        in_port: PortNo,
+        packet: &[u8],
+        actions: &[protocol::flow::Action],
+    ) -> Result<(), CtlError> {
+        if packet.len() > crate::buf::MAX_PACKET {
+            return Err(CtlError::BadRequest {
+                field: "packet".into(),
+                reason: format!("{} bytes is too long", packet.len()),
+            });
+        }
+        let spec = FlowSpec {
+            priority: protocol::flow::Priority(0),
+            actions: actions.to_vec(),
+            ..FlowSpec::default()
+        };
+        let pl = Pipeline::compile(std::slice::from_ref(&spec), self.state.switch_config(), 0)
+            .map_err(|e| CtlError::BadRequest {
+                field: format!("actions: {}", e.field),
+                reason: e.reason,
+            })?;
+        let mut ws = crate::pipeline::WorkerState::new(pl.config());
+        let mut pkt = crate::buf::PacketBuf::from_slice(packet);
+        let mut sink = crate::pipeline::CollectSink::default();
+        pl.process(
+            &mut pkt,
+            in_port,
+            unix_ms(),
+            &mut ws,
+            &mut sink,
+            &mut crate::pipeline::NoTrace,
+        );
+        for (port, bytes) in sink.outputs {
+            self.datapath.transmit(port, bytes);
+        }
+        Ok(())
+    }
+
+    fn dump_ports(&self) -> Vec<PortInfo> {
+        let stats = self.datapath.port_stats();
+        self.state
+            .ports
+            .values()
+            .map(|p| PortInfo {
+                port: p.ofport,
+                name: p.name.clone(),
+                kind: p.kind.clone(),
+                mac: None,
+                mtu: 1500,
+                admin_up: !p.config.no_forward,
+                no_flood: p.config.no_flood,
+                link_up: stats.contains_key(&p.ofport),
+                stats: stats.get(&p.ofport).copied().unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    fn find_port(&self, r: &PortRef) -> Option<&PortEntry> {
+        match r {
+            PortRef::Name(n) => self.state.ports.get(n),
+            PortRef::Number(p) => self.state.port_by_number(*p),
+        }
+    }
+
+    fn port_add(
+        &mut self,
+        name: &str,
+        kind: &PortKind,
+        requested: Option<PortNo>,
+    ) -> Result<PortNo, CtlError> {
+        if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', '\0']) {
+            return Err(CtlError::BadRequest {
+                field: "name".into(),
+                reason: format!("{name:?} is not a valid interface name"),
+            });
+        }
+        if !matches!(kind, PortKind::AfPacket | PortKind::Tap) {
+            return Err(CtlError::Unsupported {
+                what: format!("port type {}", kind.name()),
+            });
+        }
+        if self.state.ports.contains_key(name) {
+            return Err(CtlError::PortExists {
+                port: PortRef::Name(name.into()),
+            });
+        }
+        let ofport = self
+            .state
+            .allocate_ofport(name, requested)
+            .map_err(|reason| CtlError::BadRequest {
+                field: "requested_ofport".into(),
+                reason,
+            })?;
+        let mut new = self.state.clone();
+        new.insert_port(PortEntry {
+            name: name.into(),
+            ofport,
+            kind: kind.clone(),
+            config: crate::pipeline::PortConfig::default(),
+        });
+        // Validate before opening; open before publishing.
+        compile_state(&new, &[], self.generation + 1).map_err(bad_flow)?;
+        self.datapath
+            .open_port(name, kind, ofport)
+            .map_err(|reason| CtlError::PortFailed {
+                name: name.into(),
+                reason,
+            })?;
+        if let Err(e) = self.commit(new, &[]) {
+            self.datapath.close_port(ofport);
+            return Err(e);
+        }
+        tracing::info!(name, ofport = ofport.0, "port added");
+        Ok(ofport)
+    }
+
+    fn port_del(&mut self, r: &PortRef) -> Result<(), CtlError> {
+        let Some(p) = self.find_port(r).cloned() else {
+            return Err(CtlError::NoSuchPort { port: r.clone() });
+        };
+        let mut new = self.state.clone();
+        new.ports.remove(&p.name);
+        self.commit(new, &[])?;
+        self.datapath.close_port(p.ofport);
+        tracing::info!(name = %p.name, ofport = p.ofport.0, "port deleted");
+        Ok(())
+    }
+
+    /// Answers one request that does not need the connection's state.
+    pub fn handle(&mut self, body: &Body) -> Body {
+        match self.try_handle(body) {
+            Ok(b) => b,
+            Err(e) => Body::Error(e),
+        }
+    }
+
+    fn try_handle(&mut self, body: &Body) -> Result<Body, CtlError> {
+        let now = unix_ms();
+        Ok(match body {
+            Body::Ping => Body::Ok,
+            Body::AddFlows { flows } => Body::FlowsChanged(
+                self.flow_change(|st| (st.add_flows(flows, now), flows.clone()))?,
+            ),
+            Body::ReplaceFlows { flows } => Body::FlowsChanged(
+                self.flow_change(|st| (st.replace_flows(flows, now), flows.clone()))?,
+            ),
+            Body::ModifyFlows(m) => Body::FlowsChanged(
+                self.flow_change(|st| (st.modify_flows(m), vec![m.spec.clone()]))?,
+            ),
+            Body::DeleteFlows(f) => {
+                Body::FlowsChanged(self.flow_change(|st| (st.delete_flows(f), Vec::new()))?)
+            }
+            Body::DumpFlows { filter, .. } => Body::Flows {
+                entries: self.dump_flows(filter),
+                more: false,
+            },
+            Body::DumpPorts => Body::Ports(self.dump_ports()),
+            Body::DumpTables => {
+                let mut counts: BTreeMap<TableId, u64> = BTreeMap::new();
+                for id in self.state.flows.keys() {
+                    *counts.entry(id.table).or_default() += 1;
+                }
+                Body::Tables(
+                    counts
+                        .into_iter()
+                        .map(|(table, active)| TableStat {
+                            table,
+                            active,
+                            lookups: 0,
+                            matched: 0,
+                        })
+                        .collect(),
+                )
+            }
+            Body::PortAdd {
+                name,
+                kind,
+                requested_ofport,
+            } => Body::PortAdded {
+                port: self.port_add(name, kind, *requested_ofport)?,
+            },
+            Body::PortDel { port } => {
+                self.port_del(port)?;
+                Body::Ok
+            }
+            Body::PortMod { port, config } => {
+                let Some(p) = self.find_port(port).cloned() else {
+                    return Err(CtlError::NoSuchPort { port: port.clone() });
+                };
+                let mut new = self.state.clone();
+                if let Some(e) = new.ports.get_mut(&p.name) {
+                    if let Some(nf) = config.no_flood {
+                        e.config.no_flood = nf;
+                    }
+                    if let Some(up) = config.admin_up {
+                        e.config.no_forward = !up;
+                        e.config.no_receive = !up;
+                    }
+                }
+                self.commit(new, &[])?;
+                Body::Ok
+            }
+            Body::PacketOut {
+                in_port,
+                packet,
+                actions,
+            } => {
+                self.packet_out(*in_port, packet, actions)?;
+                Body::Ok
+            }
+            Body::Trace { in_port, input } => Body::TraceResult {
+                text: self.trace(*in_port, input)?,
+            },
+            Body::Hello { .. } => {
+                return Err(CtlError::UnexpectedMessage {
+                    message: "Hello".into(),
+                    reason: "the session is already open".into(),
+                });
+            }
+            b if b.kind() != protocol::ctl::BodyKind::Request => {
+                return Err(CtlError::UnexpectedMessage {
+                    message: b.name().into(),
+                    reason: "not a request".into(),
+                });
+            }
+            b => {
+                return Err(CtlError::Unsupported {
+                    what: format!("request {}", b.name()),
+                });
+            }
+        })
+    }
+}
+
+/// Validates the request's own flows `first` alone (so a
+/// [`CompileError`]'s index is the request's index), then compiles every
+/// flow of `state`.
+fn compile_state(
+    state: &SwitchState,
+    first: &[FlowSpec],
+    generation: u64,
+) -> Result<Pipeline, CompileError> {
+    let cfg = state.switch_config();
+    if !first.is_empty() {
+        Pipeline::compile(first, cfg.clone(), generation)?;
+    }
+    let all: Vec<FlowSpec> = state
+        .sorted_flows()
+        .into_iter()
+        .map(|e| e.spec.clone())
+        .collect();
+    Pipeline::compile(&all, cfg, generation)
+}
+
+/// Binds the control socket at `path` with mode 0600, creating the parent
+/// directory and removing a stale socket file.
+///
+/// # Errors
+/// I/O errors; a non-socket file at `path` is not removed.
+pub fn bind(path: &Path) -> io::Result<UnixListener> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)?,
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket", path.display()),
+            ));
+        }
+        Err(_) => {}
+    }
+    let l = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
+}
+
+/// Capacity of the packet-in broadcast to subscribers; a subscriber that
+/// falls further behind loses the oldest events (logged).
+pub const EVENT_QUEUE: usize = 1024;
+
+/// Converts worker packet-ins to `PacketIn` events and broadcasts them to
+/// subscribed connections, on a thread of its own (the worker's channel is
+/// a blocking `std` one). Returns when the worker side closes.
+/// `total_len` is the length of the bytes handed over: the pipeline's sink
+/// receives the packet already cut to `max_len`, not its original length.
+pub fn spawn_packet_in_bridge(
+    rx: std::sync::mpsc::Receiver<crate::worker::PacketInEvent>,
+    events: broadcast::Sender<PacketIn>,
+    vlan_limit: u8,
+) -> io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("weft-packet-in".into())
+        .spawn(move || {
+            let cfg = protocol::flow::ExtractConfig { vlan_limit };
+            for ev in rx {
+                let mut key = protocol::flow::FlowKey::default();
+                key.set_in_port(ev.in_port.0);
+                protocol::flow::extract(&ev.bytes, &cfg, &mut key);
+                // No subscriber is not an error.
+                let _ = events.send(PacketIn {
+                    reason: ev.reason,
+                    table: ev.table,
+                    cookie: ev.cookie,
+                    key,
+                    total_len: ev.bytes.len() as u32,
+                    packet: ev.bytes,
+                });
+            }
+        })
+}
+
+/// Accepts connections forever, one task each; `events` feeds
+/// connections that `Subscribe` to packet-ins.
+pub async fn serve(
+    listener: UnixListener,
+    ctl: Arc<Mutex<Controller>>,
+    events: broadcast::Sender<PacketIn>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let ctl = Arc::clone(&ctl);
+                let events = events.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = connection(stream, ctl, events).await {
+                        tracing::debug!(error = %e, "control connection ended");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn send(stream: &mut UnixStream, id: u64, body: Body) -> io::Result<()> {
+    let msg = Message { id, body };
+    let bytes = match encode_frame(&msg) {
+        Ok(b) => b,
+        Err(e) => encode_frame(&Message {
+            id,
+            body: Body::Error(internal(format!("reply not encodable: {e}"))),
+        })
+        .map_err(io::Error::other)?,
+    };
+    stream.write_all(&bytes).await
+}
+
+/// The next event for a subscribed connection; never resolves when not
+/// subscribed.
+async fn next_event(sub: &mut Option<broadcast::Receiver<PacketIn>>) -> Option<PacketIn> {
+    let Some(rx) = sub else {
+        return std::future::pending().await;
+    };
+    match rx.recv().await {
+        Ok(ev) => Some(ev),
+        Err(broadcast::error::RecvError::Lagged(n)) => {
+            tracing::warn!(lost = n, "packet-in subscriber fell behind");
+            None
+        }
+        Err(broadcast::error::RecvError::Closed) => {
+            *sub = None;
+            None
+        }
+    }
+}
+
+/// Serves one connection: Hello first, then requests until Goodbye or EOF.
+/// Events (`PacketIn`, id 0) are sent while waiting for input.
+async fn connection(
+    mut stream: UnixStream,
+    ctl: Arc<Mutex<Controller>>,
+    events: broadcast::Sender<PacketIn>,
+) -> io::Result<()> {
+    let mut sub: Option<broadcast::Receiver<PacketIn>> = None;
+    let mut dec = FrameDecoder::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut version: Option<u16> = None;
+    let mut bundles: HashMap<BundleId, Vec<FlowChange>> = HashMap::new();
+    loop {
+        let frame = match dec.next_frame() {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                let n = tokio::select! {
+                    r = stream.read(&mut buf) => r?,
+                    ev = next_event(&mut sub) => {
+                        if let Some(ev) = ev {
+                            send(&mut stream, 0, Body::PacketIn(ev)).await?;
+                        }
+                        continue;
+                    }
+                };
+                if n == 0 {
+                    return Ok(());
+                }
+                dec.push(buf.get(..n).unwrap_or_default());
+                continue;
+            }
+            Err(e @ FrameError::TooLarge { .. }) => {
+                send(&mut stream, 0, Body::Error(e.into())).await?;
+                return Ok(());
+            }
+            Err(e) => {
+                send(&mut stream, 0, Body::Error(e.into())).await?;
+                return Ok(());
+            }
+        };
+        let msg = match decode_message(&frame) {
+            Ok(m) => m,
+            Err(e) => {
+                send(
+                    &mut stream,
+                    e.request_id().unwrap_or(0),
+                    Body::Error(e.to_ctl_error()),
+                )
+                .await?;
+                continue;
+            }
+        };
+        let id = msg.id;
+        if let Err(e) = msg.body.check_limits() {
+            send(&mut stream, id, Body::Error(e)).await?;
+            continue;
+        }
+        if version.is_none() {
+            match &msg.body {
+                Body::Hello { versions, .. } => match negotiate(versions) {
+                    Ok(v) => {
+                        version = Some(v);
+                        let body = Body::HelloReply {
+                            version: v,
+                            server: SERVER_NAME.into(),
+                        };
+                        send(&mut stream, id, body).await?;
+                    }
+                    Err(e) => {
+                        send(&mut stream, id, Body::Error(e)).await?;
+                        return Ok(());
+                    }
+                },
+                b => {
+                    let e = CtlError::UnexpectedMessage {
+                        message: b.name().into(),
+                        reason: "Hello must come first".into(),
+                    };
+                    send(&mut stream, id, Body::Error(e)).await?;
+                }
+            }
+            continue;
+        }
+        let reply = match msg.body {
+            Body::Goodbye => {
+                send(&mut stream, id, Body::Ok).await?;
+                return Ok(());
+            }
+            Body::Subscribe { packet_in, .. } => {
+                sub = packet_in.then(|| events.subscribe());
+                Body::Ok
+            }
+            Body::BundleOpen { bundle_id } => match bundles.entry(bundle_id) {
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    Body::Error(CtlError::BundleExists { bundle_id })
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(Vec::new());
+                    Body::Ok
+                }
+            },
+            Body::BundleAdd { bundle_id, changes } => match bundles.get_mut(&bundle_id) {
+                Some(b) => {
+                    b.extend(changes);
+                    Body::Ok
+                }
+                None => Body::Error(CtlError::NoSuchBundle { bundle_id }),
+            },
+            Body::BundleDiscard { bundle_id } => match bundles.remove(&bundle_id) {
+                Some(_) => Body::Ok,
+                None => Body::Error(CtlError::NoSuchBundle { bundle_id }),
+            },
+            Body::BundleCommit { bundle_id } => match bundles.remove(&bundle_id) {
+                Some(changes) => match lock(&ctl).commit_bundle(bundle_id, &changes) {
+                    Ok(c) => Body::FlowsChanged(c),
+                    Err(e) => Body::Error(e),
+                },
+                None => Body::Error(CtlError::NoSuchBundle { bundle_id }),
+            },
+            body => lock(&ctl).handle(&body),
+        };
+        if let Body::Flows { entries, .. } = reply {
+            let n = entries.len();
+            let mut chunks = entries.chunks(DUMP_CHUNK).peekable();
+            if n == 0 {
+                send(
+                    &mut stream,
+                    id,
+                    Body::Flows {
+                        entries: Vec::new(),
+                        more: false,
+                    },
+                )
+                .await?;
+            }
+            while let Some(c) = chunks.next() {
+                let more = chunks.peek().is_some();
+                send(
+                    &mut stream,
+                    id,
+                    Body::Flows {
+                        entries: c.to_vec(),
+                        more,
+                    },
+                )
+                .await?;
+            }
+        } else {
+            send(&mut stream, id, reply).await?;
+        }
+    }
+}
+
+fn lock(ctl: &Mutex<Controller>) -> std::sync::MutexGuard<'_, Controller> {
+    // A panic while holding the lock cannot leave the state half-changed
+    // (changes are applied to a copy), so a poisoned lock is still usable.
+    ctl.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests may unwrap (PREAMBLE).
+mod tests {
+    use super::*;
+    use protocol::ctl::{FlowModify, MAX_FRAME_LEN};
+    use protocol::text::{parse_flow, parse_match};
+
+    struct Client {
+        s: UnixStream,
+        dec: FrameDecoder,
+        id: u64,
+    }
+
+    impl Client {
+        async fn connect(path: &Path, hello: bool) -> Client {
+            let s = UnixStream::connect(path).await.unwrap();
+            let mut c = Client {
+                s,
+                dec: FrameDecoder::new(),
+                id: 0,
+            };
+            if hello {
+                let r = c
+                    .req(Body::Hello {
+                        versions: vec![1],
+                        client: "test".into(),
+                    })
+                    .await;
+                assert!(matches!(r, Body::HelloReply { version: 1, .. }), "{r:?}");
+            }
+            c
+        }
+        async fn read(&mut self) -> Option<Message> {
+            let mut buf = [0u8; 65536];
+            loop {
+                if let Some(f) = self.dec.next_frame().unwrap() {
+                    return Some(decode_message(&f).unwrap());
+                }
+                let n = self.s.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    return None;
+                }
+                self.dec.push(&buf[..n]);
+            }
+        }
+        async fn req(&mut self, body: Body) -> Body {
+            self.id += 1;
+            let f = encode_frame(&Message { id: self.id, body }).unwrap();
+            self.s.write_all(&f).await.unwrap();
+            let m = self.read().await.unwrap();
+            assert_eq!(m.id, self.id);
+            m.body
+        }
+    }
+
+    fn flows(lines: &[&str]) -> Vec<FlowSpec> {
+        lines.iter().map(|l| parse_flow(l).unwrap()).collect()
+    }
+
+    async fn server(
+        dir: &Path,
+    ) -> (
+        PathBuf,
+        Arc<Mutex<Controller>>,
+        Arc<SharedPipeline>,
+        broadcast::Sender<PacketIn>,
+    ) {
+        let st = SwitchState::load(dir).unwrap().unwrap_or_default();
+        let pl = Controller::empty_pipeline().unwrap();
+        let c = Controller::start(
+            st,
+            dir.to_path_buf(),
+            Arc::clone(&pl),
+            Box::new(NullDatapath::default()),
+        )
+        .unwrap();
+        let ctl = Arc::new(Mutex::new(c));
+        let sock = dir.join("s.sock");
+        let l = bind(&sock).unwrap();
+        let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let (events, _) = broadcast::channel(EVENT_QUEUE);
+        tokio::spawn(serve(l, Arc::clone(&ctl), events.clone()));
+        (sock, ctl, pl, events)
+    }
+
+    #[tokio::test]
+    async fn session_flows_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sock, ctl, pl, _events) = server(dir.path()).await;
+        // Hello first.
+        let mut c = Client::connect(&sock, false).await;
+        assert!(matches!(
+            c.req(Body::Ping).await,
+            Body::Error(CtlError::UnexpectedMessage { .. })
+        ));
+        let mut c = Client::connect(&sock, true).await;
+        assert_eq!(c.req(Body::Ping).await, Body::Ok);
+        let r = c
+            .req(Body::PortAdd {
+                name: "p1".into(),
+                kind: PortKind::AfPacket,
+                requested_ofport: None,
+            })
+            .await;
+        assert_eq!(r, Body::PortAdded { port: PortNo(1) });
+        let r = c
+            .req(Body::PortAdd {
+                name: "p2".into(),
+                kind: PortKind::Tap,
+                requested_ofport: Some(PortNo(5)),
+            })
+            .await;
+        assert_eq!(r, Body::PortAdded { port: PortNo(5) });
+        let r = c
+            .req(Body::PortAdd {
+                name: "fail0".into(),
+                kind: PortKind::Tap,
+                requested_ofport: None,
+            })
+            .await;
+        assert!(
+            matches!(r, Body::Error(CtlError::PortFailed { .. })),
+            "{r:?}"
+        );
+        let r = c
+            .req(Body::AddFlows {
+                flows: flows(&["in_port=1,actions=output:5", "in_port=5,actions=output:1"]),
+            })
+            .await;
+        let Body::FlowsChanged(counts) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(counts.added, 2);
+        assert_eq!(pl.load().generation(), counts.generation);
+        // A bad flow: named by index and field; nothing changes.
+        let r = c
+            .req(Body::AddFlows {
+                flows: flows(&["priority=9,actions=drop", "in_port=1,actions=output:9"]),
+            })
+            .await;
+        let Body::Error(CtlError::BadFlow { index, field, .. }) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!((index, field.as_str()), (1, "output"));
+        assert_eq!(ctl.lock().unwrap().state().flows.len(), 2);
+        assert_eq!(pl.load().generation(), counts.generation);
+        // Modify and dump.
+        let r = c
+            .req(Body::ModifyFlows(FlowModify {
+                spec: parse_flow("in_port=1,actions=output:5,output:5").unwrap(),
+                strict: true,
+            }))
+            .await;
+        assert!(
+            matches!(r, Body::FlowsChanged(ChangeCounts { modified: 1, .. })),
+            "{r:?}"
+        );
+        let r = c
+            .req(Body::DumpFlows {
+                filter: FlowFilter {
+                    r#match: parse_match("in_port=1").unwrap(),
+                    ..FlowFilter::default()
+                },
+                with_stats: true,
+            })
+            .await;
+        let Body::Flows {
+            entries,
+            more: false,
+        } = r
+        else {
+            panic!("{r:?}")
+        };
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].spec.actions.len(), 2);
+        // Bundle: an invalid change aborts everything.
+        assert_eq!(
+            c.req(Body::BundleOpen {
+                bundle_id: BundleId(1)
+            })
+            .await,
+            Body::Ok
+        );
+        assert!(matches!(
+            c.req(Body::BundleOpen {
+                bundle_id: BundleId(1)
+            })
+            .await,
+            Body::Error(CtlError::BundleExists { .. })
+        ));
+        let r = c
+            .req(Body::BundleAdd {
+                bundle_id: BundleId(1),
+                changes: vec![
+                    FlowChange::Delete(FlowFilter::default()),
+                    FlowChange::Add(parse_flow("actions=output:77").unwrap()),
+                ],
+            })
+            .await;
+        assert_eq!(r, Body::Ok);
+        let r = c
+            .req(Body::BundleCommit {
+                bundle_id: BundleId(1),
+            })
+            .await;
+        let Body::Error(CtlError::BundleFailed { index: 1, .. }) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(ctl.lock().unwrap().state().flows.len(), 2);
+        assert!(matches!(
+            c.req(Body::BundleCommit {
+                bundle_id: BundleId(1)
+            })
+            .await,
+            Body::Error(CtlError::NoSuchBundle { .. })
+        ));
+        c.req(Body::BundleOpen {
+            bundle_id: BundleId(2),
+        })
+        .await;
+        c.req(Body::BundleAdd {
+            bundle_id: BundleId(2),
+            changes: vec![
+                FlowChange::Delete(FlowFilter::default()),
+                FlowChange::Add(parse_flow("actions=NORMAL").unwrap()),
+            ],
+        })
+        .await;
+        let r = c
+            .req(Body::BundleCommit {
+                bundle_id: BundleId(2),
+            })
+            .await;
+        assert!(
+            matches!(
+                r,
+                Body::FlowsChanged(ChangeCounts {
+                    added: 1,
+                    removed: 2,
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+        c.req(Body::BundleOpen {
+            bundle_id: BundleId(3),
+        })
+        .await;
+        assert_eq!(
+            c.req(Body::BundleDiscard {
+                bundle_id: BundleId(3)
+            })
+            .await,
+            Body::Ok
+        );
+        // Ports dump, delete.
+        let Body::Ports(ports) = c.req(Body::DumpPorts).await else {
+            panic!()
+        };
+        assert_eq!(
+            ports.iter().map(|p| p.port).collect::<Vec<_>>(),
+            [PortNo(1), PortNo(5)]
+        );
+        // A port that flows use can be deleted (here after the bundle
+        // removed them anyway); flows naming it would stay valid.
+        assert_eq!(
+            c.req(Body::PortDel {
+                port: PortRef::Number(PortNo(5))
+            })
+            .await,
+            Body::Ok
+        );
+        assert!(matches!(
+            c.req(Body::PortDel {
+                port: PortRef::Number(PortNo(5))
+            })
+            .await,
+            Body::Error(CtlError::NoSuchPort { .. })
+        ));
+        // Replies are not requests; unsupported requests are typed errors.
+        assert!(matches!(
+            c.req(Body::Ok).await,
+            Body::Error(CtlError::UnexpectedMessage { .. })
+        ));
+        assert!(matches!(
+            c.req(Body::DumpCookies).await,
+            Body::Error(CtlError::Unsupported { .. })
+        ));
+        assert_eq!(c.req(Body::Goodbye).await, Body::Ok);
+        assert!(c.read().await.is_none());
+        // The state was persisted: a new controller sees it.
+        let st = SwitchState::load(dir.path()).unwrap().unwrap();
+        assert_eq!(st.flows.len(), 1);
+        assert_eq!(st.ports.keys().collect::<Vec<_>>(), ["p1"]);
+        assert_eq!(st.ofports.get("p2"), Some(&PortNo(5)));
+    }
+
+    /// Counters survive recompilation (another flow added) for unchanged
+    /// and modified flows, and reset when an add replaces the flow.
+    #[test]
+    fn counters_carry_across_publishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let pl = Controller::empty_pipeline().unwrap();
+        let dp = NullDatapath::default();
+        let sent = Arc::clone(&dp.sent);
+        let mut c = Controller::start(
+            SwitchState::default(),
+            dir.path().to_path_buf(),
+            Arc::clone(&pl),
+            Box::new(dp),
+        )
+        .unwrap();
+        let r = c.handle(&Body::AddFlows {
+            flows: flows(&["in_port=1,actions=output:2", "in_port=2,actions=output:1"]),
+        });
+        assert!(matches!(r, Body::FlowsChanged(_)), "{r:?}");
+        // An ARP request (who-has 10.0.0.2 tell 10.0.0.1), built by hand.
+        let mut frame = vec![0xff; 6];
+        frame.extend([
+            2, 0, 0, 0, 0, 1, 8, 6, 0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1,
+        ]);
+        frame.extend([10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2]);
+        let send = |n: usize| {
+            let p = pl.load();
+            let mut ws = crate::pipeline::WorkerState::new(p.config());
+            for _ in 0..n {
+                let mut b = crate::buf::PacketBuf::from_slice(&frame);
+                let mut sink = crate::pipeline::CollectSink::default();
+                p.process(
+                    &mut b,
+                    PortNo(1),
+                    unix_ms(),
+                    &mut ws,
+                    &mut sink,
+                    &mut crate::pipeline::NoTrace,
+                );
+            }
+        };
+        let count = |c: &Controller| {
+            c.dump_flows(&FlowFilter {
+                r#match: parse_match("in_port=1").unwrap(),
+                ..FlowFilter::default()
+            })[0]
+                .n_packets
+        };
+        send(3);
+        assert_eq!(count(&c), 3);
+        c.handle(&Body::AddFlows {
+            flows: flows(&["priority=1,actions=drop"]),
+        });
+        send(2);
+        assert_eq!(count(&c), 5, "carried over one publish");
+        c.handle(&Body::ModifyFlows(FlowModify {
+            spec: parse_flow("in_port=1,actions=output:2,output:2").unwrap(),
+            strict: true,
+        }));
+        assert_eq!(count(&c), 5, "modify keeps counters");
+        // Trace does not count.
+        let r = c.handle(&Body::Trace {
+            in_port: PortNo(1),
+            input: TraceInput::Packet(frame.clone()),
+        });
+        let Body::TraceResult { text } = r else {
+            panic!("{r:?}")
+        };
+        assert!(text.contains("output:2"), "{text}");
+        assert_eq!(count(&c), 5);
+        c.handle(&Body::AddFlows {
+            flows: flows(&["in_port=1,actions=output:2"]),
+        });
+        assert_eq!(count(&c), 0, "replacing add resets");
+        // Packet-out goes to the datapath, not through the flow tables.
+        let r = c.handle(&Body::PacketOut {
+            in_port: PortNo::CONTROLLER,
+            packet: frame.clone(),
+            actions: vec![protocol::flow::Action::Output(PortNo(7))],
+        });
+        assert_eq!(r, Body::Ok);
+        assert_eq!(
+            sent.lock().unwrap().as_slice(),
+            [(PortNo(7), frame.clone())]
+        );
+        assert_eq!(count(&c), 0);
+    }
+
+    #[tokio::test]
+    async fn malformed_and_oversize_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sock, _ctl, _pl, events) = server(dir.path()).await;
+        let mut c = Client::connect(&sock, true).await;
+        // 1 MB of garbage in a valid frame: an error reply, session goes on.
+        let mut f = (1_000_000u32).to_be_bytes().to_vec();
+        f.extend(std::iter::repeat_n(0xffu8, 1_000_000));
+        c.s.write_all(&f).await.unwrap();
+        let m = c.read().await.unwrap();
+        assert!(matches!(m.body, Body::Error(_)), "{m:?}");
+        // A known id with an unknown body tag: error echoes the id.
+        let mut f = Vec::new();
+        let body = [0x2a, 0x7f]; // id 42 (varint), tag 127
+        f.extend((body.len() as u32).to_be_bytes());
+        f.extend(body);
+        c.s.write_all(&f).await.unwrap();
+        let m = c.read().await.unwrap();
+        assert_eq!(m.id, 42);
+        assert!(matches!(m.body, Body::Error(_)), "{m:?}");
+        assert_eq!(c.req(Body::Ping).await, Body::Ok);
+        // Packet-ins reach subscribers through the bridge, with their key.
+        let mut sub = Client::connect(&sock, true).await;
+        let r = sub
+            .req(Body::Subscribe {
+                packet_in: true,
+                flow_removed: false,
+            })
+            .await;
+        assert_eq!(r, Body::Ok);
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let bridge = spawn_packet_in_bridge(rx, events, 1).unwrap();
+        let frame: Vec<u8> = [[0xff; 6].as_slice(), &[2, 0, 0, 0, 0, 1, 0x88, 0xb5, 1, 2]].concat();
+        tx.send(crate::worker::PacketInEvent {
+            in_port: PortNo(3),
+            reason: protocol::flow::ControllerReason::Action,
+            table: TableId(2),
+            cookie: protocol::flow::Cookie(9),
+            bytes: frame.clone(),
+        })
+        .unwrap();
+        drop(tx);
+        bridge.join().unwrap();
+        let m = sub.read().await.unwrap();
+        assert_eq!(m.id, 0);
+        let Body::PacketIn(pi) = m.body else {
+            panic!("{m:?}")
+        };
+        assert_eq!((pi.table, pi.cookie.0, pi.total_len), (TableId(2), 9, 16));
+        assert_eq!(pi.packet, frame);
+        assert_eq!(pi.key.in_port(), 3);
+        assert_eq!(pi.key.dl_type(), 0x88b5);
+        // Oversize declared length: error, then close.
+        c.s.write_all(&((MAX_FRAME_LEN as u32) + 1).to_be_bytes())
+            .await
+            .unwrap();
+        let m = c.read().await.unwrap();
+        assert!(
+            matches!(m.body, Body::Error(CtlError::FrameTooLarge { .. })),
+            "{m:?}"
+        );
+        assert!(c.read().await.is_none());
+        // Bad versions close the session.
+        let mut c = Client::connect(&sock, false).await;
+        let r = c
+            .req(Body::Hello {
+                versions: vec![99],
+                client: "x".into(),
+            })
+            .await;
+        assert!(matches!(r, Body::Error(CtlError::VersionMismatch { .. })));
+        assert!(c.read().await.is_none());
+    }
+}

@@ -1,0 +1,543 @@
+//! weftctl's switchd socket commands: a small blocking `protocol::ctl`
+//! client and one function per subcommand. Text output follows
+//! `ovs-ofctl` (`dump-flows` lines can be fed back to `add-flows`);
+//! `--json` prints one JSON document.
+
+use std::io::{BufRead, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args as ClapArgs, Subcommand, ValueEnum};
+use protocol::ctl::{
+    Body, FlowEntryStats, FlowFilter, FlowModify, FrameDecoder, Message, PortInfo, PortKind,
+    PortRef, decode_message, encode_frame, supported_versions,
+};
+use protocol::flow::{Cookie, FlowSpec, PortNo, Priority, TableId};
+use protocol::text::{FlowStats, format_flow, format_flow_with_stats, parse_flow, parse_match};
+use serde_json::json;
+
+/// How long to wait for a reply.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connected, greeted session.
+#[derive(Debug)]
+pub(crate) struct Client {
+    stream: UnixStream,
+    dec: FrameDecoder,
+    next_id: u64,
+    /// The server's name from `HelloReply`.
+    pub(crate) server: String,
+}
+
+impl Client {
+    /// Connects to `path` and says Hello.
+    ///
+    /// # Errors
+    /// Connection, protocol or version errors.
+    pub(crate) fn connect(path: &Path) -> Result<Client> {
+        let stream = UnixStream::connect(path)
+            .with_context(|| format!("connecting to switchd at {}", path.display()))?;
+        stream.set_read_timeout(Some(TIMEOUT))?;
+        let mut c = Client {
+            stream,
+            dec: FrameDecoder::new(),
+            next_id: 1,
+            server: String::new(),
+        };
+        match c.request(Body::Hello {
+            versions: supported_versions(),
+            client: concat!("weftctl ", env!("CARGO_PKG_VERSION")).into(),
+        })? {
+            Body::HelloReply { server, .. } => c.server = server,
+            b => bail!("unexpected reply to Hello: {b}"),
+        }
+        Ok(c)
+    }
+
+    fn read_message(&mut self) -> Result<Message> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if let Some(frame) = self.dec.next_frame()? {
+                return Ok(decode_message(&frame)?);
+            }
+            let n = self.stream.read(&mut buf).context("reading reply")?;
+            if n == 0 {
+                bail!("switchd closed the connection");
+            }
+            self.dec.push(buf.get(..n).unwrap_or_default());
+        }
+    }
+
+    fn send(&mut self, body: Body) -> Result<u64> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let frame = encode_frame(&Message { id, body })?;
+        self.stream.write_all(&frame).context("sending request")?;
+        Ok(id)
+    }
+
+    /// Sends `body` and returns the reply body; an `Error` reply is an `Err`.
+    ///
+    /// # Errors
+    /// I/O, decoding, or the server's error.
+    pub(crate) fn request(&mut self, body: Body) -> Result<Body> {
+        let id = self.send(body)?;
+        let m = self.read_message()?;
+        if m.id != id {
+            bail!("reply id {} does not match request id {id}", m.id);
+        }
+        match m.body {
+            Body::Error(e) => Err(anyhow!(e)),
+            b => Ok(b),
+        }
+    }
+
+    /// Dumps flows, following `more` replies.
+    ///
+    /// # Errors
+    /// As [`Client::request`].
+    pub(crate) fn dump_flows(&mut self, filter: FlowFilter) -> Result<Vec<FlowEntryStats>> {
+        let id = self.send(Body::DumpFlows {
+            filter,
+            with_stats: true,
+        })?;
+        let mut out = Vec::new();
+        loop {
+            let m = self.read_message()?;
+            if m.id != id {
+                bail!("reply id {} does not match request id {id}", m.id);
+            }
+            match m.body {
+                Body::Flows { entries, more } => {
+                    out.extend(entries);
+                    if !more {
+                        return Ok(out);
+                    }
+                }
+                Body::Error(e) => return Err(anyhow!(e)),
+                b => bail!("unexpected reply: {b}"),
+            }
+        }
+    }
+}
+
+/// `--json`.
+#[derive(Debug, Clone, ClapArgs)]
+pub(crate) struct Output {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Port types `add-port` accepts.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum PortType {
+    /// An existing interface through an AF_PACKET socket.
+    Afpacket,
+    /// A TAP device created by switchd.
+    Tap,
+}
+
+/// The socket subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SocketCommand {
+    /// Add one flow (`ovs-ofctl add-flow` syntax); an identical
+    /// table+priority+match replaces the existing flow.
+    AddFlow {
+        /// The flow.
+        flow: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Add the flows of FILE (one per line, `#` comments; `-` is stdin),
+    /// all or nothing.
+    AddFlows {
+        /// The file.
+        file: PathBuf,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Make the flow table exactly the flows of FILE (unchanged flows keep
+    /// their counters).
+    ReplaceFlows {
+        /// The file.
+        file: PathBuf,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Change the actions of the flows FLOW's match selects.
+    ModFlows {
+        /// The flow (match and actions).
+        flow: String,
+        /// Only the flow with exactly this match and priority.
+        #[arg(long)]
+        strict: bool,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Delete flows: all, or those MATCH selects (`table=`, `priority=`
+    /// with `--strict`, `cookie=C/M`, `out_port=` allowed).
+    DelFlows {
+        /// The match.
+        r#match: Option<String>,
+        /// Only the flow with exactly this match and priority.
+        #[arg(long)]
+        strict: bool,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Print flows with statistics (`ovs-ofctl dump-flows` format).
+    DumpFlows {
+        /// Only flows this match selects.
+        r#match: Option<String>,
+        /// Leave out statistics (output is `add-flows` input).
+        #[arg(long)]
+        no_stats: bool,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Add a port.
+    AddPort {
+        /// Interface name.
+        name: String,
+        /// What backs it.
+        #[arg(long = "type", value_enum)]
+        kind: PortType,
+        /// Requested OpenFlow port number.
+        #[arg(long)]
+        ofport: Option<u32>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Delete a port by name or number.
+    DelPort {
+        /// Name or number.
+        port: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Print ports with counters.
+    DumpPorts {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Print the switch and its ports.
+    Show {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Print per-table flow counts.
+    DumpTables {
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+/// Parses a `del-flows`/`dump-flows` pattern: a match plus the keywords
+/// `table=`, `priority=`, `cookie=C[/M]`, `out_port=`.
+///
+/// # Errors
+/// Unparsable values or match.
+pub(crate) fn parse_filter(s: &str) -> Result<FlowFilter> {
+    let mut f = FlowFilter::default();
+    let mut rest: Vec<&str> = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (k, v) = item.split_once('=').unwrap_or((item, ""));
+        match k {
+            "table" => f.table = Some(TableId(v.parse().context("table")?)),
+            "priority" => f.priority = Some(Priority(v.parse().context("priority")?)),
+            "out_port" => {
+                f.out_port = Some(
+                    PortNo::from_reserved_name(v)
+                        .map_or_else(|| v.parse().map(PortNo), Ok)
+                        .context("out_port")?,
+                )
+            }
+            "cookie" => {
+                let (c, m) = v.split_once('/').unwrap_or((v, "0xffffffffffffffff"));
+                f.cookie = Cookie(parse_u64(c).context("cookie")?);
+                f.cookie_mask = parse_u64(m).context("cookie mask")?;
+            }
+            _ => rest.push(item),
+        }
+    }
+    f.r#match = parse_match(&rest.join(",")).map_err(|e| anyhow!("match: {e}"))?;
+    Ok(f)
+}
+
+fn parse_u64(s: &str) -> Result<u64> {
+    Ok(match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16)?,
+        None => s.parse()?,
+    })
+}
+
+/// Reads a flows file (`-` = stdin): one flow per line, blank lines and
+/// `#` comments skipped; errors name the line.
+///
+/// # Errors
+/// I/O or a line that does not parse.
+pub(crate) fn read_flows(path: &Path) -> Result<Vec<FlowSpec>> {
+    let text = if path == Path::new("-") {
+        let mut s = String::new();
+        std::io::stdin().lock().read_to_string(&mut s)?;
+        s
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+    };
+    let mut flows = Vec::new();
+    for (i, line) in text.as_bytes().lines().enumerate() {
+        let line = line?;
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        flows.push(parse_flow(t).map_err(|e| anyhow!("{}:{}: {e}", path.display(), i + 1))?);
+    }
+    Ok(flows)
+}
+
+fn print_changed(b: &Body, out: &Output) {
+    if let Body::FlowsChanged(c) = b {
+        if out.json {
+            println!(
+                "{}",
+                json!({"added": c.added, "modified": c.modified, "removed": c.removed, "generation": c.generation})
+            );
+        }
+    } else if out.json {
+        println!("{}", json!({"ok": true}));
+    }
+}
+
+fn flow_json(e: &FlowEntryStats) -> serde_json::Value {
+    json!({
+        "flow": format_flow(&e.spec),
+        "table": e.spec.table.0,
+        "priority": e.spec.priority.0,
+        "cookie": e.spec.cookie.0,
+        "n_packets": e.n_packets,
+        "n_bytes": e.n_bytes,
+        "duration_ms": e.duration_ms,
+        "idle_age_ms": e.idle_age_ms,
+    })
+}
+
+fn port_json(p: &PortInfo) -> serde_json::Value {
+    json!({
+        "ofport": p.port.0,
+        "name": p.name,
+        "type": p.kind.name(),
+        "link_up": p.link_up,
+        "admin_up": p.admin_up,
+        "no_flood": p.no_flood,
+        "stats": {
+            "rx_packets": p.stats.rx_packets, "rx_bytes": p.stats.rx_bytes,
+            "rx_dropped": p.stats.rx_dropped, "rx_errors": p.stats.rx_errors,
+            "tx_packets": p.stats.tx_packets, "tx_bytes": p.stats.tx_bytes,
+            "tx_dropped": p.stats.tx_dropped, "tx_errors": p.stats.tx_errors,
+        },
+    })
+}
+
+fn ports(c: &mut Client) -> Result<Vec<PortInfo>> {
+    match c.request(Body::DumpPorts)? {
+        Body::Ports(p) => Ok(p),
+        b => bail!("unexpected reply: {b}"),
+    }
+}
+
+/// Runs one socket subcommand against `socket`.
+///
+/// # Errors
+/// Connection errors and the server's typed errors.
+pub(crate) fn run(socket: &Path, cmd: &SocketCommand) -> Result<ExitCode> {
+    let mut c = Client::connect(socket)?;
+    match cmd {
+        SocketCommand::AddFlow { flow, out } => {
+            let f = parse_flow(flow).map_err(|e| anyhow!("{e}"))?;
+            print_changed(&c.request(Body::AddFlows { flows: vec![f] })?, out);
+        }
+        SocketCommand::AddFlows { file, out } => {
+            let flows = read_flows(file)?;
+            print_changed(&c.request(Body::AddFlows { flows })?, out);
+        }
+        SocketCommand::ReplaceFlows { file, out } => {
+            let flows = read_flows(file)?;
+            print_changed(&c.request(Body::ReplaceFlows { flows })?, out);
+        }
+        SocketCommand::ModFlows { flow, strict, out } => {
+            let spec = parse_flow(flow).map_err(|e| anyhow!("{e}"))?;
+            let b = c.request(Body::ModifyFlows(FlowModify {
+                spec,
+                strict: *strict,
+            }))?;
+            print_changed(&b, out);
+        }
+        SocketCommand::DelFlows {
+            r#match,
+            strict,
+            out,
+        } => {
+            let mut f = parse_filter(r#match.as_deref().unwrap_or(""))?;
+            if *strict && f.priority.is_none() {
+                f.priority = Some(Priority::DEFAULT);
+            }
+            if !*strict {
+                f.priority = None;
+            }
+            print_changed(&c.request(Body::DeleteFlows(f))?, out);
+        }
+        SocketCommand::DumpFlows {
+            r#match,
+            no_stats,
+            out,
+        } => {
+            let f = parse_filter(r#match.as_deref().unwrap_or(""))?;
+            let entries = c.dump_flows(f)?;
+            if out.json {
+                let v: Vec<_> = entries.iter().map(flow_json).collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for e in &entries {
+                    if *no_stats {
+                        println!("{}", format_flow(&e.spec));
+                    } else {
+                        let st = FlowStats {
+                            duration_ms: e.duration_ms,
+                            n_packets: e.n_packets,
+                            n_bytes: e.n_bytes,
+                            idle_age_s: e.idle_age_ms / 1000,
+                        };
+                        println!(" {}", format_flow_with_stats(&e.spec, &st));
+                    }
+                }
+            }
+        }
+        SocketCommand::AddPort {
+            name,
+            kind,
+            ofport,
+            out,
+        } => {
+            let kind = match kind {
+                PortType::Afpacket => PortKind::AfPacket,
+                PortType::Tap => PortKind::Tap,
+            };
+            match c.request(Body::PortAdd {
+                name: name.clone(),
+                kind,
+                requested_ofport: ofport.map(PortNo),
+            })? {
+                Body::PortAdded { port } => {
+                    if out.json {
+                        println!("{}", json!({"name": name, "ofport": port.0}));
+                    } else {
+                        println!("{name}: ofport {}", port.0);
+                    }
+                }
+                b => bail!("unexpected reply: {b}"),
+            }
+        }
+        SocketCommand::DelPort { port, out } => {
+            let r = match port.parse::<u32>() {
+                Ok(n) => PortRef::Number(PortNo(n)),
+                Err(_) => PortRef::Name(port.clone()),
+            };
+            print_changed(&c.request(Body::PortDel { port: r })?, out);
+        }
+        SocketCommand::DumpPorts { out } => {
+            let ps = ports(&mut c)?;
+            if out.json {
+                let v: Vec<_> = ps.iter().map(port_json).collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("ports: {}", ps.len());
+                for p in &ps {
+                    let s = &p.stats;
+                    println!(
+                        "  port {:>2}: rx pkts={}, bytes={}, drop={}, errs={}\n           tx pkts={}, bytes={}, drop={}, errs={}",
+                        p.port.0,
+                        s.rx_packets,
+                        s.rx_bytes,
+                        s.rx_dropped,
+                        s.rx_errors,
+                        s.tx_packets,
+                        s.tx_bytes,
+                        s.tx_dropped,
+                        s.tx_errors
+                    );
+                }
+            }
+        }
+        SocketCommand::Show { out } => {
+            let ps = ports(&mut c)?;
+            if out.json {
+                let v: Vec<_> = ps.iter().map(port_json).collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({"server": c.server, "ports": v}))?
+                );
+            } else {
+                println!("{}", c.server);
+                for p in &ps {
+                    println!(
+                        " {}({}): type={} link={} config={}{}",
+                        p.port.0,
+                        p.name,
+                        p.kind.name(),
+                        if p.link_up { "up" } else { "down" },
+                        if p.admin_up { "up" } else { "down" },
+                        if p.no_flood { ",no-flood" } else { "" },
+                    );
+                }
+            }
+        }
+        SocketCommand::DumpTables { out } => match c.request(Body::DumpTables)? {
+            Body::Tables(ts) => {
+                if out.json {
+                    let v: Vec<_> = ts
+                        .iter()
+                        .map(|t| json!({"table": t.table.0, "active": t.active, "lookups": t.lookups, "matched": t.matched}))
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                } else {
+                    for t in &ts {
+                        println!("  table {}: active={}", t.table.0, t.active);
+                    }
+                }
+            }
+            b => bail!("unexpected reply: {b}"),
+        },
+    }
+    let _ = c.request(Body::Goodbye);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests may unwrap (PREAMBLE).
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_keywords() {
+        let f =
+            parse_filter("table=3,priority=7,cookie=0x10/0xf0,out_port=2,tcp,tp_dst=81").unwrap();
+        assert_eq!(f.table, Some(TableId(3)));
+        assert_eq!(f.priority, Some(Priority(7)));
+        assert_eq!((f.cookie, f.cookie_mask), (Cookie(0x10), 0xf0));
+        assert_eq!(f.out_port, Some(PortNo(2)));
+        assert_eq!(f.r#match, parse_match("tcp,tp_dst=81").unwrap());
+        let f = parse_filter("").unwrap();
+        assert_eq!(f, FlowFilter::default());
+        assert!(parse_filter("table=x").is_err());
+        assert!(parse_filter("nosuchfield=1").is_err());
+        assert_eq!(
+            parse_filter("out_port=CONTROLLER").unwrap().out_port,
+            Some(PortNo::CONTROLLER)
+        );
+    }
+}
