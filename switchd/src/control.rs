@@ -37,7 +37,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -674,14 +674,18 @@ fn compile_state(
 /// Binds the control socket at `path` with mode 0600, creating the parent
 /// directory and removing a stale socket file.
 ///
+/// The socket is bound inside a fresh private (0700) directory next to
+/// `path`, set to 0600, then renamed into place, so it is never reachable
+/// with the umask's permissions.
+///
 /// # Errors
 /// I/O errors; a non-socket file at `path` is not removed.
 pub fn bind(path: &Path) -> io::Result<UnixListener> {
-    if let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir)?;
-    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)?;
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)?,
         Ok(_) => {
@@ -692,9 +696,20 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
         }
         Err(_) => {}
     }
-    let l = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(l)
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let private = dir.join(format!(".weft-bind-{}-{seq}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let result = (|| {
+        let tmp = private.join("s");
+        let l = UnixListener::bind(&tmp)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&tmp, path)?;
+        Ok(l)
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    result
 }
 
 /// Capacity of the packet-in broadcast to subscribers; a subscriber that
