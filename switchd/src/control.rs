@@ -22,6 +22,14 @@
 //! the old snapshot after the swap (at most the batch in flight) are not
 //! counted.
 //!
+//! # Events and timeouts
+//!
+//! Connections that `Subscribe` get `PacketIn` and/or `FlowRemoved` events
+//! (message id 0) from one broadcast channel, sent while the connection
+//! waits for its next request. [`expiry_loop`] removes flows whose
+//! `hard_timeout` or `idle_timeout` passed, once a second, through the
+//! same validate-persist-publish path.
+//!
 //! # Thread safety
 //!
 //! [`Controller`] sits behind one `std::sync::Mutex`, locked per request
@@ -29,14 +37,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use protocol::ctl::{
-    Body, BundleId, ChangeCounts, CtlError, FlowChange, FlowEntryStats, FlowFilter, FrameDecoder,
-    FrameError, Message, PacketIn, PortInfo, PortKind, PortRef, PortStats, TableStat, TraceInput,
-    decode_message, encode_frame, negotiate,
+    Body, BundleId, ChangeCounts, CtlError, FlowChange, FlowEntryStats, FlowFilter, FlowRemoved,
+    FrameDecoder, FrameError, Message, PacketIn, PortInfo, PortKind, PortRef, PortStats,
+    RemovedReason, TableStat, TraceInput, decode_message, encode_frame, negotiate,
 };
 use protocol::flow::{FlowSpec, PortNo, TableId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -298,7 +306,7 @@ impl Controller {
         Ok(total)
     }
 
-    fn dump_flows(&self, filter: &FlowFilter) -> Vec<FlowEntryStats> {
+    fn dump_flows(&self, filter: &FlowFilter, now: u64) -> Vec<FlowEntryStats> {
         let pl = self.pipeline.load();
         let live: HashMap<FlowId, (u64, u64, u64)> = pl
             .rules()
@@ -306,7 +314,7 @@ impl Controller {
             .collect();
         let selected: std::collections::HashSet<FlowId> =
             self.state.select(filter, false).into_iter().collect();
-        let now = unix_ms();
+
         self.state
             .sorted_flows()
             .into_iter()
@@ -400,6 +408,51 @@ impl Controller {
             self.datapath.transmit(port, bytes);
         }
         Ok(())
+    }
+
+    /// Removes flows whose hard timeout (since added) or idle timeout
+    /// (since last matched, or added) has passed at `now` (Unix ms) and
+    /// returns them as `FlowRemoved` events with their final counters.
+    ///
+    /// # Errors
+    /// If the new state cannot be persisted or compiled (nothing removed).
+    pub fn expire(&mut self, now: u64) -> Result<Vec<FlowRemoved>, CtlError> {
+        if !self
+            .state
+            .flows
+            .values()
+            .any(|e| e.spec.idle_timeout != 0 || e.spec.hard_timeout != 0)
+        {
+            return Ok(Vec::new());
+        }
+        let mut removed = Vec::new();
+        for e in self.dump_flows(&FlowFilter::default(), now) {
+            let hard = u64::from(e.spec.hard_timeout) * 1000;
+            let idle = u64::from(e.spec.idle_timeout) * 1000;
+            let reason = if hard != 0 && e.duration_ms >= hard {
+                RemovedReason::HardTimeout
+            } else if idle != 0 && e.idle_age_ms >= idle {
+                RemovedReason::IdleTimeout
+            } else {
+                continue;
+            };
+            removed.push(FlowRemoved {
+                spec: e.spec,
+                reason,
+                duration_ms: e.duration_ms,
+                n_packets: e.n_packets,
+                n_bytes: e.n_bytes,
+            });
+        }
+        if removed.is_empty() {
+            return Ok(removed);
+        }
+        let mut new = self.state.clone();
+        for r in &removed {
+            new.flows.remove(&FlowId::of(&r.spec));
+        }
+        self.commit(new, &[])?;
+        Ok(removed)
     }
 
     fn dump_ports(&self) -> Vec<PortInfo> {
@@ -517,7 +570,7 @@ impl Controller {
                 Body::FlowsChanged(self.flow_change(|st| (st.delete_flows(f), Vec::new()))?)
             }
             Body::DumpFlows { filter, .. } => Body::Flows {
-                entries: self.dump_flows(filter),
+                entries: self.dump_flows(filter, now),
                 more: false,
             },
             Body::DumpPorts => Body::Ports(self.dump_ports()),
@@ -621,14 +674,18 @@ fn compile_state(
 /// Binds the control socket at `path` with mode 0600, creating the parent
 /// directory and removing a stale socket file.
 ///
+/// The socket is bound inside a fresh private (0700) directory next to
+/// `path`, set to 0600, then renamed into place, so it is never reachable
+/// with the umask's permissions.
+///
 /// # Errors
 /// I/O errors; a non-socket file at `path` is not removed.
 pub fn bind(path: &Path) -> io::Result<UnixListener> {
-    if let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir)?;
-    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)?;
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)?,
         Ok(_) => {
@@ -639,9 +696,20 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
         }
         Err(_) => {}
     }
-    let l = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(l)
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let private = dir.join(format!(".weft-bind-{}-{seq}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let result = (|| {
+        let tmp = private.join("s");
+        let l = UnixListener::bind(&tmp)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&tmp, path)?;
+        Ok(l)
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    result
 }
 
 /// Capacity of the packet-in broadcast to subscribers; a subscriber that
@@ -655,7 +723,7 @@ pub const EVENT_QUEUE: usize = 1024;
 /// receives the packet already cut to `max_len`, not its original length.
 pub fn spawn_packet_in_bridge(
     rx: std::sync::mpsc::Receiver<crate::worker::PacketInEvent>,
-    events: broadcast::Sender<PacketIn>,
+    events: broadcast::Sender<Body>,
     vlan_limit: u8,
 ) -> io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
@@ -667,16 +735,35 @@ pub fn spawn_packet_in_bridge(
                 key.set_in_port(ev.in_port.0);
                 protocol::flow::extract(&ev.bytes, &cfg, &mut key);
                 // No subscriber is not an error.
-                let _ = events.send(PacketIn {
+                let _ = events.send(Body::PacketIn(PacketIn {
                     reason: ev.reason,
                     table: ev.table,
                     cookie: ev.cookie,
                     key,
                     total_len: ev.bytes.len() as u32,
                     packet: ev.bytes,
-                });
+                }));
             }
         })
+}
+
+/// Expires timed-out flows every second and broadcasts `FlowRemoved`
+/// events; runs forever.
+pub async fn expiry_loop(ctl: Arc<Mutex<Controller>>, events: broadcast::Sender<Body>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let removed = lock(&ctl).expire(unix_ms());
+        match removed {
+            Ok(removed) => {
+                for r in removed {
+                    tracing::info!(flow = %protocol::text::format_flow(&r.spec), reason = ?r.reason, "flow expired");
+                    let _ = events.send(Body::FlowRemoved(r));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "expiring flows failed"),
+        }
+    }
 }
 
 /// Accepts connections forever, one task each; `events` feeds
@@ -684,7 +771,7 @@ pub fn spawn_packet_in_bridge(
 pub async fn serve(
     listener: UnixListener,
     ctl: Arc<Mutex<Controller>>,
-    events: broadcast::Sender<PacketIn>,
+    events: broadcast::Sender<Body>,
 ) {
     loop {
         match listener.accept().await {
@@ -718,16 +805,26 @@ async fn send(stream: &mut UnixStream, id: u64, body: Body) -> io::Result<()> {
     stream.write_all(&bytes).await
 }
 
-/// The next event for a subscribed connection; never resolves when not
-/// subscribed.
-async fn next_event(sub: &mut Option<broadcast::Receiver<PacketIn>>) -> Option<PacketIn> {
-    let Some(rx) = sub else {
+/// A connection's subscription to events.
+#[derive(Debug)]
+struct Subscription {
+    rx: broadcast::Receiver<Body>,
+    packet_in: bool,
+    flow_removed: bool,
+}
+
+/// The next event for a subscribed connection (`None`: nothing to send
+/// this time); never resolves when not subscribed.
+async fn next_event(sub: &mut Option<Subscription>) -> Option<Body> {
+    let Some(s) = sub else {
         return std::future::pending().await;
     };
-    match rx.recv().await {
-        Ok(ev) => Some(ev),
+    match s.rx.recv().await {
+        Ok(ev @ Body::PacketIn(_)) if s.packet_in => Some(ev),
+        Ok(ev @ Body::FlowRemoved(_)) if s.flow_removed => Some(ev),
+        Ok(_) => None,
         Err(broadcast::error::RecvError::Lagged(n)) => {
-            tracing::warn!(lost = n, "packet-in subscriber fell behind");
+            tracing::warn!(lost = n, "event subscriber fell behind");
             None
         }
         Err(broadcast::error::RecvError::Closed) => {
@@ -742,9 +839,9 @@ async fn next_event(sub: &mut Option<broadcast::Receiver<PacketIn>>) -> Option<P
 async fn connection(
     mut stream: UnixStream,
     ctl: Arc<Mutex<Controller>>,
-    events: broadcast::Sender<PacketIn>,
+    events: broadcast::Sender<Body>,
 ) -> io::Result<()> {
-    let mut sub: Option<broadcast::Receiver<PacketIn>> = None;
+    let mut sub: Option<Subscription> = None;
     let mut dec = FrameDecoder::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut version: Option<u16> = None;
@@ -757,7 +854,7 @@ async fn connection(
                     r = stream.read(&mut buf) => r?,
                     ev = next_event(&mut sub) => {
                         if let Some(ev) = ev {
-                            send(&mut stream, 0, Body::PacketIn(ev)).await?;
+                            send(&mut stream, 0, ev).await?;
                         }
                         continue;
                     }
@@ -825,8 +922,15 @@ async fn connection(
                 send(&mut stream, id, Body::Ok).await?;
                 return Ok(());
             }
-            Body::Subscribe { packet_in, .. } => {
-                sub = packet_in.then(|| events.subscribe());
+            Body::Subscribe {
+                packet_in,
+                flow_removed,
+            } => {
+                sub = (packet_in || flow_removed).then(|| Subscription {
+                    rx: events.subscribe(),
+                    packet_in,
+                    flow_removed,
+                });
                 Body::Ok
             }
             Body::BundleOpen { bundle_id } => match bundles.entry(bundle_id) {
@@ -962,7 +1066,7 @@ mod tests {
         PathBuf,
         Arc<Mutex<Controller>>,
         Arc<SharedPipeline>,
-        broadcast::Sender<PacketIn>,
+        broadcast::Sender<Body>,
     ) {
         let st = SwitchState::load(dir).unwrap().unwrap_or_default();
         let pl = Controller::empty_pipeline().unwrap();
@@ -1237,11 +1341,14 @@ mod tests {
             }
         };
         let count = |c: &Controller| {
-            c.dump_flows(&FlowFilter {
-                r#match: parse_match("in_port=1").unwrap(),
-                ..FlowFilter::default()
-            })[0]
-                .n_packets
+            c.dump_flows(
+                &FlowFilter {
+                    r#match: parse_match("in_port=1").unwrap(),
+                    ..FlowFilter::default()
+                },
+                unix_ms(),
+            )[0]
+            .n_packets
         };
         send(3);
         assert_eq!(count(&c), 3);
@@ -1281,6 +1388,22 @@ mod tests {
             [(PortNo(7), frame.clone())]
         );
         assert_eq!(count(&c), 0);
+        // Timeouts: hard counts from the add, idle from the last match.
+        c.handle(&Body::AddFlows {
+            flows: flows(&[
+                "priority=5,hard_timeout=2,actions=drop",
+                "priority=6,idle_timeout=1,actions=drop",
+            ]),
+        });
+        let t = unix_ms();
+        assert!(c.expire(t).unwrap().is_empty());
+        let gone = c.expire(t + 1500).unwrap();
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].reason, RemovedReason::IdleTimeout);
+        let gone = c.expire(t + 2500).unwrap();
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].reason, RemovedReason::HardTimeout);
+        assert_eq!(c.state().flows.len(), 3);
     }
 
     #[tokio::test]

@@ -89,7 +89,8 @@ fn main() -> Result<()> {
         tracing::info!(socket = %args.socket.display(), "listening");
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            () = control::serve(listener, Arc::clone(&ctl), events) => {}
+            () = control::serve(listener, Arc::clone(&ctl), events.clone()) => {}
+            () = control::expiry_loop(Arc::clone(&ctl), events) => {}
             _ = term.recv() => tracing::info!("SIGTERM"),
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
         }
