@@ -17,7 +17,8 @@
 //! * `replace_under_traffic`: 5,000 sequenced UDP datagrams while
 //!   `replace-flows` flips between two tables that mark with different
 //!   TOS values; each table's second stage drops the other table's mark, so
-//!   a packet seen by a mix of old and new rules would be lost. Every
+//!   a packet seen by a mix of old and new rules would be lost (checked
+//!   first: a mixed table drops all 10 datagrams of a probe). Every
 //!   datagram must arrive, carrying one of the two marks.
 //! * `restart_under_traffic`: a UDP stream every 10 ms while the daemon is
 //!   `kill -9`ed and restarted from the same state directory; the stream
@@ -621,6 +622,22 @@ fn replace_under_traffic() {
     std::fs::write(&fb, &b).unwrap();
     ctl_ok(dir, &["add-flows", fa.to_str().unwrap()]);
     assert!(ping(&ns.pods[0], "10.244.0.2"), "ping p1 -> p2");
+
+    // The detector works: A's marking with B's second stage drops all.
+    let mixed = format!(
+        "{}{}",
+        a.lines().take(2).collect::<Vec<_>>().join("\n") + "\n",
+        b.lines().skip(2).collect::<Vec<_>>().join("\n") + "\n"
+    );
+    flows_cmd(dir, "replace-flows", "mixed.txt", &mixed);
+    let rx = Receiver::start(&ns.pods[1], "10.244.0.2", 5002, 10, 1.0);
+    assert_eq!(
+        wait_sender(start_sender(&ns.pods[0], "10.244.0.2", 5002, 10, 0.001)),
+        10
+    );
+    assert_eq!(rx.finish().len(), 0, "a mixed table must drop:\n{mixed}");
+    assert_eq!(counter(&flows_json(dir), "actions=drop"), 10);
+    ctl_ok(dir, &["replace-flows", fa.to_str().unwrap()]);
 
     const N: usize = 5000;
     let rx = Receiver::start(&ns.pods[1], "10.244.0.2", 5002, N, 3.0);
