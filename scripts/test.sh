@@ -19,7 +19,7 @@ if [ "${CI:-}" = "true" ] && [ "$FUZZ_SECONDS" = "0" ]; then
     die "FUZZ_SECONDS=0 is not allowed under CI=true"
 fi
 
-ensure_pkgs tshark:tshark tcpdump:tcpdump
+ensure_pkgs tshark:tshark tcpdump:tcpdump ovs-vswitchd:openvswitch-switch
 ensure_toolchain
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
