@@ -12,9 +12,11 @@
 //! and `dl_vlan`; actions `output:N`, `IN_PORT`, `LOCAL`, `FLOOD`, `ALL`,
 //! drop, `resubmit(,T)`, `goto_table:T` (forward only), `load`/`set_field`
 //! to `reg0`, `mod_dl_src/dst`, `mod_nw_src/dst`, `mod_tp_dst`, `dec_ttl`,
-//! `push_vlan:0x8100,mod_vlan_vid:V` (always as a pair) and `strip_vlan`
-//! (only in flows that match a tagged packet). Packets are IPv4
-//! TCP/UDP/ICMP with TTL 64, built by `packet_from_key`.
+//! `push_vlan:0x8100,mod_vlan_vid:V` (always as a pair), `strip_vlan`
+//! and `mod_vlan_pcp` (only where the flow guarantees a tag), `mod_tp_src`.
+//! Packets (built by `packet_from_key`) are mostly IPv4 TCP/UDP/ICMP with
+//! TTL 64, a fifth of them with an 802.1Q tag, plus some ARP requests and
+//! IPv6 TCP packets (which only L2 matches and actions concern).
 //!
 //! `ovs` starts ONE private OVS (own temp directory, `OVS_*DIR` variables
 //! pointing into it, `ovsdb-server` and `ovs-vswitchd

@@ -183,7 +183,7 @@ fn gen_actions(rng: &mut Rng, table: u8, ntables: u8, proto: Proto, tagged: bool
     // rejects a `strip_vlan` without a tag and a third tag (OFPBAC_BAD_TAG).
     let mut depth = u8::from(tagged);
     for _ in 0..n {
-        let choice = rng.below(16);
+        let choice = rng.below(18);
         let s = match choice {
             0..=3 => format!("output:{}", 1 + rng.below(u64::from(NPORTS))),
             4 => rng.pick(&["FLOOD", "ALL", "IN_PORT", "LOCAL"]).to_string(),
@@ -215,6 +215,10 @@ fn gen_actions(rng: &mut Rng, table: u8, ntables: u8, proto: Proto, tagged: bool
                 depth += 1;
                 format!("push_vlan:0x8100,mod_vlan_vid:{}", rng.pick(&VIDS))
             }
+            15 if matches!(proto, Proto::Tcp | Proto::Udp) => {
+                format!("mod_tp_src:{}", rng.pick(&TP_PORTS))
+            }
+            16 if depth > 0 => format!("mod_vlan_pcp:{}", rng.below(8)),
             14 if depth > 0 => {
                 depth -= 1;
                 "strip_vlan".into()
@@ -222,6 +226,16 @@ fn gen_actions(rng: &mut Rng, table: u8, ntables: u8, proto: Proto, tagged: bool
             _ => continue,
         };
         a.push(s);
+    }
+    // Rewrites only show if something is sent: most flows that would
+    // send nothing get a final output.
+    let sends = |x: &String| {
+        x.starts_with("output")
+            || x.starts_with("resubmit")
+            || x.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+    };
+    if n > 0 && !a.iter().any(sends) && rng.pct(60) {
+        a.push(format!("output:{}", 1 + rng.below(u64::from(NPORTS))));
     }
     if table + 1 < ntables && rng.pct(25) {
         a.push(format!(
@@ -276,6 +290,29 @@ fn gen_packet(rng: &mut Rng) -> Vec<u8> {
             k.set_tp_src(8);
             k.set_tp_dst(0);
         }
+    }
+    match rng.below(10) {
+        0 => {
+            // ARP request: nw_src/nw_dst are the protocol addresses.
+            k.set_dl_type(0x0806);
+            k.set_nw_proto(1);
+            k.set_nw_ttl(0);
+            k.set_tp_src(0);
+            k.set_tp_dst(0);
+            k.set_arp_sha(k.dl_src());
+        }
+        1 => {
+            // IPv6 TCP: only L2 and port matches/actions apply to it.
+            k.set_dl_type(0x86dd);
+            k.set_nw_src(Ipv4Addr::UNSPECIFIED);
+            k.set_nw_dst(Ipv4Addr::UNSPECIFIED);
+            k.set_ipv6_src("fd00::1".parse().expect("literal"));
+            k.set_ipv6_dst("fd00::2".parse().expect("literal"));
+            k.set_nw_proto(6);
+            k.set_tp_src(*rng.pick(&TP_PORTS));
+            k.set_tp_dst(*rng.pick(&TP_PORTS));
+        }
+        _ => {}
     }
     packet_from_key(&k)
 }
