@@ -18,8 +18,22 @@ ensure_pkgs() {
     export DEBIAN_FRONTEND=noninteractive
     # tshark asks whether non-root users may capture; answer no, non-interactively.
     echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
+    # Packages such as openvswitch-switch would start system daemons on
+    # install; Weft's tests run their own private instances, so keep the
+    # package scripts from starting services (Debian's policy-rc.d
+    # mechanism), unless the machine already has a policy of its own.
+    local policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        policy=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' > "$policy"
+        chmod +x "$policy"
+    fi
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || {
+        [ -n "$policy" ] && rm -f "$policy"
+        die "apt-get install ${missing[*]} failed"
+    }
+    [ -n "$policy" ] && rm -f "$policy"
 }
 
 # ensure_toolchain: the pinned toolchain from rust-toolchain.toml, without

@@ -19,7 +19,8 @@ if [ "${CI:-}" = "true" ] && [ "$FUZZ_SECONDS" = "0" ]; then
     die "FUZZ_SECONDS=0 is not allowed under CI=true"
 fi
 
-ensure_pkgs tshark:tshark tcpdump:tcpdump ip:iproute2 ping:iputils-ping python3:python3
+ensure_pkgs tshark:tshark tcpdump:tcpdump ip:iproute2 ping:iputils-ping python3:python3 \
+    ovs-vswitchd:openvswitch-switch
 ensure_toolchain
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
