@@ -30,10 +30,11 @@ ensure_pkgs() {
     fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || {
-        [ -n "$policy" ] && rm -f "$policy"
+        if [ -n "$policy" ]; then rm -f "$policy"; fi
         die "apt-get install ${missing[*]} failed"
     }
-    [ -n "$policy" ] && rm -f "$policy"
+    if [ -n "$policy" ]; then rm -f "$policy"; fi
+    return 0
 }
 
 # ensure_toolchain: the pinned toolchain from rust-toolchain.toml, without
