@@ -42,6 +42,16 @@ pub fn tcp4() -> Frame {
     build!(b, &[], "tcp4")
 }
 
+/// TCP over IPv4 SYN like [`tcp4`], from 10.244.0.1:40000 to `dst`:`dst_port`
+/// (for benches that spread lookups over many destinations).
+pub fn tcp4_to(dst: [u8; 4], dst_port: u16) -> Frame {
+    let b = PacketBuilder::ethernet2(SRC, DST)
+        .ipv4([10, 244, 0, 1], dst, 64)
+        .tcp(40000, dst_port, 0x1234_5678, 64240)
+        .syn();
+    build!(b, &[], "tcp4")
+}
+
 /// UDP over IPv6.
 pub fn udp6() -> Frame {
     let b = PacketBuilder::ethernet2(SRC, DST)

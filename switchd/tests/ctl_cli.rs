@@ -166,3 +166,83 @@ fn flow_commands() {
     let e = ctl(dir, &["del-port", "nosuch"]).unwrap_err();
     assert!(e.contains("no such port"), "{e}");
 }
+
+/// `weftctl trace` without `--offline` asks the running switchd: the walk
+/// through its current flows, the same as tracing those flows offline.
+#[test]
+fn online_trace() {
+    if !weftctl_bin().exists() {
+        let msg = format!(
+            "{} missing (built by `cargo test --workspace`)",
+            weftctl_bin().display()
+        );
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+        let _ = std::io::stderr()
+            .write_all(format!("\n******** SKIP online_trace: {msg} ********\n").as_bytes());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _d = start(dir);
+
+    // No ports exist, so the pipeline accepts any output port number.
+    let file = dir.join("flows.txt");
+    std::fs::write(
+        &file,
+        "cookie=0x5,table=0,priority=100,in_port=1,tcp,tp_dst=80,actions=goto_table:1\n\
+         table=0,priority=0,actions=drop\n\
+         table=1,priority=10,ip,nw_dst=10.0.0.2,actions=mod_nw_tos:32,output:2\n",
+    )
+    .unwrap();
+    ok(dir, &["add-flows", file.to_str().unwrap()]);
+
+    let flow = "tcp,nw_src=10.0.0.1,nw_dst=10.0.0.2,tp_src=40000,tp_dst=80";
+    let text = ok(dir, &["trace", "--in-port", "1", "--flow", flow]);
+    for want in [
+        " 0. tcp,in_port=1,tp_dst=80, priority 100, cookie 0x5\n    goto_table:1\n",
+        " 1. ip,nw_dst=10.0.0.2, priority 10\n",
+        "-> nw_tos: 0 -> 32\n",
+        "output:2\n",
+        "-> output to 2 (54 bytes)\n",
+        "Final: 1 output(s), 0 packet-in(s)\n",
+    ] {
+        assert!(text.contains(want), "{want:?} missing:\n{text}");
+    }
+
+    // Exactly what an offline trace of the same flows says.
+    let offline = ok(
+        dir,
+        &[
+            "trace",
+            "--offline",
+            "--flows",
+            file.to_str().unwrap(),
+            "--in-port",
+            "1",
+            "--flow",
+            flow,
+        ],
+    );
+    assert_eq!(text, offline);
+
+    // --json: the server's text.
+    let v: serde_json::Value = serde_json::from_str(&ok(
+        dir,
+        &["trace", "--in-port", "1", "--flow", flow, "--json"],
+    ))
+    .unwrap();
+    assert_eq!(v["text"].as_str(), Some(text.as_str()));
+
+    // Another port misses table 0's rule: the catch-all drops it.
+    let dropped = ok(dir, &["trace", "--in-port", "3", "--flow", flow]);
+    assert!(dropped.contains(" 0. priority 0\n"), "{dropped}");
+    assert!(
+        dropped.contains("Final: dropped (reason: no_output)"),
+        "{dropped}"
+    );
+    assert!(!dropped.contains("output to 2"), "{dropped}");
+
+    // Offline-only flags are refused without --offline.
+    let e = ctl(dir, &["trace", "--ports", "1-3", "--flow", flow]).unwrap_err();
+    assert!(e.contains("--offline"), "{e}");
+}

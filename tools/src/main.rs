@@ -2,9 +2,9 @@
 //!
 //! Offline subcommands work on files (`parse-pcap`, `trace --offline`);
 //! the others talk to a switchd control socket (`--socket`, env
-//! `WEFT_SOCKET`): `add-flow`, `add-flows`, `del-flows`, `mod-flows`,
-//! `replace-flows`, `dump-flows`, `add-port`, `del-port`, `dump-ports`,
-//! `show`, `dump-tables`.
+//! `WEFT_SOCKET`): `trace`, `add-flow`, `add-flows`, `del-flows`,
+//! `mod-flows`, `replace-flows`, `dump-flows`, `add-port`, `del-port`,
+//! `dump-ports`, `show`, `dump-tables`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,8 +43,10 @@ enum Command {
     ParsePcap(parse_pcap::Args),
     /// Run one packet through the real switchd pipeline and show every
     /// table, rule, action, field change, output (with its exact bytes) and
-    /// packet-in, as `ovs-appctl ofproto/trace` does. `--offline` reads the
-    /// flows from a file (`ovs-ofctl add-flows` format).
+    /// packet-in, as `ovs-appctl ofproto/trace` does: by default in the
+    /// running switchd (its current flows, ports and settings; nothing is
+    /// sent); `--offline` reads the flows from a file (`ovs-ofctl add-flows`
+    /// format) and the settings from flags.
     Trace(Box<trace::Args>),
     #[command(flatten)]
     Socket(ctl_client::SocketCommand),
@@ -54,7 +56,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::ParsePcap(args) => parse_pcap::run(&args),
-        Command::Trace(args) => trace::run(&args),
+        Command::Trace(args) => trace::run(&cli.socket, &args),
         Command::Socket(cmd) => ctl_client::run(&cli.socket, &cmd),
     };
     match result {

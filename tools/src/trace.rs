@@ -1,25 +1,37 @@
 //! `weftctl trace`: run one packet through the real switchd pipeline and
 //! print what happened, like `ovs-appctl ofproto/trace`.
 //!
-//! Offline only for now (`--offline`): the flows come from a file in
-//! `ovs-ofctl add-flows` format (one flow per line, `#` comments, blank
-//! lines), the ports and switch settings from flags. The packet is given as
-//! hex bytes (`--packet`), as a flow (`--flow 'tcp,nw_src=...'`, turned
-//! into bytes by `packet_from_key`), or as a record of a pcap file
-//! (`--pcap FILE --record N`, 1-based).
+//! Online (the default): the running switchd traces the packet through
+//! its current flows, ports and settings (a `protocol::ctl` `Trace`
+//! request on `--socket`; nothing is sent and no counter changes) and
+//! answers with the rendered text.
 //!
-//! Output: indented text, or with `--json` the trace JSON documented in
-//! `weft_switchd::pipeline::trace` (`dropped`, `drop_reason`, `outputs`
-//! with exact bytes in the order they leave, `packet_ins`, `walk`).
+//! Offline (`--offline`): the flows come from a file in `ovs-ofctl
+//! add-flows` format (one flow per line, `#` comments, blank lines), the
+//! ports and switch settings from flags.
+//!
+//! The packet is given as hex bytes (`--packet`), as a flow (`--flow
+//! 'tcp,nw_src=...'`, turned into bytes by `packet_from_key`; sent online as
+//! a flow key, which switchd turns into bytes the same way), or as a record
+//! of a pcap file (`--pcap FILE --record N`, 1-based).
+//!
+//! Output: indented text. With `--json`, offline prints the trace JSON
+//! documented in `weft_switchd::pipeline::trace` (`dropped`,
+//! `drop_reason`, `outputs` with exact bytes in the order they leave,
+//! `packet_ins`, `walk`); online prints `{"text": "..."}`, because the
+//! protocol's `TraceResult` reply carries only the text.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
+use protocol::ctl::{Body, TraceInput};
 use protocol::flow::{FlowSpec, PortNo, TableId};
 use protocol::pcap::PcapReader;
 use protocol::text::{parse_flow, parse_match};
 use weft_switchd::buf::PacketBuf;
+
+use crate::ctl_client::Client;
 use weft_switchd::pipeline::packet::packet_from_key;
 use weft_switchd::pipeline::{
     CollectSink, FragMode, MissBehavior, PortConfig, SwitchConfig, TreeTrace, WorkerState, compile,
@@ -28,15 +40,17 @@ use weft_switchd::pipeline::{
 /// Arguments of `trace`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Work on files only (required until switchd has a control socket).
+    /// Work on files only (`--flows` and the setting flags) instead of
+    /// asking the running switchd.
     #[arg(long)]
     offline: bool,
-    /// Flows in `ovs-ofctl add-flows` format.
+    /// Flows in `ovs-ofctl add-flows` format (`--offline` only, required
+    /// there).
     #[arg(long, value_name = "FILE")]
-    flows: PathBuf,
+    flows: Option<PathBuf>,
     /// The ports that exist: `1-5`, `1,2,7`, `LOCAL` (comma-separated
     /// numbers, ranges and names). Without it, any port number is accepted
-    /// and FLOOD/ALL/NORMAL have no port to flood to.
+    /// and FLOOD/ALL/NORMAL have no port to flood to. `--offline` only.
     #[arg(long, value_name = "LIST")]
     ports: Option<String>,
     /// The input port (number or LOCAL); default: the flow's `in_port`, else 1.
@@ -57,17 +71,19 @@ pub(crate) struct Args {
     /// Print JSON.
     #[arg(long)]
     json: bool,
-    /// VLAN tags parsed (OVS vlan-limit).
-    #[arg(long, default_value_t = 1)]
-    vlan_limit: u8,
-    /// Fragment handling: normal, drop or nx-match.
-    #[arg(long, default_value = "normal")]
-    frag_mode: String,
+    /// VLAN tags parsed (OVS vlan-limit; default 1). `--offline` only.
+    #[arg(long, value_name = "N")]
+    vlan_limit: Option<u8>,
+    /// Fragment handling: normal (default), drop or nx-match. `--offline`
+    /// only.
+    #[arg(long, value_name = "MODE")]
+    frag_mode: Option<String>,
     /// Table-miss behaviour: `TABLE=drop|controller|continue` (repeatable).
+    /// `--offline` only.
     #[arg(long, value_name = "T=MODE")]
     table_miss: Vec<String>,
     /// Port configuration: `PORT=no-flood[,no-forward,no-receive,no-packet-in]`
-    /// (repeatable).
+    /// (repeatable). `--offline` only.
     #[arg(long, value_name = "P=FLAGS")]
     port_config: Vec<String>,
 }
@@ -139,13 +155,10 @@ fn config(args: &Args) -> anyhow::Result<SwitchConfig> {
         Some(p) => SwitchConfig::with_ports(parse_ports(p)?),
         None => SwitchConfig::default(),
     };
-    cfg.vlan_limit = args.vlan_limit;
-    cfg.frag_mode = FragMode::from_name(&args.frag_mode).ok_or_else(|| {
-        anyhow!(
-            "bad --frag-mode {:?} (normal, drop, nx-match)",
-            args.frag_mode
-        )
-    })?;
+    cfg.vlan_limit = args.vlan_limit.unwrap_or(1);
+    let frag_mode = args.frag_mode.as_deref().unwrap_or("normal");
+    cfg.frag_mode = FragMode::from_name(frag_mode)
+        .ok_or_else(|| anyhow!("bad --frag-mode {frag_mode:?} (normal, drop, nx-match)"))?;
     for tm in &args.table_miss {
         let (t, m) = tm
             .split_once('=')
@@ -173,15 +186,17 @@ fn config(args: &Args) -> anyhow::Result<SwitchConfig> {
     Ok(cfg)
 }
 
-fn packet(args: &Args) -> anyhow::Result<(Vec<u8>, Option<PortNo>)> {
+/// The packet to trace (a flow stays a key, for the server) and the flow's
+/// `in_port`, if it has one.
+fn input(args: &Args) -> anyhow::Result<(TraceInput, Option<PortNo>)> {
     if let Some(h) = &args.packet {
-        return Ok((parse_hex(h)?, None));
+        return Ok((TraceInput::Packet(parse_hex(h)?), None));
     }
     if let Some(f) = &args.flow {
         let m = parse_match(f).map_err(|e| anyhow!("--flow: {e}"))?;
         let (port, mask) = m.get(protocol::flow::Field::InPort);
         let in_port = (mask != 0).then_some(PortNo(port as u32));
-        return Ok((packet_from_key(&m.key), in_port));
+        return Ok((TraceInput::Key(Box::new(m.key)), in_port));
     }
     if let Some(path) = &args.pcap {
         let n = args.record.unwrap_or(1);
@@ -195,22 +210,41 @@ fn packet(args: &Args) -> anyhow::Result<(Vec<u8>, Option<PortNo>)> {
             .nth(n - 1)
             .ok_or_else(|| anyhow!("{}: no record {n}", path.display()))?
             .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-        return Ok((rec.data.to_vec(), None));
+        return Ok((TraceInput::Packet(rec.data.to_vec()), None));
     }
     bail!("give the packet with --packet, --flow or --pcap")
 }
 
-pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    if !args.offline {
-        bail!("only --offline tracing exists until switchd has a control socket");
-    }
-    let flows = read_flows(&args.flows)?;
-    let cfg = config(args)?;
-    let pl = compile(&flows, cfg).map_err(|e| anyhow!("{}: {e}", args.flows.display()))?;
-    let (bytes, flow_port) = packet(args)?;
+/// Runs `trace`: against switchd at `socket`, or offline.
+pub(crate) fn run(socket: &Path, args: &Args) -> anyhow::Result<ExitCode> {
+    let (input, flow_port) = input(args)?;
     let in_port = match &args.in_port {
         Some(p) => parse_port(p)?,
         None => flow_port.unwrap_or(PortNo(1)),
+    };
+    if !args.offline {
+        let offline_only = [
+            ("--flows", args.flows.is_some()),
+            ("--ports", args.ports.is_some()),
+            ("--vlan-limit", args.vlan_limit.is_some()),
+            ("--frag-mode", args.frag_mode.is_some()),
+            ("--table-miss", !args.table_miss.is_empty()),
+            ("--port-config", !args.port_config.is_empty()),
+        ];
+        if let Some((flag, _)) = offline_only.iter().find(|(_, given)| *given) {
+            bail!("{flag} needs --offline (online, switchd's own flows and settings apply)");
+        }
+        return online(socket, args, in_port, input);
+    }
+    let Some(path) = &args.flows else {
+        bail!("--offline needs --flows FILE");
+    };
+    let flows = read_flows(path)?;
+    let cfg = config(args)?;
+    let pl = compile(&flows, cfg).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let bytes = match input {
+        TraceInput::Packet(b) => b,
+        TraceInput::Key(k) => packet_from_key(&k),
     };
     let mut ws = WorkerState::new(pl.config());
     let mut buf = PacketBuf::from_slice(&bytes);
@@ -222,6 +256,29 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         println!("{s}");
     } else {
         print!("{}", trace.to_text(&verdict));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Asks switchd to trace the packet through its current pipeline.
+fn online(
+    socket: &Path,
+    args: &Args,
+    in_port: PortNo,
+    input: TraceInput,
+) -> anyhow::Result<ExitCode> {
+    let mut c = Client::connect(socket)?;
+    let reply = c.request(Body::Trace { in_port, input });
+    let _ = c.request(Body::Goodbye);
+    let text = match reply? {
+        Body::TraceResult { text } => text,
+        b => bail!("unexpected reply to Trace: {b}"),
+    };
+    if args.json {
+        let s = serde_json::to_string_pretty(&serde_json::json!({ "text": text }))?;
+        println!("{s}");
+    } else {
+        print!("{text}");
     }
     Ok(ExitCode::SUCCESS)
 }
