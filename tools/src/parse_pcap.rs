@@ -15,8 +15,8 @@ use protocol::flow::key::{TUN_FLAG_CSUM, TUN_FLAG_KEY, TUN_FLAG_OAM};
 use protocol::pcap::PcapReader;
 use protocol::text::{flow_key_fields, format_flow_key};
 use protocol::wire::{
-    EtherType, GENEVE_UDP_PORT, GenevePacket, GeneveRepr, IpProtocol, Ipv4Packet, Ipv6Packet,
-    UdpPacket, VXLAN_UDP_PORT, VxlanPacket, VxlanRepr,
+    EtherType, GENEVE_UDP_PORT, GenevePacket, GeneveRepr, IpProtocol, Ipv4Packet, UdpPacket,
+    VXLAN_UDP_PORT, VxlanPacket, VxlanRepr,
 };
 use serde_json::{Map, Value, json};
 
@@ -219,16 +219,14 @@ fn decap_tunnel(
     })
 }
 
+/// The outer IPv4 header's DF bit, as OVS's native tunnel receive sets
+/// `FLOW_TNL_F_DONT_FRAGMENT`; IPv6 has no DF bit, so an IPv6 underlay never
+/// sets the flag.
 fn dont_fragment(frame: &[u8], ex: &Extracted) -> bool {
-    let l3 = usize::from(ex.layers.l3);
     frame
-        .get(l3..)
+        .get(usize::from(ex.layers.l3)..)
         .and_then(|b| Ipv4Packet::new_checked(b).ok())
         .is_some_and(|p| p.dont_frag())
-        || frame
-            .get(l3..)
-            .and_then(|b| Ipv6Packet::new_checked(b).ok())
-            .is_some()
 }
 
 fn bad_tunnel(kind: &'static str, e: protocol::wire::ParseError) -> Tunnel {

@@ -192,3 +192,23 @@ fn garbage_never_panics() {
     assert!(!o.status.success());
     std::fs::remove_file(p).ok();
 }
+
+#[test]
+fn tunnel_flags_follow_the_underlay() {
+    // IPv4 underlay with DF set: df appears; IPv6 underlay (no DF bit in
+    // IPv6) with a UDP checksum: csum but never df.
+    let run = |name: &str| {
+        let path = pcaps_dir().join(name);
+        let o = weftctl(&["parse-pcap", "--json", path.to_str().unwrap()]);
+        assert!(o.status.success());
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v[0]["tunnel"]["inner"]["fields"]["tun_flags"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(run("tcpdump-geneve.pcap"), "df|key");
+    let v6 = run("tcpdump-gso-ipv6-geneve-ipv6.pcap");
+    assert!(!v6.contains("df"), "{v6}");
+    assert!(v6.contains("key"), "{v6}");
+}
