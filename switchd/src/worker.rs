@@ -240,7 +240,8 @@ pub fn run(
         }
         ready.clear();
         {
-            let mut fds: Vec<PollFd<'_>> = ports
+            // On the stack for up to 64 ports: no allocation per poll round.
+            let mut fds: smallvec::SmallVec<[PollFd<'_>; 64]> = ports
                 .list
                 .iter()
                 .map(|(_, p)| PollFd::new(p.fd(), PollFlags::POLLIN))
