@@ -75,6 +75,11 @@ pub trait Datapath: Send {
     /// Transmits `frame` on `ofport` (packet-out); unknown ports are
     /// counted by the worker as drops.
     fn transmit(&mut self, ofport: PortNo, frame: Vec<u8>);
+    /// MAC address, MTU and state of an open port's interface, as the
+    /// kernel reports them (`None` if not known).
+    fn link(&self, _ofport: PortNo) -> Option<crate::port::LinkInfo> {
+        None
+    }
 }
 
 /// A [`Datapath`] that opens nothing (tests, offline use): every port
@@ -460,16 +465,23 @@ impl Controller {
         self.state
             .ports
             .values()
-            .map(|p| PortInfo {
-                port: p.ofport,
-                name: p.name.clone(),
-                kind: p.kind.clone(),
-                mac: None,
-                mtu: 1500,
-                admin_up: !p.config.no_forward,
-                no_flood: p.config.no_flood,
-                link_up: stats.contains_key(&p.ofport),
-                stats: stats.get(&p.ofport).copied().unwrap_or_default(),
+            .map(|p| {
+                let link = self.datapath.link(p.ofport);
+                PortInfo {
+                    port: p.ofport,
+                    name: p.name.clone(),
+                    kind: p.kind.clone(),
+                    // Devices without a hardware address report zeros.
+                    mac: link
+                        .map(|l| protocol::wire::EthernetAddress(l.mac))
+                        .filter(|m| m.0 != [0; 6]),
+                    // 0 when the interface could not be read.
+                    mtu: link.map_or(0, |l| l.mtu),
+                    admin_up: !p.config.no_forward,
+                    no_flood: p.config.no_flood,
+                    link_up: stats.contains_key(&p.ofport) && link.is_some_and(|l| l.running),
+                    stats: stats.get(&p.ofport).copied().unwrap_or_default(),
+                }
             })
             .collect()
     }
