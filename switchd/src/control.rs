@@ -80,6 +80,10 @@ pub trait Datapath: Send {
     fn link(&self, _ofport: PortNo) -> Option<crate::port::LinkInfo> {
         None
     }
+    /// True if `ofport` was opened and not closed since.
+    fn is_open(&self, ofport: PortNo) -> bool {
+        self.port_stats().contains_key(&ofport)
+    }
 }
 
 /// A [`Datapath`] that opens nothing (tests, offline use): every port
@@ -479,7 +483,9 @@ impl Controller {
                     mtu: link.map_or(0, |l| l.mtu),
                     admin_up: !p.config.no_forward,
                     no_flood: p.config.no_flood,
-                    link_up: stats.contains_key(&p.ofport) && link.is_some_and(|l| l.running),
+                    // The kernel's view (up and running) for an open
+                    // port; a port that failed to open is down.
+                    link_up: self.datapath.is_open(p.ofport) && link.is_some_and(|l| l.running),
                     stats: stats.get(&p.ofport).copied().unwrap_or_default(),
                 }
             })

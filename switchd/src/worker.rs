@@ -393,23 +393,30 @@ pub fn run(
         let now = unix_ms();
         if now.saturating_sub(last_stats) >= STATS_INTERVAL_MS {
             last_stats = now;
-            if let Ok(mut s) = shared.port_stats.lock() {
-                s.clear();
-                s.extend(
-                    ports
-                        .list
-                        .iter()
-                        .map(|(n, p)| (*n, to_ctl_stats(p.stats()))),
-                );
-            }
-            if let Ok(mut c) = shared.counters.lock() {
-                c.clone_from(&ws.counters);
-            }
-            shared
-                .mac_outbox_overflow
-                .store(ws.mac.outbox_overflow(), Ordering::Relaxed);
+            publish(&shared, &ports, &ws);
         }
     }
+    publish(&shared, &ports, &ws);
+}
+
+/// Copies the worker's counters to `shared` (every [`STATS_INTERVAL_MS`]
+/// and when it stops).
+fn publish(shared: &WorkerShared, ports: &Ports, ws: &WorkerState) {
+    if let Ok(mut s) = shared.port_stats.lock() {
+        s.clear();
+        s.extend(
+            ports
+                .list
+                .iter()
+                .map(|(n, p)| (*n, to_ctl_stats(p.stats()))),
+        );
+    }
+    if let Ok(mut c) = shared.counters.lock() {
+        c.clone_from(&ws.counters);
+    }
+    shared
+        .mac_outbox_overflow
+        .store(ws.mac.outbox_overflow(), Ordering::Relaxed);
 }
 
 /// The control thread's handle on one worker thread.
@@ -587,14 +594,42 @@ impl Workers {
             .collect()
     }
 
-    /// Stops every worker and waits for them.
+    /// Stops every worker, waits for them and logs their final counters
+    /// (one line per worker, then the sum).
     pub fn stop(&mut self) {
+        let running = self.workers.iter().any(|w| w.thread.is_some());
         for w in &self.workers {
             w.shared.stop.store(true, Ordering::Relaxed);
         }
         for w in &mut self.workers {
             w.stop();
         }
+        if !running {
+            return;
+        }
+        for (i, c) in self.per_worker_counters().iter().enumerate() {
+            let w = &self.workers[i].shared;
+            tracing::info!(
+                worker = i,
+                packets = c.packets,
+                outputs = c.outputs,
+                packet_ins = c.packet_ins,
+                drops = ?c.drops,
+                unknown_port_drops = w.unknown_port_drops.load(Ordering::Relaxed),
+                packet_in_drops = w.packet_in_drops.load(Ordering::Relaxed),
+                mac_sync_drops = w.mac_sync_drops.load(Ordering::Relaxed)
+                    + w.mac_outbox_overflow.load(Ordering::Relaxed),
+                "worker stopped"
+            );
+        }
+        let c = self.counters();
+        tracing::info!(
+            workers = self.workers.len(),
+            packets = c.packets,
+            outputs = c.outputs,
+            drops = ?c.drops,
+            "datapath stopped"
+        );
     }
 }
 
@@ -661,6 +696,10 @@ impl Datapath for Workers {
             }
         }
         sum
+    }
+
+    fn is_open(&self, ofport: PortNo) -> bool {
+        self.links.contains_key(&ofport)
     }
 
     fn link(&self, ofport: PortNo) -> Option<LinkInfo> {

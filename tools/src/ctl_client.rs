@@ -331,6 +331,8 @@ fn port_json(p: &PortInfo) -> serde_json::Value {
         "ofport": p.port.0,
         "name": p.name,
         "type": p.kind.name(),
+        "mac": p.mac.map(|m| m.to_string()),
+        "mtu": p.mtu,
         "link_up": p.link_up,
         "admin_up": p.admin_up,
         "no_flood": p.no_flood,
@@ -459,8 +461,11 @@ pub(crate) fn run(socket: &Path, cmd: &SocketCommand) -> Result<ExitCode> {
                 for p in &ps {
                     let s = &p.stats;
                     println!(
-                        "  port {:>2}: rx pkts={}, bytes={}, drop={}, errs={}\n           tx pkts={}, bytes={}, drop={}, errs={}",
+                        "  port {:>2}({}): addr={} mtu={}\n           rx pkts={}, bytes={}, drop={}, errs={}\n           tx pkts={}, bytes={}, drop={}, errs={}",
                         p.port.0,
+                        p.name,
+                        p.mac.map_or_else(|| "none".to_owned(), |m| m.to_string()),
+                        p.mtu,
                         s.rx_packets,
                         s.rx_bytes,
                         s.rx_dropped,
@@ -485,9 +490,11 @@ pub(crate) fn run(socket: &Path, cmd: &SocketCommand) -> Result<ExitCode> {
                 println!("{}", c.server);
                 for p in &ps {
                     println!(
-                        " {}({}): type={} link={} config={}{}",
+                        " {}({}): addr={} mtu={} type={} link={} config={}{}",
                         p.port.0,
                         p.name,
+                        p.mac.map_or_else(|| "none".to_owned(), |m| m.to_string()),
+                        p.mtu,
                         p.kind.name(),
                         if p.link_up { "up" } else { "down" },
                         if p.admin_up { "up" } else { "down" },

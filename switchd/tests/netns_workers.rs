@@ -1,0 +1,223 @@
+//! `weft-switchd --workers 2` end to end: three veth pods, traffic spread
+//! over two datapath threads.
+//!
+//! ```text
+//!  ns p1 eth0 10.244.0.1 ==veth== sw-p1 (ofport 1) ┐
+//!  ns p2 eth0 10.244.0.2 ==veth== sw-p2 (ofport 2) ├ weft-switchd --workers 2
+//!  ns p3 eth0 10.244.0.3 ==veth== sw-p3 (ofport 3) ┘  (PACKET_FANOUT_HASH,
+//!                                                      2 sockets per port)
+//! ```
+//!
+//! Checks: `dump-ports` shows each port's MAC and MTU as the kernel reports
+//! them (`ip -j link`; `sw-p2` gets MTU 1400 first); `NORMAL` forwarding
+//! works both ways between every pair (ping) and for a 1 MiB TCP
+//! transfer; six UDP flows run in parallel (two per pod pair, 1,000
+//! sequenced datagrams each): every datagram arrives, in order within its
+//! flow (fanout hashes a flow to one worker), each flow's own rule counts
+//! exactly what was sent, and each port transmits exactly its two flows
+//! plus a little ARP/ICMP (a station unknown to one worker would be
+//! flooded to the third port, adding a whole flow there). After SIGTERM
+//! the daemon logs each worker's final counters: both workers handled
+//! packets and their sum is the total it logs.
+//!
+//! The "both workers" check depends on the kernel's flow hash spreading
+//! ~12 distinct flows (6 UDP, 1 TCP, ICMP and ARP pairs) over two sockets;
+//! the chance that all land on one is about 2^-11.
+//!
+//! Set-up, requirements and naming: `common/netns.rs`; namespaces are
+//! `weft-w<pid>-{sw,p1,p2,p3}`.
+
+#![allow(clippy::unwrap_used)] // Tests may unwrap (PREAMBLE).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Instant;
+
+use common::netns::*;
+
+/// Datagrams per UDP flow.
+const N: usize = 1000;
+
+/// `ip -j link show DEV` in namespace `ns`: (MAC, MTU).
+fn kernel_link(ns: &str, dev: &str) -> (String, u64) {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-j", "link", "show", dev])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        v[0]["address"].as_str().unwrap().to_owned(),
+        v[0]["mtu"].as_u64().unwrap(),
+    )
+}
+
+/// Port counters from `dump-ports --json`: ofport -> (rx, tx) packets.
+fn port_packets(dir: &std::path::Path) -> BTreeMap<u64, (u64, u64)> {
+    let v: serde_json::Value =
+        serde_json::from_str(&ctl_ok(dir, &["dump-ports", "--json"])).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["ofport"].as_u64().unwrap(),
+                (
+                    p["stats"]["rx_packets"].as_u64().unwrap(),
+                    p["stats"]["tx_packets"].as_u64().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The numbers after `key=` on the log lines containing `what`.
+fn log_values(log: &str, what: &str, key: &str) -> Vec<u64> {
+    log.lines()
+        .filter(|l| l.contains(what))
+        .filter_map(|l| {
+            let rest = &l[l.find(&format!(" {key}="))? + key.len() + 2..];
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+#[test]
+fn workers_two_threads() {
+    if !can_run("workers_two_threads") {
+        return;
+    }
+    let t0 = Instant::now();
+    let ns = Namespaces::create("w", 3, 0);
+    ip(&["-n", &ns.sw, "link", "set", "sw-p2", "mtu", "1400"]).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let daemon = Daemon::start_with(&ns.sw, dir, &["--workers", "2"]);
+    assert!(log_of(dir).contains("workers=2"), "{}", log_of(dir));
+    add_veth_ports(dir, 3);
+
+    // 1. MAC and MTU as the kernel has them.
+    let ports: serde_json::Value =
+        serde_json::from_str(&ctl_ok(dir, &["dump-ports", "--json"])).unwrap();
+    for p in ports.as_array().unwrap() {
+        let name = p["name"].as_str().unwrap();
+        let (mac, mtu) = kernel_link(&ns.sw, name);
+        assert_eq!(p["mac"].as_str(), Some(mac.as_str()), "{p}");
+        assert_eq!(p["mtu"].as_u64(), Some(mtu), "{p}");
+        assert_eq!(p["link_up"].as_bool(), Some(true), "{p}");
+    }
+    assert_eq!(ports[1]["mtu"].as_u64(), Some(1400));
+    let show = ctl_ok(dir, &["show"]);
+    assert!(show.contains("mtu=1400"), "{show}");
+
+    // 2. NORMAL both ways, every pair, and TCP.
+    let mut flows = String::new();
+    let streams: [(usize, usize, u16); 6] = [
+        (1, 2, 7001),
+        (1, 2, 7002),
+        (2, 3, 7003),
+        (2, 3, 7004),
+        (3, 1, 7005),
+        (3, 1, 7006),
+    ];
+    for (from, to, port) in streams {
+        flows.push_str(&format!(
+            "priority=200,udp,nw_src=10.244.0.{from},nw_dst=10.244.0.{to},tp_dst={port},actions=NORMAL\n"
+        ));
+    }
+    flows.push_str("priority=0,actions=NORMAL\n");
+    flows_cmd(dir, "add-flows", "flows.txt", &flows);
+    for (from, to) in [(0, 2), (1, 1), (0, 3), (2, 1), (1, 3), (2, 2)] {
+        let dst = format!("10.244.0.{to}");
+        assert!(
+            ping(&ns.pods[from], &dst),
+            "ping p{} -> {dst}\n{}",
+            from + 1,
+            log_of(dir)
+        );
+    }
+    tcp_transfer(&ns.pods[0], &ns.pods[2], "10.244.0.3");
+
+    // 3. Six UDP flows at once. Counters are published every 100 ms: let
+    // the TCP transfer's last packets reach them first.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let before = port_packets(dir);
+    let receivers: Vec<Receiver> = streams
+        .iter()
+        .map(|&(_, to, port)| {
+            // Generous idle time: the six senders start after all
+            // receivers and python3 starts slowly on a loaded machine.
+            Receiver::start(&ns.pods[to - 1], &format!("10.244.0.{to}"), port, N, 10.0)
+        })
+        .collect();
+    let senders: Vec<_> = streams
+        .iter()
+        .map(|&(from, to, port)| {
+            start_sender(
+                &ns.pods[from - 1],
+                &format!("10.244.0.{to}"),
+                port,
+                N,
+                0.001,
+            )
+        })
+        .collect();
+    let sent: Vec<usize> = senders.into_iter().map(wait_sender).collect();
+    let got: Vec<Vec<Datagram>> = receivers.into_iter().map(Receiver::finish).collect();
+    // Counters are published every 100 ms.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let after = port_packets(dir);
+    let flows = flows_json(dir);
+    for (i, &(from, to, port)) in streams.iter().enumerate() {
+        assert_eq!(sent[i], N);
+        let g = &got[i];
+        let lost = missing(g, N);
+        assert!(
+            lost.is_empty(),
+            "flow {from}->{to}:{port} lost {} datagrams (first {:?}); rules {flows:?}",
+            lost.len(),
+            lost.first()
+        );
+        assert_eq!(g.len(), N, "flow {from}->{to}:{port}: duplicates");
+        let reordered = g.windows(2).filter(|w| w[1].seq <= w[0].seq).count();
+        assert_eq!(reordered, 0, "flow {from}->{to}:{port} reordered");
+        assert_eq!(
+            counter(&flows, &format!("tp_dst={port}")),
+            N as u64,
+            "rule of flow {from}->{to}:{port}: {flows:?}"
+        );
+    }
+    // Each port is the destination of exactly two flows (and the source
+    // of two); a little ARP/ICMP may come along.
+    for p in 1..=3u64 {
+        let rx = after[&p].0 - before[&p].0;
+        let tx = after[&p].1 - before[&p].1;
+        let two = 2 * N as u64;
+        assert!(
+            (two..two + 50).contains(&tx),
+            "port {p} sent {tx} (expected {two} + ARP): flooding?\n{before:?}\n{after:?}"
+        );
+        assert!((two..two + 50).contains(&rx), "port {p} received {rx}");
+    }
+
+    // 4. Per-worker counters add up.
+    let status = daemon.terminate();
+    assert!(status.success(), "{status}");
+    let log = log_of(dir);
+    let per: Vec<u64> = log_values(&log, "worker stopped", "packets");
+    let total = log_values(&log, "datapath stopped", "packets");
+    assert_eq!(per.len(), 2, "{log}");
+    assert_eq!(total.len(), 1, "{log}");
+    assert_eq!(per.iter().sum::<u64>(), total[0]);
+    assert!(total[0] >= 6 * N as u64, "{total:?}");
+    assert!(per.iter().all(|&n| n > 0), "one worker idle: {per:?}");
+    eprintln!(
+        "workers_two_threads: per-worker packets {per:?}, took {:?}",
+        t0.elapsed()
+    );
+}
