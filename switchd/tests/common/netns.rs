@@ -118,7 +118,18 @@ impl Namespaces {
         };
         for name in std::iter::once(ns.sw.clone()).chain(ns.pods.clone()) {
             ip(&["netns", "add", &name]).unwrap();
-            ns.created.push(name);
+            ns.created.push(name.clone());
+            // IPv4 only: no IPv6 router solicitations, DAD or MLD reports
+            // from interfaces coming up, so the traffic the switch sees is
+            // the traffic a test sends (and its ARP).
+            in_netns(&name, || {
+                for conf in ["default", "all"] {
+                    std::fs::write(format!("/proc/sys/net/ipv6/conf/{conf}/disable_ipv6"), "1")
+                        .unwrap();
+                }
+            })
+            .join()
+            .unwrap();
         }
         for (i, pod) in ns.pods.iter().enumerate() {
             ip(&["-n", pod, "link", "set", "lo", "up"]).unwrap();
