@@ -7,8 +7,9 @@
 //!  ns p3 tap-p3 10.244.0.3 ~~fd~~ (TAP, ofport 3)  ┘   (tap_pod only)
 //! ```
 //!
-//! * `tap_pod`: a TAP port created by the daemon, its netdev moved into a
-//!   pod; ping, 200 sequenced UDP datagrams (all received) and a 1 MiB TCP
+//! * `tap_pod`: a multi-queue TAP port created by `weft-switchd --workers
+//!   2`, its netdev moved into a pod (`dump-ports` still shows its MAC and
+//!   MTU); ping, 200 sequenced UDP datagrams (all received) and a 1 MiB TCP
 //!   transfer between a veth pod and the TAP pod through `NORMAL`; a
 //!   dedicated UDP rule counts exactly the datagrams sent.
 //! * `vlan_push_pop`: table 0 pushes a tag (VID 100 or 200 by direction)
@@ -58,15 +59,27 @@ fn tap_pod() {
     let ns = Namespaces::create("xt", 2, 1);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let daemon = Daemon::start(&ns.sw, dir);
+    // Two workers: the TAP is multi-queue, one queue per worker.
+    let daemon = Daemon::start_with(&ns.sw, dir, &["--workers", "2"]);
     add_veth_ports(dir, 2);
     let out = ctl_ok(
         dir,
         &["add-port", "tap-p3", "--type", "tap", "--ofport", "3"],
     );
     assert_eq!(out.trim(), "tap-p3: ofport 3");
-    // The daemon keeps the fd; the netdev moves into the pod.
+    // The daemon keeps the fds; the netdev moves into the pod.
     ip(&["-n", &ns.sw, "link", "set", "tap-p3", "netns", &ns.pods[2]]).unwrap();
+    // dump-ports still shows the TAP's MAC (read when it was opened).
+    let ports: serde_json::Value =
+        serde_json::from_str(&ctl_ok(dir, &["dump-ports", "--json"])).unwrap();
+    let out = std::process::Command::new("ip")
+        .args(["-n", &ns.pods[2], "-j", "link", "show", "tap-p3"])
+        .output()
+        .unwrap();
+    let link: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(ports[2]["name"], "tap-p3");
+    assert_eq!(ports[2]["mac"], link[0]["address"], "{ports}");
+    assert_eq!(ports[2]["mtu"], link[0]["mtu"], "{ports}");
     ip(&[
         "-n",
         &ns.pods[2],

@@ -225,8 +225,14 @@ impl Daemon {
     /// SIGTERM (a clean stop: the daemon logs its workers' final
     /// counters) and waits up to 10 s for the exit.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let st = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+        // The shell's `kill` builtin: no dependency on procps.
+        let st = Command::new("sh")
+            .args([
+                "-c",
+                "kill -TERM \"$1\"",
+                "sh",
+                &self.child.id().to_string(),
+            ])
             .status();
         assert!(
             st.as_ref().is_ok_and(|s| s.success()),
