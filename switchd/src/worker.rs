@@ -89,10 +89,11 @@ pub const MAC_SYNC_QUEUE: usize = 1024;
 /// Most workers `--workers` accepts.
 pub const MAX_WORKERS: usize = 64;
 
-/// The default worker count: the CPUs this process may run on, at most 4
-/// (one core is left to the kernel's softirq work and the control thread
-/// on small nodes only by the operator's choice; past 4 workers a node
-/// switch is usually limited by the veth/TAP kernel path, not by us).
+/// The default worker count: the CPUs this process may run on, at most 4.
+/// The cap keeps a default install from taking every core of a large node
+/// (the kernel's veth/TAP softirq work and the pods need CPU too, and a
+/// worker mostly sleeps in `poll` when idle); more is an operator's choice
+/// with `--workers`.
 pub fn default_workers() -> usize {
     std::thread::available_parallelism()
         .map(std::num::NonZeroUsize::get)
@@ -157,8 +158,8 @@ pub struct WorkerShared {
     /// MAC announcements this worker's table could not record (outbox
     /// full), published every [`STATS_INTERVAL_MS`].
     pub mac_outbox_overflow: AtomicU64,
-    /// MAC announcements lost: a peer's inbox or this worker's outbox was
-    /// full (the station is flooded on that peer until announced again).
+    /// MAC announcements lost because a peer's inbox was full (the station
+    /// is flooded on that peer until announced again).
     pub mac_sync_drops: AtomicU64,
 }
 

@@ -119,12 +119,21 @@ impl AfPacketPort {
             return Ok(vec![Self::open(ifname)?]);
         }
         let ifindex = sys::if_index(ifname)?;
+        let fanout_err = |e: io::Error| {
+            io::Error::new(
+                e.kind(),
+                format!("{ifname}: joining a PACKET_FANOUT group for {n} workers: {e}"),
+            )
+        };
         let first = PacketSocket::open(ifindex, false)?;
-        let id = first.join_fanout(None, sys::PACKET_FANOUT_HASH)?;
+        let id = first
+            .join_fanout(None, sys::PACKET_FANOUT_HASH)
+            .map_err(fanout_err)?;
         let mut ports = vec![Self::with_socket(ifname, ifindex, first)];
         for _ in 1..n {
             let s = PacketSocket::open(ifindex, true)?;
-            s.join_fanout(Some(id), sys::PACKET_FANOUT_HASH)?;
+            s.join_fanout(Some(id), sys::PACKET_FANOUT_HASH)
+                .map_err(fanout_err)?;
             s.unquiet()?;
             ports.push(Self::with_socket(ifname, ifindex, s));
         }

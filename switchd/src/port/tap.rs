@@ -77,6 +77,19 @@ impl TapPort {
     /// Like [`TapPort::open`], with `n` queues (one per worker): `n > 1`
     /// uses `IFF_MULTI_QUEUE` (see the module documentation).
     pub fn open_queues(name: &str, n: usize) -> io::Result<Vec<TapPort>> {
+        let mq_err = |e: io::Error| {
+            if n > 1 {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{name}: opening {n} queues of a multi-queue TAP (an existing \
+                         single-queue TAP needs --workers 1): {e}"
+                    ),
+                )
+            } else {
+                e
+            }
+        };
         let dev = DeviceBuilder::new()
             .name(name)
             .layer(Layer::L2)
@@ -84,10 +97,11 @@ impl TapPort {
             .offload(false)
             .multi_queue(n > 1)
             .enable(true)
-            .build_sync()?;
+            .build_sync()
+            .map_err(mq_err)?;
         let mut devs = Vec::with_capacity(n.max(1));
         for _ in 1..n {
-            devs.push(dev.try_clone()?);
+            devs.push(dev.try_clone().map_err(mq_err)?);
         }
         devs.insert(0, dev);
         devs.into_iter()
