@@ -290,20 +290,30 @@ fn check(req: &Request, conf: &NetConf) -> CniResult<()> {
     if !host.up {
         return Err(check_err(format!("host end {} is down", rec.host_ifname)));
     }
+    // The datapath reports an opened port with its next statistics
+    // publication, so allow a convergence delay (the spec asks for one
+    // right after ADD).
     let mut sw = Switch::connect(&conf.socket)?;
-    let ports = sw.ports()?;
-    match ports.iter().find(|p| p.name == rec.host_ifname) {
-        None => Err(check_err(format!(
-            "switchd has no port {}",
-            rec.host_ifname
-        ))),
-        Some(p) if !p.link_up => Err(check_err(format!(
-            "switchd port {} ({}) is not open in the datapath",
-            rec.host_ifname, p.port
-        ))),
-        Some(_) => Ok(()),
+    let deadline = std::time::Instant::now() + CHECK_CONVERGENCE;
+    loop {
+        let ports = sw.ports()?;
+        let err = match ports.iter().find(|p| p.name == rec.host_ifname) {
+            None => check_err(format!("switchd has no port {}", rec.host_ifname)),
+            Some(p) if !p.link_up => check_err(format!(
+                "switchd port {} ({}) is not open in the datapath",
+                rec.host_ifname, p.port
+            )),
+            Some(_) => return Ok(()),
+        };
+        if std::time::Instant::now() >= deadline {
+            return Err(err);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// How long `CHECK` waits for switchd to report a new port open.
+const CHECK_CONVERGENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn status(conf: &NetConf) -> CniResult<()> {
     let not_ready = |e: CniError| {
