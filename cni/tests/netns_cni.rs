@@ -17,6 +17,10 @@
 //! * `portmap_chain`: a 1.0.0 chain weft-cni -> the reference `portmap`
 //!   plugin (prevResult), DNAT rule installed in the node and removed by
 //!   DEL; CHECK of weft-cni with the chain's final result.
+//! * `switchd_down_and_restart`: ADD while switchd is down is code 11 with
+//!   nothing allocated; DEL is 11 but frees veth and address; after the
+//!   restart the persisted port checks out and a retried DEL removes the
+//!   stale one.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -432,5 +436,54 @@ fn portmap_chain() {
         .ok();
     node.cni(&del, &with_prev(&conf, &r2)).ok();
     assert!(!nat().contains(&ip), "DNAT removed:\n{}", nat());
+    assert_clean(&node);
+}
+
+#[test]
+fn switchd_down_and_restart() {
+    if !can_run("switchd_down_and_restart", &[]) {
+        return;
+    }
+    let mut node = Node::start("r");
+    let conf = node.conf("1.1.0");
+    let (_, p1) = node.pod(1);
+    let (_, p2) = node.pod(2);
+    let (_, p3) = node.pod(3);
+    let r1 = node
+        .cni(&Call::new("ADD", "up1", Some(p1.clone())), &conf)
+        .ok()
+        .json;
+    let r2 = node
+        .cni(&Call::new("ADD", "up2", Some(p2.clone())), &conf)
+        .ok()
+        .json;
+    node.stop_switchd();
+    // ADD while switchd is down: 11, and nothing allocated.
+    let out = node.cni(&Call::new("ADD", "down3", Some(p3.clone())), &conf);
+    assert_eq!(out.err_code(), 11, "{}", out.stdout);
+    assert_eq!(node.ipam_files().len(), 2);
+    // DEL while switchd is down: 11 (retry), but the veth and the address
+    // are already released.
+    let out = node.cni(&Call::new("DEL", "up2", Some(p2.clone())), &conf);
+    assert_eq!(out.err_code(), 11, "{}", out.stdout);
+    assert_eq!(node.ipam_files(), vec![result_ip(&r1)]);
+    assert_eq!(node.host_links().len(), 1);
+    // switchd comes back with its persisted ports: pod 1 checks out, the
+    // retried DEL of pod 2 removes its stale port.
+    node.start_switchd();
+    node.cni(
+        &Call::new("CHECK", "up1", Some(p1.clone())),
+        &with_prev(&conf, &r1),
+    )
+    .ok();
+    node.cni(&Call::new("DEL", "up2", Some(p2)), &conf).ok();
+    let names: Vec<String> = node.ports().into_iter().map(|p| p.1).collect();
+    assert_eq!(
+        names,
+        vec![r1["interfaces"][0]["name"].as_str().unwrap().to_owned()]
+    );
+    node.cni(&Call::new("ADD", "down3", Some(p3)), &conf).ok();
+    node.cni(&Call::new("DEL", "down3", None), &conf).ok();
+    node.cni(&Call::new("DEL", "up1", None), &conf).ok();
     assert_clean(&node);
 }
