@@ -476,6 +476,11 @@ fn switchd_down_and_restart() {
         &with_prev(&conf, &r1),
     )
     .ok();
+    let stale = r2["interfaces"][0]["name"].as_str().unwrap().to_owned();
+    assert!(
+        node.ports().iter().any(|p| p.1 == stale),
+        "switchd restored the stale port"
+    );
     node.cni(&Call::new("DEL", "up2", Some(p2)), &conf).ok();
     let names: Vec<String> = node.ports().into_iter().map(|p| p.1).collect();
     assert_eq!(
