@@ -2,7 +2,8 @@
 # Weft's whole test suite: what CI runs (`.ci/run` calls exactly this).
 #
 # Tiers (shared/DESIGN.md): formatting and lints; unit, property and
-# differential tests (tshark, etherparse); the benches once each
+# differential tests (tshark, etherparse); the end-to-end benchmark
+# harness in --check mode (set-up and report only); the benches once each
 # (`cargo bench -- --test`, so they never rot); every fuzz target for a
 # bounded time. Needs root only to install missing packages.
 #
@@ -37,6 +38,10 @@ log "cargo test (unit, property, differential)"
 # The tshark differential test must run, not skip, in CI.
 export WEFT_REQUIRE_TSHARK=1
 cargo test --workspace --locked
+
+log "end-to-end benchmark harness, --check (every scenario forwards, the report builds; tiny loads, no rate asserted)"
+# The full harness (release build, minutes) is run by hand: benches/e2e/run.sh.
+benches/e2e/run.sh --check
 
 log "cargo bench -- --test (each benchmark once)"
 cargo bench --workspace --locked -- --test
