@@ -454,6 +454,11 @@ async fn serve(
     // the next sync is a full one).
     let mut on_node: Option<Arc<DesiredState>> = None;
     loop {
+        // Checked here too, so a stream of new states cannot delay a stop.
+        if !matches!(stop.try_recv(), Err(oneshot::error::TryRecvError::Empty)) {
+            conn.goodbye().await;
+            return End::Shutdown;
+        }
         let want = desired.borrow_and_update().clone();
         let target = match want {
             Some(d) if t.rejected == Some(d.generation) => t.last_good.clone(),
