@@ -91,6 +91,8 @@ fn cfg() -> SessionConfig {
     SessionConfig {
         backoff_initial: Duration::from_millis(10),
         backoff_max: Duration::from_millis(200),
+        // Small, so a 4-change diff spans two `BundleAdd` frames.
+        bundle_chunk: 3,
         ..SessionConfig::default()
     }
 }
