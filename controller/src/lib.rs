@@ -1,9 +1,10 @@
 //! weft-controller: the central brain.
 //!
-//! Not yet written. What will live here (see `ARCHITECTURE.md` and the
-//! controller issue): sources (a manifests directory, or kube-rs watchers),
-//! the logical model (switches, routers, ports, ACLs, address sets, load
-//! balancers; no Kubernetes types inside), the pure compiler from model to
-//! per-node flow tables (typed `protocol::flow` values), and the sessions
-//! that push per-node diffs to every switchd over `protocol::ctl`. The
-//! `weft-controller` binary is added with the first of these.
+//! Written so far: [`session`], the sessions that push per-node flow tables
+//! to every switchd over `protocol::ctl`. Still to come (see
+//! `ARCHITECTURE.md` and the controller issue): sources (a manifests
+//! directory, or kube-rs watchers), the logical model and the pure compiler
+//! from model to per-node flow tables. The `weft-controller` binary is
+//! added with the first of these.
+
+pub mod session;

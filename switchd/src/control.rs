@@ -42,9 +42,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use protocol::ctl::{
-    Body, BundleId, ChangeCounts, CtlError, FlowChange, FlowEntryStats, FlowFilter, FlowRemoved,
-    FrameDecoder, FrameError, Message, PacketIn, PortInfo, PortKind, PortRef, PortStats,
-    RemovedReason, TableStat, TraceInput, decode_message, encode_frame, negotiate,
+    Body, BundleId, ChangeCounts, CookieInfo, CtlError, FlowChange, FlowEntryStats, FlowFilter,
+    FlowRemoved, FrameDecoder, FrameError, Message, PacketIn, PortInfo, PortKind, PortRef,
+    PortStats, RemovedReason, TableStat, TraceInput, decode_message, encode_frame, negotiate,
 };
 use protocol::flow::{FlowSpec, PortNo, TableId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -136,6 +136,10 @@ pub struct Controller {
     carried: HashMap<u64, (u64, u64, u64)>,
     /// Serial of each flow in the published snapshot.
     published: HashMap<FlowId, u64>,
+    /// What produced each cookie (`SetCookieInfo`), by cookie value. In
+    /// memory only: the controller's session sends the whole table on
+    /// every (re)connect, so it is the source of truth.
+    cookies: BTreeMap<u64, CookieInfo>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -189,6 +193,7 @@ impl Controller {
             generation,
             carried: HashMap::new(),
             published,
+            cookies: BTreeMap::new(),
         };
         let ports: Vec<PortEntry> = c.state.ports.values().cloned().collect();
         for p in ports {
@@ -592,6 +597,16 @@ impl Controller {
                 more: false,
             },
             Body::DumpPorts => Body::Ports(self.dump_ports()),
+            Body::SetCookieInfo { entries, replace } => {
+                if *replace {
+                    self.cookies.clear();
+                }
+                for e in entries {
+                    self.cookies.insert(e.cookie.0, e.clone());
+                }
+                Body::Ok
+            }
+            Body::DumpCookies => Body::Cookies(self.cookies.values().cloned().collect()),
             Body::DumpTables => {
                 let mut counts: BTreeMap<TableId, u64> = BTreeMap::new();
                 for id in self.state.flows.keys() {
@@ -1299,13 +1314,36 @@ mod tests {
             .await,
             Body::Error(CtlError::NoSuchPort { .. })
         ));
+        // The cookie table: replace, then merge (overwriting by cookie).
+        let info = |cookie: u64, name: &str| CookieInfo {
+            cookie: protocol::flow::Cookie(cookie),
+            kind: "NetworkPolicy".into(),
+            namespace: "ns".into(),
+            name: name.into(),
+            rule: 1,
+        };
+        let set = |entries, replace| Body::SetCookieInfo { entries, replace };
+        assert_eq!(
+            c.req(set(vec![info(2, "b"), info(1, "a")], true)).await,
+            Body::Ok
+        );
+        assert_eq!(c.req(set(vec![info(2, "c")], false)).await, Body::Ok);
+        assert_eq!(
+            c.req(Body::DumpCookies).await,
+            Body::Cookies(vec![info(1, "a"), info(2, "c")])
+        );
+        assert_eq!(c.req(set(vec![info(3, "d")], true)).await, Body::Ok);
+        assert_eq!(
+            c.req(Body::DumpCookies).await,
+            Body::Cookies(vec![info(3, "d")])
+        );
         // Replies are not requests; unsupported requests are typed errors.
         assert!(matches!(
             c.req(Body::Ok).await,
             Body::Error(CtlError::UnexpectedMessage { .. })
         ));
         assert!(matches!(
-            c.req(Body::DumpCookies).await,
+            c.req(Body::DumpTlvMap).await,
             Body::Error(CtlError::Unsupported { .. })
         ));
         assert_eq!(c.req(Body::Goodbye).await, Body::Ok);
