@@ -8,6 +8,8 @@
 //! * [`pipeline`]: the multi-table classifier and action execution
 //!   with OpenFlow semantics as OVS implements them, sans-IO, so that
 //!   `weftctl trace`, the benches and the fuzzers drive the real code.
+//! * [`tunnel`]: Geneve and VXLAN encapsulation, decapsulation and MTU
+//!   errors, sans-IO, called by the pipeline.
 //! * [`state`]: the configuration as data (ports with stable numbers,
 //!   flows with OVS flow-mod semantics, settings) and its atomic
 //!   persistence.
@@ -22,4 +24,5 @@ pub mod control;
 pub mod pipeline;
 pub mod port;
 pub mod state;
+pub mod tunnel;
 pub mod worker;
