@@ -53,6 +53,7 @@ use tokio::sync::broadcast;
 
 use crate::pipeline::{CompileError, Pipeline, SharedPipeline};
 use crate::state::{FlowId, PortEntry, SwitchState, unix_ms};
+use crate::tunnel::{NextHops, TlvMap, Tunnels, Underlay};
 
 /// Server name sent in `HelloReply`.
 pub const SERVER_NAME: &str = concat!("weft-switchd ", env!("CARGO_PKG_VERSION"));
@@ -127,6 +128,10 @@ pub struct Controller {
     carried: HashMap<u64, (u64, u64, u64)>,
     /// Serial of each flow in the published snapshot.
     published: HashMap<FlowId, u64>,
+    /// Underlay facts for tunnels (from the kernel; not persisted).
+    underlay: Option<Underlay>,
+    /// Next-hop MAC per remote tunnel endpoint (not persisted).
+    next_hops: NextHops,
 }
 
 impl std::fmt::Debug for Controller {
@@ -169,7 +174,14 @@ impl Controller {
         datapath: Box<dyn Datapath>,
     ) -> Result<Controller, CompileError> {
         let generation = pipeline.load().generation() + 1;
-        let pl = compile_state(&state, &[], generation)?;
+        let tunnels = Tunnels::new(
+            state.tunnel_ports(),
+            None,
+            NextHops::default(),
+            TlvMap::new(&state.settings.tlv_map).unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        let pl = compile_state(&state, &[], generation)?.with_tunnels(Arc::new(tunnels));
         pipeline.store(Arc::new(pl));
         let published = state.flows.iter().map(|(id, e)| (*id, e.serial)).collect();
         let mut c = Controller {
@@ -180,6 +192,8 @@ impl Controller {
             generation,
             carried: HashMap::new(),
             published,
+            underlay: None,
+            next_hops: NextHops::default(),
         };
         let ports: Vec<PortEntry> = c.state.ports.values().cloned().collect();
         for p in ports {
@@ -210,7 +224,9 @@ impl Controller {
     /// carry their index.
     fn commit(&mut self, new: SwitchState, first: &[FlowSpec]) -> Result<u64, CtlError> {
         let generation = self.generation + 1;
-        let pl = compile_state(&new, first, generation).map_err(bad_flow)?;
+        let pl = compile_state(&new, first, generation)
+            .map_err(bad_flow)?
+            .with_tunnels(self.tunnels_of(&new)?);
         new.save(&self.state_dir).map_err(internal)?;
         let old = self.pipeline.swap(Arc::new(pl));
         // Fold the old snapshot's counters into the carry.
@@ -233,6 +249,54 @@ impl Controller {
         self.state = new;
         self.generation = generation;
         tracing::info!(generation, flows = self.state.flows.len(), "published");
+        Ok(generation)
+    }
+
+    /// The tunnel configuration of `st` with the current underlay and
+    /// next hops.
+    fn tunnels_of(&self, st: &SwitchState) -> Result<Arc<Tunnels>, CtlError> {
+        let tlv = TlvMap::new(&st.settings.tlv_map).map_err(|e| CtlError::BadRequest {
+            field: "SetTlvMap.mappings".into(),
+            reason: e.to_string(),
+        })?;
+        Tunnels::new(
+            st.tunnel_ports(),
+            self.underlay,
+            self.next_hops.clone(),
+            tlv,
+        )
+        .map(Arc::new)
+        .map_err(|e| CtlError::BadRequest {
+            field: "tunnel".into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Sets the underlay facts and next hops (from rtnetlink) and
+    /// republishes the current flows with them, without recompiling:
+    /// rule counters continue. Returns the new generation.
+    ///
+    /// # Errors
+    /// The tunnel configuration is invalid (nothing changes).
+    pub fn set_underlay(
+        &mut self,
+        underlay: Option<Underlay>,
+        next_hops: NextHops,
+    ) -> Result<u64, CtlError> {
+        let old = (self.underlay, std::mem::take(&mut self.next_hops));
+        self.underlay = underlay;
+        self.next_hops = next_hops;
+        let tunnels = match self.tunnels_of(&self.state) {
+            Ok(t) => t,
+            Err(e) => {
+                (self.underlay, self.next_hops) = old;
+                return Err(e);
+            }
+        };
+        let generation = self.generation + 1;
+        let pl = self.pipeline.load().with_new_tunnels(tunnels, generation);
+        self.pipeline.store(Arc::new(pl));
+        self.generation = generation;
         Ok(generation)
     }
 
@@ -357,7 +421,9 @@ impl Controller {
                 reason: format!("packet of {} bytes is too long", bytes.len()),
             });
         }
-        let pl = compile_state(&self.state, &[], self.generation).map_err(bad_flow)?;
+        let pl = compile_state(&self.state, &[], self.generation)
+            .map_err(bad_flow)?
+            .with_tunnels(self.tunnels_of(&self.state)?);
         let mut ws = crate::pipeline::WorkerState::new(pl.config());
         let mut pkt = crate::buf::PacketBuf::from_slice(&bytes);
         let mut sink = crate::pipeline::CollectSink::default();
@@ -630,6 +696,19 @@ impl Controller {
             Body::Trace { in_port, input } => Body::TraceResult {
                 text: self.trace(*in_port, input)?,
             },
+            Body::SetTlvMap { mappings } => {
+                TlvMap::new(mappings).map_err(|e| CtlError::BadRequest {
+                    field: "SetTlvMap.mappings".into(),
+                    reason: e.to_string(),
+                })?;
+                let mut new = self.state.clone();
+                let mut sorted = mappings.clone();
+                sorted.sort_by_key(|m| m.slot);
+                new.settings.tlv_map = sorted;
+                self.commit(new, &[])?;
+                Body::Ok
+            }
+            Body::DumpTlvMap => Body::TlvMap(self.state.settings.tlv_map.clone()),
             Body::Hello { .. } => {
                 return Err(CtlError::UnexpectedMessage {
                     message: "Hello".into(),

@@ -43,7 +43,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use protocol::ctl::{ChangeCounts, FlowFilter, FlowModify, PortKind};
+use protocol::ctl::{ChangeCounts, FlowFilter, FlowModify, PortKind, TlvMapping};
 use protocol::flow::{Action, Cookie, FlowSpec, Match, PortNo, Priority, TableId};
 use protocol::text::{format_flow, parse_flow};
 use serde::{Deserialize, Serialize};
@@ -116,6 +116,9 @@ pub struct Settings {
     pub mac_table_size: usize,
     /// MAC aging, milliseconds.
     pub mac_aging_ms: u64,
+    /// Geneve option -> `tun_metadataN` map (`SetTlvMap`), in slot order.
+    #[serde(default)]
+    pub tlv_map: Vec<TlvMapping>,
 }
 
 impl Default for Settings {
@@ -127,6 +130,7 @@ impl Default for Settings {
             table_miss: Vec::new(),
             mac_table_size: d.mac_table_size,
             mac_aging_ms: d.mac_aging_ms,
+            tlv_map: Vec::new(),
         }
     }
 }
@@ -262,6 +266,15 @@ impl SwitchState {
             mac_table_size: self.settings.mac_table_size,
             mac_aging_ms: self.settings.mac_aging_ms,
         }
+    }
+
+    /// The configured tunnel ports (Geneve and VXLAN kinds), for
+    /// [`crate::tunnel::Tunnels::new`].
+    pub fn tunnel_ports(&self) -> Vec<crate::tunnel::TunnelPort> {
+        self.ports
+            .values()
+            .filter_map(|p| crate::tunnel::TunnelPort::from_port_kind(p.ofport, &p.kind))
+            .collect()
     }
 
     /// Flows sorted for display and compilation: table ascending, priority

@@ -13,11 +13,12 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use protocol::ctl::{
     Body, FlowEntryStats, FlowFilter, FlowModify, FrameDecoder, Message, PortInfo, PortKind,
-    PortRef, decode_message, encode_frame, supported_versions,
+    PortRef, TlvMapping, decode_message, encode_frame, supported_versions,
 };
 use protocol::flow::{Cookie, FlowSpec, PortNo, Priority, TableId};
 use protocol::text::{FlowStats, format_flow, format_flow_with_stats, parse_flow, parse_match};
 use serde_json::json;
+use weft_switchd::tunnel::{format_tlv_mapping, parse_tlv_map};
 
 /// How long to wait for a reply.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -234,6 +235,27 @@ pub(crate) enum SocketCommand {
         #[command(flatten)]
         out: Output,
     },
+    /// Add Geneve option mappings (`ovs-ofctl add-tlv-map` syntax:
+    /// `{class=0xffff,type=0,len=4}->tun_metadata0,...`) to the switch's
+    /// TLV map; an option or slot already mapped is an error.
+    AddTlvMap {
+        /// The mappings.
+        map: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Remove Geneve option mappings (all without an argument).
+    DelTlvMap {
+        /// The mappings to remove (same syntax as add-tlv-map).
+        map: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Print the Geneve option map.
+    DumpTlvMap {
+        #[command(flatten)]
+        out: Output,
+    },
 }
 
 /// Parses a `del-flows`/`dump-flows` pattern: a match plus the keywords
@@ -341,6 +363,13 @@ fn port_json(p: &PortInfo) -> serde_json::Value {
             "tx_dropped": p.stats.tx_dropped, "tx_errors": p.stats.tx_errors,
         },
     })
+}
+
+fn tlv_map(c: &mut Client) -> Result<Vec<TlvMapping>> {
+    match c.request(Body::DumpTlvMap)? {
+        Body::TlvMap(m) => Ok(m),
+        b => bail!("unexpected reply: {b}"),
+    }
 }
 
 fn ports(c: &mut Client) -> Result<Vec<PortInfo>> {
@@ -512,6 +541,60 @@ pub(crate) fn run(socket: &Path, cmd: &SocketCommand) -> Result<ExitCode> {
             }
             b => bail!("unexpected reply: {b}"),
         },
+        SocketCommand::AddTlvMap { map, out } => {
+            let add = parse_tlv_map(map).map_err(|e| anyhow!(e))?;
+            let mut cur = tlv_map(&mut c)?;
+            for m in add {
+                if let Some(e) = cur
+                    .iter()
+                    .find(|e| e.slot == m.slot || (e.class, e.r#type) == (m.class, m.r#type))
+                {
+                    bail!(
+                        "add-tlv-map: {} conflicts with existing {}",
+                        format_tlv_mapping(&m),
+                        format_tlv_mapping(e)
+                    );
+                }
+                cur.push(m);
+            }
+            print_changed(&c.request(Body::SetTlvMap { mappings: cur })?, out);
+        }
+        SocketCommand::DelTlvMap { map, out } => {
+            let mut cur = tlv_map(&mut c)?;
+            match map {
+                None => cur.clear(),
+                Some(m) => {
+                    for d in parse_tlv_map(m).map_err(|e| anyhow!(e))? {
+                        let before = cur.len();
+                        cur.retain(|e| *e != d);
+                        if cur.len() == before {
+                            bail!("del-tlv-map: {} is not mapped", format_tlv_mapping(&d));
+                        }
+                    }
+                }
+            }
+            print_changed(&c.request(Body::SetTlvMap { mappings: cur })?, out);
+        }
+        SocketCommand::DumpTlvMap { out } => {
+            let cur = tlv_map(&mut c)?;
+            if out.json {
+                let v: Vec<_> = cur
+                    .iter()
+                    .map(|m| json!({"class": m.class, "type": m.r#type, "len": m.len, "field": format!("tun_metadata{}", m.slot)}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!(" mapping table:");
+                println!("  class   type  length  match field");
+                println!(" ------  ----  ------  --------------");
+                for m in &cur {
+                    println!(
+                        "  {:#06x}  {:#x}  {:<6}  tun_metadata{}",
+                        m.class, m.r#type, m.len, m.slot
+                    );
+                }
+            }
+        }
     }
     let _ = c.request(Body::Goodbye);
     Ok(ExitCode::SUCCESS)

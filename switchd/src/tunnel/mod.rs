@@ -148,6 +148,9 @@
 mod decap;
 mod encap;
 mod icmp;
+#[cfg(test)]
+mod tests;
+mod text;
 
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -160,6 +163,7 @@ use protocol::wire::{EthernetAddress, geneve, vxlan};
 pub use decap::Decap;
 pub use encap::{EncapError, flow_src_port};
 pub use icmp::{IcmpError, too_big_reply};
+pub use text::{format_tlv_mapping, parse_tlv_map};
 
 /// Ethernet header length.
 pub const ETH_LEN: usize = 14;
