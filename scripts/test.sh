@@ -20,6 +20,7 @@ if [ "${CI:-}" = "true" ] && [ "$FUZZ_SECONDS" = "0" ]; then
 fi
 
 ensure_pkgs tshark:tshark tcpdump:tcpdump ip:iproute2 ping:iputils-ping python3:python3 \
+    tracepath:iputils-tracepath \
     ovs-vswitchd:openvswitch-switch
 ensure_toolchain
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}

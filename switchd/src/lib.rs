@@ -15,6 +15,8 @@
 //!   persistence.
 //! * [`control`]: the `protocol::ctl` socket server; every change is
 //!   validated by compiling a new snapshot, persisted, then published.
+//! * [`underlay`]: the node's tunnel endpoint and next hops, read from the
+//!   kernel through rtnetlink on the control thread.
 //! * [`worker`]: the datapath thread: poll, receive batches, process,
 //!   transmit.
 //! * `main.rs`: the `weft-switchd` binary.
@@ -25,4 +27,5 @@ pub mod pipeline;
 pub mod port;
 pub mod state;
 pub mod tunnel;
+pub mod underlay;
 pub mod worker;

@@ -45,6 +45,7 @@ use crate::control::Datapath;
 use crate::pipeline::{NoTrace, OutputSink, SharedPipeline, WorkerCounters, WorkerState};
 use crate::port::{AfPacketPort, Port, TapPort};
 use crate::state::unix_ms;
+use crate::tunnel::TunnelEvent;
 
 /// Poll timeout: the longest a command or stop request waits when idle.
 pub const POLL_TIMEOUT_MS: u16 = 50;
@@ -54,6 +55,8 @@ pub const STATS_INTERVAL_MS: u64 = 100;
 pub const CMD_QUEUE: usize = 64;
 /// Capacity of the packet-in channel.
 pub const PACKET_IN_QUEUE: usize = 1024;
+/// Capacity of the tunnel event channel (missing next hops, learned MACs).
+pub const TUNNEL_EVENT_QUEUE: usize = 256;
 
 /// A command from the control thread.
 #[derive(Debug)]
@@ -107,6 +110,9 @@ pub struct WorkerShared {
     pub unknown_port_drops: AtomicU64,
     /// Packet-ins dropped because the channel was full.
     pub packet_in_drops: AtomicU64,
+    /// Tunnel events dropped because the channel was full (the daemon
+    /// also re-reads the kernel's tables periodically, so none is fatal).
+    pub tunnel_event_drops: AtomicU64,
     /// Generation of the snapshot used by the last batch.
     pub generation: AtomicU64,
 }
@@ -156,6 +162,7 @@ struct Sink<'a> {
     ports: &'a mut Ports,
     shared: &'a WorkerShared,
     packet_in: &'a SyncSender<PacketInEvent>,
+    tunnel_events: &'a SyncSender<TunnelEvent>,
 }
 
 impl OutputSink for Sink<'_> {
@@ -194,6 +201,16 @@ impl OutputSink for Sink<'_> {
             self.shared.packet_in_drops.fetch_add(1, Ordering::Relaxed);
         }
     }
+
+    #[inline]
+    fn tunnel_event(&mut self, event: TunnelEvent) {
+        // A bounded channel of `Copy` values: no allocation, never blocks.
+        if self.tunnel_events.try_send(event).is_err() {
+            self.shared
+                .tunnel_event_drops
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The worker's loop; returns when `shared.stop` is set or the command
@@ -203,6 +220,7 @@ pub fn run(
     cmds: Receiver<WorkerCmd>,
     shared: Arc<WorkerShared>,
     packet_in: SyncSender<PacketInEvent>,
+    tunnel_events: SyncSender<TunnelEvent>,
 ) {
     let mut ws = WorkerState::new(pipeline.load().config());
     let mut ports = Ports::default();
@@ -288,6 +306,7 @@ pub fn run(
                 ports: &mut ports,
                 shared: &shared,
                 packet_in: &packet_in,
+                tunnel_events: &tunnel_events,
             };
             for b in bufs.iter_mut().take(n) {
                 pl.process(b, in_port, now, &mut ws, &mut sink, &mut NoTrace);
@@ -329,6 +348,7 @@ pub struct WorkerHandle {
     shared: Arc<WorkerShared>,
     thread: Option<JoinHandle<()>>,
     packet_in: Option<Receiver<PacketInEvent>>,
+    tunnel_events: Option<Receiver<TunnelEvent>>,
 }
 
 impl WorkerHandle {
@@ -339,17 +359,25 @@ impl WorkerHandle {
     pub fn spawn(pipeline: Arc<SharedPipeline>) -> std::io::Result<WorkerHandle> {
         let (tx, rx) = sync_channel(CMD_QUEUE);
         let (pi_tx, pi_rx) = sync_channel(PACKET_IN_QUEUE);
+        let (te_tx, te_rx) = sync_channel(TUNNEL_EVENT_QUEUE);
         let shared = Arc::new(WorkerShared::default());
         let s2 = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("weft-worker-0".into())
-            .spawn(move || run(pipeline, rx, s2, pi_tx))?;
+            .spawn(move || run(pipeline, rx, s2, pi_tx, te_tx))?;
         Ok(WorkerHandle {
             tx,
             shared,
             thread: Some(thread),
             packet_in: Some(pi_rx),
+            tunnel_events: Some(te_rx),
         })
+    }
+
+    /// Takes the tunnel event receiver (once; see
+    /// [`WorkerShared::tunnel_event_drops`]).
+    pub fn take_tunnel_events(&mut self) -> Option<Receiver<TunnelEvent>> {
+        self.tunnel_events.take()
     }
 
     /// Takes the packet-in receiver (once; while nobody holds it the
@@ -392,8 +420,13 @@ impl Datapath for WorkerHandle {
     fn open_port(&mut self, name: &str, kind: &PortKind, ofport: PortNo) -> Result<(), String> {
         let port: Box<dyn Port> = match kind {
             PortKind::AfPacket => Box::new(AfPacketPort::open(name).map_err(|e| e.to_string())?),
-            PortKind::Tap => Box::new(TapPort::open(name).map_err(|e| e.to_string())?),
-            k => return Err(format!("port type {} is not supported", k.name())),
+            // An internal port is a TAP the host stack uses (OVS `internal`).
+            PortKind::Tap | PortKind::Internal => {
+                Box::new(TapPort::open(name).map_err(|e| e.to_string())?)
+            }
+            // Tunnel ports have no device: the pipeline encapsulates what
+            // is output to them and sends it out of the underlay port.
+            PortKind::Geneve(_) | PortKind::Vxlan(_) => return Ok(()),
         };
         self.add_port(ofport, port)
     }
@@ -420,6 +453,14 @@ impl Datapath for WorkerHandle {
             .port_stats
             .lock()
             .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    fn counters(&self) -> WorkerCounters {
+        self.shared
+            .counters
+            .lock()
+            .map(|c| c.clone())
             .unwrap_or_default()
     }
 }

@@ -12,8 +12,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use protocol::ctl::{
-    Body, FlowEntryStats, FlowFilter, FlowModify, FrameDecoder, Message, PortInfo, PortKind,
-    PortRef, TlvMapping, decode_message, encode_frame, supported_versions,
+    Body, DatapathStats, FlowEntryStats, FlowFilter, FlowModify, FrameDecoder, Message,
+    NeighbourOrigin, NodeEntry, PortInfo, PortKind, PortRef, TlvMapping, TunnelConfig,
+    TunnelStatus, UnderlayConfig, decode_message, encode_frame, supported_versions,
 };
 use protocol::flow::{Cookie, FlowSpec, PortNo, Priority, TableId};
 use protocol::text::{FlowStats, format_flow, format_flow_with_stats, parse_flow, parse_match};
@@ -140,6 +141,31 @@ pub(crate) enum PortType {
     Afpacket,
     /// A TAP device created by switchd.
     Tap,
+    /// The host stack's port: a TAP created by switchd, `LOCAL` if it is
+    /// the first (OVS `internal`).
+    Internal,
+    /// A flow-based Geneve tunnel port (UDP 6081).
+    Geneve,
+    /// A flow-based VXLAN tunnel port (UDP 4789).
+    Vxlan,
+}
+
+/// Tunnel options of `add-port` (OVS `options:`); absent means "from the
+/// flow" (`tun_dst`, `tun_id`).
+#[derive(Debug, Clone, ClapArgs)]
+pub(crate) struct TunnelOptions {
+    /// Fixed remote endpoint.
+    #[arg(long)]
+    remote_ip: Option<std::net::IpAddr>,
+    /// Fixed local endpoint.
+    #[arg(long)]
+    local_ip: Option<std::net::IpAddr>,
+    /// Fixed VNI (24 bits).
+    #[arg(long)]
+    key: Option<u32>,
+    /// UDP destination port (default 6081 Geneve, 4789 VXLAN).
+    #[arg(long)]
+    dst_port: Option<u16>,
 }
 
 /// The socket subcommands.
@@ -207,9 +233,11 @@ pub(crate) enum SocketCommand {
         /// What backs it.
         #[arg(long = "type", value_enum)]
         kind: PortType,
-        /// Requested OpenFlow port number.
+        /// Requested OpenFlow port number (`LOCAL` for an internal port).
         #[arg(long)]
-        ofport: Option<u32>,
+        ofport: Option<String>,
+        #[command(flatten)]
+        tunnel: TunnelOptions,
         #[command(flatten)]
         out: Output,
     },
@@ -235,6 +263,51 @@ pub(crate) enum SocketCommand {
         #[command(flatten)]
         out: Output,
     },
+    /// Add or update a node of the node table (node name -> underlay IP).
+    AddNode {
+        /// Node name.
+        name: String,
+        /// Its tunnel endpoint address.
+        ip: std::net::IpAddr,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Remove nodes from the node table.
+    DelNode {
+        /// Node names.
+        #[arg(required = true)]
+        names: Vec<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Print the node table.
+    DumpNodes {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Choose the underlay: the afpacket port facing the underlay network
+    /// and the port holding the node's address (see README, Tunnels).
+    SetUnderlay {
+        /// The afpacket port on the underlay NIC (or veth).
+        #[arg(long, required_unless_present = "clear")]
+        port: Option<String>,
+        /// The internal (or tap, or veth afpacket) port with the node's IP.
+        #[arg(long, required_unless_present = "clear")]
+        host_port: Option<String>,
+        /// Local tunnel endpoint (default: the host port's first address).
+        #[arg(long)]
+        local_ip: Option<std::net::IpAddr>,
+        /// Remove the underlay configuration.
+        #[arg(long, conflicts_with_all = ["port", "host_port", "local_ip"])]
+        clear: bool,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Print the underlay, tunnel ports (overhead, pod MTU) and next hops.
+    DumpTunnels {
+        #[command(flatten)]
+        out: Output,
+    },
     /// Add Geneve option mappings (`ovs-ofctl add-tlv-map` syntax:
     /// `{class=0xffff,type=0,len=4}->tun_metadata0,...`) to the switch's
     /// TLV map; an option or slot already mapped is an error.
@@ -256,6 +329,118 @@ pub(crate) enum SocketCommand {
         #[command(flatten)]
         out: Output,
     },
+    /// Print datapath counters: packets and drops by reason.
+    DumpStats {
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+fn tunnels(c: &mut Client) -> Result<TunnelStatus> {
+    match c.request(Body::DumpTunnels)? {
+        Body::Tunnels(t) => Ok(t),
+        b => bail!("unexpected reply: {b}"),
+    }
+}
+
+fn nodes(c: &mut Client) -> Result<Vec<NodeEntry>> {
+    match c.request(Body::DumpNodes)? {
+        Body::Nodes(n) => Ok(n),
+        b => bail!("unexpected reply: {b}"),
+    }
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+fn tunnel_config_text(c: &TunnelConfig) -> String {
+    let mut parts = vec![
+        format!(
+            "remote_ip={}",
+            c.remote_ip
+                .map_or_else(|| "flow".to_owned(), |v| v.to_string())
+        ),
+        format!(
+            "key={}",
+            c.key.map_or_else(|| "flow".to_owned(), |v| v.to_string())
+        ),
+    ];
+    if let Some(l) = c.local_ip {
+        parts.push(format!("local_ip={l}"));
+    }
+    if let Some(p) = c.dst_port {
+        parts.push(format!("dst_port={p}"));
+    }
+    parts.join(",")
+}
+
+fn tunnels_json(t: &TunnelStatus) -> serde_json::Value {
+    json!({
+        "underlay": t.underlay.as_ref().map(|u| json!({
+            "port": u.port, "host_port": u.host_port, "local_ip": u.local_ip.map(|i| i.to_string()),
+        })),
+        "local_ip": t.local_ip.map(|i| i.to_string()),
+        "local_mac": t.local_mac.map(|m| m.to_string()),
+        "underlay_mtu": t.underlay_mtu,
+        "ports": t.ports.iter().map(|p| json!({
+            "ofport": p.port.0, "name": p.name, "type": p.kind.name(),
+            "overhead": p.overhead, "pod_mtu": p.pod_mtu,
+        })).collect::<Vec<_>>(),
+        "next_hops": t.next_hops.iter().map(|h| json!({
+            "remote": h.remote.to_string(),
+            "gateway": h.gateway.map(|g| g.to_string()),
+            "mac": h.mac.map(|m| m.to_string()),
+            "origin": origin_name(h.origin),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn origin_name(o: NeighbourOrigin) -> &'static str {
+    match o {
+        NeighbourOrigin::Kernel => "kernel",
+        NeighbourOrigin::Learned => "learned",
+        NeighbourOrigin::Unresolved => "unresolved",
+    }
+}
+
+fn print_tunnels(t: &TunnelStatus) {
+    match &t.underlay {
+        Some(u) => println!(
+            " underlay: port={} host_port={} local_ip={} local_mac={} mtu={}",
+            u.port,
+            u.host_port,
+            opt(t.local_ip),
+            opt(t.local_mac),
+            t.underlay_mtu
+        ),
+        None => println!(" underlay: none (weftctl set-underlay)"),
+    }
+    for p in &t.ports {
+        println!(
+            " tunnel {}({}): overhead={} recommended pod MTU={}",
+            p.port.0, p.name, p.overhead, p.pod_mtu
+        );
+    }
+    for h in &t.next_hops {
+        println!(
+            " next hop {}: via={} mac={} ({})",
+            h.remote,
+            h.gateway
+                .map_or_else(|| "on-link".to_owned(), |g| g.to_string()),
+            opt(h.mac),
+            origin_name(h.origin)
+        );
+    }
+}
+
+fn stats_json(s: &DatapathStats) -> serde_json::Value {
+    let drops: serde_json::Map<String, serde_json::Value> = s
+        .drops
+        .iter()
+        .map(|d| (d.reason.clone(), json!(d.count)))
+        .collect();
+    json!({"packets": s.packets, "outputs": s.outputs, "packet_ins": s.packet_ins, "drops": drops})
 }
 
 /// Parses a `del-flows`/`dump-flows` pattern: a match plus the keywords
@@ -450,22 +635,47 @@ pub(crate) fn run(socket: &Path, cmd: &SocketCommand) -> Result<ExitCode> {
             name,
             kind,
             ofport,
+            tunnel,
             out,
         } => {
+            let cfg = TunnelConfig {
+                remote_ip: tunnel.remote_ip,
+                local_ip: tunnel.local_ip,
+                key: tunnel.key,
+                dst_port: tunnel.dst_port,
+            };
             let kind = match kind {
                 PortType::Afpacket => PortKind::AfPacket,
                 PortType::Tap => PortKind::Tap,
+                PortType::Internal => PortKind::Internal,
+                PortType::Geneve => PortKind::Geneve(cfg),
+                PortType::Vxlan => PortKind::Vxlan(cfg),
+            };
+            if !matches!(kind, PortKind::Geneve(_) | PortKind::Vxlan(_))
+                && cfg != TunnelConfig::default()
+            {
+                bail!(
+                    "--remote-ip, --local-ip, --key and --dst-port are for geneve and vxlan ports"
+                );
+            }
+            let requested_ofport = match ofport.as_deref() {
+                None => None,
+                Some(s) => Some(
+                    PortNo::from_reserved_name(s)
+                        .or_else(|| s.parse().ok().map(PortNo))
+                        .ok_or_else(|| anyhow!("--ofport {s}: expected a number or LOCAL"))?,
+                ),
             };
             match c.request(Body::PortAdd {
                 name: name.clone(),
                 kind,
-                requested_ofport: ofport.map(PortNo),
+                requested_ofport,
             })? {
                 Body::PortAdded { port } => {
                     if out.json {
                         println!("{}", json!({"name": name, "ofport": port.0}));
                     } else {
-                        println!("{name}: ofport {}", port.0);
+                        println!("{name}: ofport {port}");
                     }
                 }
                 b => bail!("unexpected reply: {b}"),
@@ -504,18 +714,32 @@ pub(crate) fn run(socket: &Path, cmd: &SocketCommand) -> Result<ExitCode> {
         }
         SocketCommand::Show { out } => {
             let ps = ports(&mut c)?;
+            let t = tunnels(&mut c)?;
+            let ns = nodes(&mut c)?;
             if out.json {
                 let v: Vec<_> = ps.iter().map(port_json).collect();
+                let n: Vec<_> = ns
+                    .iter()
+                    .map(|n| json!({"name": n.name, "ip": n.ip.to_string()}))
+                    .collect();
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&json!({"server": c.server, "ports": v}))?
+                    serde_json::to_string_pretty(&json!({
+                        "server": c.server, "ports": v, "tunnels": tunnels_json(&t), "nodes": n,
+                    }))?
                 );
             } else {
                 println!("{}", c.server);
                 for p in &ps {
+                    let opts = match &p.kind {
+                        PortKind::Geneve(cfg) | PortKind::Vxlan(cfg) => {
+                            format!(" options:{}", tunnel_config_text(cfg))
+                        }
+                        _ => String::new(),
+                    };
                     println!(
-                        " {}({}): type={} link={} config={}{}",
-                        p.port.0,
+                        " {}({}): type={} link={} config={}{}{opts}",
+                        p.port,
                         p.name,
                         p.kind.name(),
                         if p.link_up { "up" } else { "down" },
@@ -523,24 +747,68 @@ pub(crate) fn run(socket: &Path, cmd: &SocketCommand) -> Result<ExitCode> {
                         if p.no_flood { ",no-flood" } else { "" },
                     );
                 }
-            }
-        }
-        SocketCommand::DumpTables { out } => match c.request(Body::DumpTables)? {
-            Body::Tables(ts) => {
-                if out.json {
-                    let v: Vec<_> = ts
-                        .iter()
-                        .map(|t| json!({"table": t.table.0, "active": t.active, "lookups": t.lookups, "matched": t.matched}))
-                        .collect();
-                    println!("{}", serde_json::to_string_pretty(&v)?);
-                } else {
-                    for t in &ts {
-                        println!("  table {}: active={}", t.table.0, t.active);
-                    }
+                print_tunnels(&t);
+                for n in &ns {
+                    println!(" node {}: {}", n.name, n.ip);
                 }
             }
-            b => bail!("unexpected reply: {b}"),
-        },
+        }
+        SocketCommand::AddNode { name, ip, out } => {
+            let b = c.request(Body::SetNodes {
+                nodes: vec![NodeEntry {
+                    name: name.clone(),
+                    ip: *ip,
+                }],
+                replace: false,
+            })?;
+            print_changed(&b, out);
+        }
+        SocketCommand::DelNode { names, out } => {
+            let b = c.request(Body::DelNodes {
+                names: names.clone(),
+            })?;
+            print_changed(&b, out);
+        }
+        SocketCommand::DumpNodes { out } => {
+            let ns = nodes(&mut c)?;
+            if out.json {
+                let n: Vec<_> = ns
+                    .iter()
+                    .map(|n| json!({"name": n.name, "ip": n.ip.to_string()}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&n)?);
+            } else {
+                for n in &ns {
+                    println!("{} {}", n.name, n.ip);
+                }
+            }
+        }
+        SocketCommand::SetUnderlay {
+            port,
+            host_port,
+            local_ip,
+            clear,
+            out,
+        } => {
+            let cfg = if *clear {
+                None
+            } else {
+                Some(UnderlayConfig {
+                    port: port.clone().unwrap_or_default(),
+                    host_port: host_port.clone().unwrap_or_default(),
+                    local_ip: *local_ip,
+                })
+            };
+            print_changed(&c.request(Body::SetUnderlay(cfg))?, out);
+        }
+        SocketCommand::DumpTunnels { out } => {
+            let t = tunnels(&mut c)?;
+            if out.json {
+                println!("{}", serde_json::to_string_pretty(&tunnels_json(&t))?);
+            } else {
+                print_tunnels(&t);
+            }
+        }
         SocketCommand::AddTlvMap { map, out } => {
             let add = parse_tlv_map(map).map_err(|e| anyhow!(e))?;
             let mut cur = tlv_map(&mut c)?;
@@ -595,6 +863,38 @@ pub(crate) fn run(socket: &Path, cmd: &SocketCommand) -> Result<ExitCode> {
                 }
             }
         }
+        SocketCommand::DumpStats { out } => match c.request(Body::DumpStats)? {
+            Body::Stats(s) => {
+                if out.json {
+                    println!("{}", serde_json::to_string_pretty(&stats_json(&s))?);
+                } else {
+                    println!(
+                        "packets={} outputs={} packet_ins={}",
+                        s.packets, s.outputs, s.packet_ins
+                    );
+                    for d in &s.drops {
+                        println!("  drop {}: {}", d.reason, d.count);
+                    }
+                }
+            }
+            b => bail!("unexpected reply: {b}"),
+        },
+        SocketCommand::DumpTables { out } => match c.request(Body::DumpTables)? {
+            Body::Tables(ts) => {
+                if out.json {
+                    let v: Vec<_> = ts
+                        .iter()
+                        .map(|t| json!({"table": t.table.0, "active": t.active, "lookups": t.lookups, "matched": t.matched}))
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                } else {
+                    for t in &ts {
+                        println!("  table {}: active={}", t.table.0, t.active);
+                    }
+                }
+            }
+            b => bail!("unexpected reply: {b}"),
+        },
     }
     let _ = c.request(Body::Goodbye);
     Ok(ExitCode::SUCCESS)

@@ -440,6 +440,14 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
             return;
         }
         field.set(&mut self.key, new);
+        if let Field::TunMetadata(i) = field
+            && usize::from(i) < protocol::flow::TUN_METADATA_SLOTS
+        {
+            // Writing an option slot makes the option present (OVS
+            // `mf_set_value` for MFF_TUN_METADATA), so encap sends it.
+            let p = self.key.tun_metadata_present() | (1 << i);
+            self.key.set_tun_metadata_present(p);
+        }
         self.trace.field(field, old, new);
         rewrite::commit_field(field, self.pkt.data_mut(), &self.key, &self.layers);
     }

@@ -431,6 +431,11 @@ impl Pipeline {
         let mut decap_note = None;
         if let Some(u) = self.tunnels.underlay() {
             if in_port == u.port {
+                // The outer source MAC, for next-hop learning below.
+                let mut outer_src = [0u8; 6];
+                if let Some(m) = pkt.data().get(6..12) {
+                    outer_src.copy_from_slice(m);
+                }
                 match self.tunnels.decap(pkt, &mut key) {
                     Decap::Inner {
                         port,
@@ -439,6 +444,19 @@ impl Pipeline {
                         dummy_eth,
                     } => {
                         ws.tunnel.decapsulated += 1;
+                        // Learning (as the kernel VXLAN device and OVS's
+                        // neighbour snooping): tell the daemon when the
+                        // sender's MAC is not our next hop for it. One
+                        // binary search; an event only on a difference.
+                        let remote = if key.tun_ipv6_src().is_unspecified() {
+                            core::net::IpAddr::V4(key.tun_src())
+                        } else {
+                            core::net::IpAddr::V6(key.tun_ipv6_src())
+                        };
+                        let mac = protocol::wire::EthernetAddress(outer_src);
+                        if self.tunnels.next_hops().get(remote) != Some(mac) {
+                            out.tunnel_event(TunnelEvent::Learned { remote, mac });
+                        }
                         decap_note = Some(TraceNote::TunnelDecap {
                             from: in_port,
                             port,

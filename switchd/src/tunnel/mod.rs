@@ -492,6 +492,16 @@ pub enum TunnelEvent {
     /// A packet for `remote` was dropped because its next-hop MAC is not
     /// in [`NextHops`]: resolve it (route + neighbour) and republish.
     MissingNextHop(IpAddr),
+    /// A tunnel packet from `remote` arrived with outer source MAC `mac`,
+    /// which is not the published next hop for `remote` (the daemon may
+    /// use it for an on-link remote the kernel has not resolved; see
+    /// `crate::underlay`).
+    Learned {
+        /// The outer source IP.
+        remote: IpAddr,
+        /// The outer source MAC.
+        mac: EthernetAddress,
+    },
 }
 
 /// The immutable tunnel configuration of a pipeline snapshot.

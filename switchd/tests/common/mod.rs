@@ -1,6 +1,8 @@
 //! Helpers shared by the pipeline integration tests.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+pub mod netns;
+
 use protocol::flow::{ExtractConfig, FlowKey, FlowSpec, PortNo, extract};
 use protocol::text::{parse_flow, parse_match};
 use protocol::wire::{Icmpv6Packet, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
