@@ -440,6 +440,12 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
             return;
         }
         field.set(&mut self.key, new);
+        if let Field::TunMetadata(i) = field {
+            // Writing an option slot makes the option present (OVS), so
+            // a tunnel output sends it.
+            let p = self.key.tun_metadata_present() | (1u8 << (i & 7));
+            self.key.set_tun_metadata_present(p);
+        }
         self.trace.field(field, old, new);
         rewrite::commit_field(field, self.pkt.data_mut(), &self.key, &self.layers);
     }
