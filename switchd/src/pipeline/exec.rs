@@ -440,12 +440,10 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
             return;
         }
         field.set(&mut self.key, new);
-        if let Field::TunMetadata(i) = field
-            && usize::from(i) < protocol::flow::TUN_METADATA_SLOTS
-        {
-            // Writing an option slot makes the option present (OVS
-            // `mf_set_value` for MFF_TUN_METADATA), so encap sends it.
-            let p = self.key.tun_metadata_present() | (1 << i);
+        if let Field::TunMetadata(i) = field {
+            // Writing an option slot makes the option present (OVS), so
+            // a tunnel output sends it.
+            let p = self.key.tun_metadata_present() | (1u8 << (i & 7));
             self.key.set_tun_metadata_present(p);
         }
         self.trace.field(field, old, new);
