@@ -146,7 +146,13 @@ impl TunnelArgs {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
             for (i, line) in text.lines().enumerate() {
-                let l = line.trim();
+                // `#` starts a comment (at the start or after a blank).
+                let l = line
+                    .split(" #")
+                    .next()
+                    .and_then(|l| l.split("\t#").next())
+                    .unwrap_or_default()
+                    .trim();
                 if l.is_empty() || l.starts_with('#') {
                     continue;
                 }
