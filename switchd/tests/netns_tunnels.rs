@@ -38,6 +38,10 @@
 //!   kernel caches it, `tracepath` finds the path MTU, and every oversized
 //!   packet is a counted drop.
 //!
+//! * `tunnels_survive_restart`: `kill -9` of a node's daemon and a
+//!   restart on its state: port numbers, underlay, TLV map, node table and
+//!   flows come back; pods talk again once `weft0` has its address back.
+//!
 //! Needs root, `ip`, `ping`, `tcpdump`, `tshark`, `tracepath`; under
 //! `CI=true` a missing one fails the test.
 
@@ -859,4 +863,85 @@ fn tunnels_ipv6_underlay() {
         .unwrap_or_else(|| panic!("{t:#}"));
     assert!(hop["mac"].is_string(), "{t:#}");
     eprintln!("tunnels_ipv6_underlay took {:?}", t0.elapsed());
+}
+
+/// A node's daemon is killed (`kill -9`) and restarted on its state
+/// directory: tunnel ports keep their numbers, the internal port is
+/// `LOCAL` again, the underlay, TLV map, node table and flows come back,
+/// and once the node's address is put back on the re-created `weft0` (a
+/// TAP lives as long as the daemon's descriptor: README, Tunnels) pods talk
+/// again.
+#[test]
+fn tunnels_survive_restart() {
+    if !common::netns::can_run("tunnels_survive_restart", &["ip", "ping"]) {
+        return;
+    }
+    let t0 = Instant::now();
+    let mut nss = Netns::default();
+    let ul = underlay(&mut nss, "r");
+    let mut nodes: Vec<Node> = (1..=2)
+        .map(|i| weft_node(&mut nss, &ul, "r", i, 1))
+        .collect();
+    for n in &nodes {
+        for m in &nodes {
+            n.d()
+                .ctl_ok(&["add-node", &format!("node{}", &m.ip[8..]), &m.ip]);
+        }
+    }
+    {
+        let all: Vec<&Node> = nodes.iter().collect();
+        for n in &all {
+            program(n, &all, GENEVE, true);
+        }
+    }
+    wait_resolved(&nodes[0], &["192.0.2.2"]);
+    wait_resolved(&nodes[1], &["192.0.2.1"]);
+    let (a, b) = (nodes[0].pods[0].clone(), nodes[1].pods[0].clone());
+    assert!(ping(&a.ns, &b.ip, 2, 8), "before the restart");
+    let before = nodes[1].d().ctl_ok(&["show"]);
+    let flows = nodes[1].d().ctl_ok(&["dump-flows", "--no-stats"]);
+
+    // kill -9 (Daemon's drop) and start again on the same directory.
+    let dir = nodes[1]._dir.path().to_path_buf();
+    drop(nodes[1].daemon.take());
+    nodes[1].daemon = Some(Daemon::start(&nodes[1].ns, &dir));
+    let d = nodes[1].d();
+    assert_eq!(d.ctl_ok(&["dump-flows", "--no-stats"]), flows);
+    assert!(d.ctl_ok(&["dump-tlv-map"]).contains("0xff57"));
+    let t = d.json(&["dump-tunnels"]);
+    assert_eq!(t["underlay"]["port"], "eth0", "{t:#}");
+    let ports: Vec<(String, String)> = t["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap().into(), p["ofport"].to_string()))
+        .collect();
+    assert_eq!(
+        ports,
+        vec![
+            ("geneve0".to_owned(), GENEVE.to_string()),
+            ("vxlan0".to_owned(), VXLAN.to_string())
+        ]
+    );
+    let show = d.ctl_ok(&["show"]);
+    assert!(show.contains("LOCAL(weft0): type=internal"), "{show}");
+    assert!(show.contains("node node1: 192.0.2.1"), "{show}");
+    // The re-created TAP has no address yet: tunnels wait, bridging works.
+    ip_ok(&[
+        "-n",
+        &nodes[1].ns,
+        "addr",
+        "add",
+        "192.0.2.2/24",
+        "dev",
+        "weft0",
+    ]);
+    wait_resolved(&nodes[1], &["192.0.2.1"]);
+    assert!(
+        ping(&a.ns, &b.ip, 3, 8),
+        "after the restart\nbefore:\n{before}\nafter:\n{}\n{}",
+        d.ctl_ok(&["show"]),
+        d.ctl_ok(&["dump-stats"])
+    );
+    eprintln!("tunnels_survive_restart took {:?}", t0.elapsed());
 }
