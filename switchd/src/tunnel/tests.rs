@@ -662,3 +662,24 @@ fn icmpv6_packet_too_big_bytes() {
     let ip = ipv6::Packet::new_checked(&out[14..n]).unwrap();
     assert_eq!(&ip.payload()[4..8], &1280u32.to_be_bytes());
 }
+
+#[test]
+fn one_kind_per_udp_port() {
+    let e = Tunnels::new(
+        vec![
+            TunnelPort::new(PortNo(3), TunnelKind::Geneve, TunnelConfig::default()),
+            TunnelPort::new(
+                PortNo(4),
+                TunnelKind::Vxlan,
+                TunnelConfig {
+                    dst_port: Some(6081),
+                    ..TunnelConfig::default()
+                },
+            ),
+        ],
+        None,
+        NextHops::default(),
+        TlvMap::default(),
+    );
+    assert!(e.unwrap_err().to_string().contains("other kind"));
+}
