@@ -34,7 +34,7 @@ fn pcaps_dir() -> PathBuf {
         .unwrap_or_else(|| {
             PathBuf::from(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/pcaps"
+                "/../../shared/pcaps"
             ))
         })
 }

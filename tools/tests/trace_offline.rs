@@ -314,7 +314,7 @@ fn tunnel_flags_decapsulate_a_capture() {
         .unwrap_or_else(|| {
             PathBuf::from(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/pcaps"
+                "/../../shared/pcaps"
             ))
         });
     let pcap = dir.join("tcpdump-geneve.pcap");
