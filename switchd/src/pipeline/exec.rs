@@ -599,7 +599,7 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
         let in_port = PortNo(self.key.in_port());
         if self.pl.tunnels.port(in_port).is_some() || in_port.reserved_name().is_some() {
             self.trace
-                .note(TraceNote::TunnelNoIcmp(inner_mtu, IcmpError::NoRoom));
+                .note(TraceNote::TunnelNoIcmp(inner_mtu, IcmpError::NoReturnPort));
             return;
         }
         let scratch = &mut self.ws.tunnel.scratch[..];

@@ -184,9 +184,7 @@ impl Tunnels {
         let Some(payload) = frame.get(tun_start..end) else {
             return Decap::Drop(TunnelDrop::Malformed);
         };
-        // Which kinds listen on this UDP port (a port number could be
-        // configured for both; Geneve is tried first only if no VXLAN port
-        // uses it).
+        // The kind listening on this UDP port (`Tunnels::new` allows one).
         let kind = if self
             .ports
             .iter()

@@ -33,6 +33,9 @@ pub enum IcmpError {
     BadSource,
     /// The scratch buffer or L2 header is unusable.
     NoRoom,
+    /// The packet came from a tunnel or reserved port: there is no pod to
+    /// send the error to directly.
+    NoReturnPort,
 }
 
 fn is_icmpv4_error(t: u8) -> bool {

@@ -15,13 +15,16 @@
 //! enters the pipeline with `in_port` = the tunnel port.
 //!
 //! **Host traffic** (the OVS `br-phy` arrangement): the underlay IP
-//! belongs to the host stack on an internal port ([`Underlay::host_port`],
-//! normally `LOCAL`). Every underlay frame that is *not* tunnel traffic for
-//! us (ARP, ND, SSH, the kernel's own traffic, fragments) goes from the
-//! underlay port straight to `host_port`, untouched, without a table
+//! belongs to the host stack on an internal port ([`Underlay::host_port`])
+//! instead of the NIC. Every underlay frame that is *not* tunnel traffic for
+//! us (ARP, ND, SSH, the kernel's own traffic, outer fragments) goes from
+//! the underlay port straight to `host_port`, untouched, without a table
 //! lookup; every frame received on `host_port` goes straight out of the
-//! underlay port. The trace shows this as a note. With `host_port = None`
-//! such frames go through the tables like any other packet (flows decide).
+//! underlay port. The trace shows this as a note. Because of the second
+//! rule, `host_port` must be an internal port used only for the underlay
+//! (OVS's `br-phy` LOCAL), not the port pods reach the host through. With
+//! `host_port = None` such frames go through the tables like any other
+//! packet (flows decide, e.g. `in_port=<underlay>,actions=LOCAL`).
 //! [`Underlay::local_mac`] must be the host port's MAC, so that the
 //! neighbours' ARP/ND caches (filled by the host stack's replies) and our
 //! outer source MAC agree.
@@ -516,7 +519,8 @@ pub struct Tunnels {
 impl Tunnels {
     /// Validates and builds the configuration: tunnel port numbers are
     /// ordinary ports and unique; at most one flow-based port
-    /// (`remote_ip` and `key` both `None`) per kind and UDP port; the
+    /// (`remote_ip` and `key` both `None`) per kind and UDP port; a UDP
+    /// port belongs to one kind; the
     /// underlay port is not a tunnel port, has an MTU of at least 576 and a
     /// local IP if there are tunnel ports.
     ///
@@ -561,6 +565,15 @@ impl Tunnels {
                 return Err(TunnelError::BadPort {
                     port: p.port,
                     why: "a second flow-based port of this kind and UDP port",
+                });
+            }
+            if ports
+                .iter()
+                .any(|q| q.kind != p.kind && q.udp_port() == p.udp_port())
+            {
+                return Err(TunnelError::BadPort {
+                    port: p.port,
+                    why: "its UDP port is used by a tunnel of the other kind",
                 });
             }
         }

@@ -662,3 +662,70 @@ fn icmpv6_packet_too_big_bytes() {
     let ip = ipv6::Packet::new_checked(&out[14..n]).unwrap();
     assert_eq!(&ip.payload()[4..8], &1280u32.to_be_bytes());
 }
+
+#[test]
+fn one_kind_per_udp_port() {
+    let e = Tunnels::new(
+        vec![
+            TunnelPort::new(PortNo(3), TunnelKind::Geneve, TunnelConfig::default()),
+            TunnelPort::new(
+                PortNo(4),
+                TunnelKind::Vxlan,
+                TunnelConfig {
+                    dst_port: Some(6081),
+                    ..TunnelConfig::default()
+                },
+            ),
+        ],
+        None,
+        NextHops::default(),
+        TlvMap::default(),
+    );
+    assert!(e.unwrap_err().to_string().contains("other kind"));
+}
+
+proptest::proptest! {
+    /// Encap then decap on the receiving node gives back the inner frame
+    /// and the tunnel fields, for random VNIs, options, TTL/TOS, inner
+    /// sizes, kinds and underlay families.
+    #[test]
+    fn encap_decap_round_trip(
+        vni in 0u32..=0xff_ffff,
+        present in 0u8..4,
+        m0 in proptest::prelude::any::<u32>(),
+        m1 in proptest::prelude::any::<u64>(),
+        ttl in 1u8..=255,
+        tos in proptest::prelude::any::<u8>(),
+        payload in 0usize..1400,
+        geneve in proptest::prelude::any::<bool>(),
+        v6 in proptest::prelude::any::<bool>(),
+    ) {
+        let t = tunnels(9000);
+        let port = if geneve { GENEVE } else { VXLAN };
+        let inner = inner_tcp4(payload);
+        let out = encap(&t, port, &inner, |k| {
+            if v6 { k.set_tun_ipv6_dst(REMOTE6) } else { k.set_tun_dst(REMOTE4) }
+            k.set_tun_id(u64::from(vni));
+            k.set_tun_ttl(ttl);
+            k.set_tun_tos(tos);
+            if present & 1 != 0 { k.set_tun_metadata(0, u64::from(m0)); }
+            if present & 2 != 0 { k.set_tun_metadata(1, m1); }
+        }).unwrap();
+        let mut rx = tunnels(9000);
+        rx.underlay = Some(Underlay {
+            local_ipv4: Some(REMOTE4),
+            local_ipv6: Some(REMOTE6),
+            ..underlay(9000)
+        });
+        let (d, k, rest) = decap(&rx, &out);
+        let is_inner = matches!(d, Decap::Inner { port: p, .. } if p == port);
+        proptest::prop_assert!(is_inner, "{:?}", d);
+        proptest::prop_assert_eq!(rest, inner);
+        proptest::prop_assert_eq!(k.tun_id(), u64::from(vni));
+        proptest::prop_assert_eq!((k.tun_ttl(), k.tun_tos()), (ttl, tos));
+        let want = if geneve { present } else { 0 };
+        proptest::prop_assert_eq!(k.tun_metadata_present(), want);
+        if want & 1 != 0 { proptest::prop_assert_eq!(k.tun_metadata(0), u64::from(m0)); }
+        if want & 2 != 0 { proptest::prop_assert_eq!(k.tun_metadata(1), m1); }
+    }
+}
