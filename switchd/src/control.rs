@@ -104,6 +104,10 @@ pub trait Datapath: Send {
     fn counters(&self) -> crate::pipeline::WorkerCounters {
         crate::pipeline::WorkerCounters::default()
     }
+    /// Losses outside the pipeline's drop reasons: `(name, count)`.
+    fn worker_drops(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 /// A [`Datapath`] that opens nothing (tests, offline use): every port
@@ -880,6 +884,15 @@ impl Controller {
                     reason: r.as_str().into(),
                     count: c.drops_for(*r),
                 })
+                .chain(
+                    self.datapath
+                        .worker_drops()
+                        .into_iter()
+                        .map(|(reason, count)| DropCount {
+                            reason: reason.into(),
+                            count,
+                        }),
+                )
                 .collect(),
         }
     }

@@ -456,6 +456,24 @@ impl Datapath for WorkerHandle {
             .unwrap_or_default()
     }
 
+    fn worker_drops(&self) -> Vec<(&'static str, u64)> {
+        let s = &self.shared;
+        vec![
+            // Output to a port this worker does not have (e.g. a tunnel
+            // port while the underlay is not usable yet), packet-out queue
+            // full.
+            ("unknown_port", s.unknown_port_drops.load(Ordering::Relaxed)),
+            (
+                "packet_in_queue_full",
+                s.packet_in_drops.load(Ordering::Relaxed),
+            ),
+            (
+                "tunnel_event_queue_full",
+                s.tunnel_event_drops.load(Ordering::Relaxed),
+            ),
+        ]
+    }
+
     fn counters(&self) -> WorkerCounters {
         self.shared
             .counters
