@@ -21,7 +21,7 @@ if [ "${CI:-}" = "true" ] && [ "$FUZZ_SECONDS" = "0" ]; then
 fi
 
 ensure_pkgs tshark:tshark tcpdump:tcpdump ip:iproute2 ping:iputils-ping python3:python3 \
-    ovs-vswitchd:openvswitch-switch iptables:iptables \
+    ovs-vswitchd:openvswitch-switch iptables:iptables tracepath:iputils-tracepath \
     /usr/lib/cni/portmap:containernetworking-plugins containerd:containerd \
     /usr/bin/busybox:busybox-static
 ensure_toolchain

@@ -4,7 +4,8 @@
 //! persisted state, start the `--workers` datapath threads on an empty
 //! snapshot, compile and publish the restored flows, open the restored
 //! ports (only now can a worker forward), then serve the control socket
-//! until SIGTERM/SIGINT.
+//! until SIGTERM/SIGINT, while the underlay loop keeps the tunnel next hops
+//! current (rtnetlink, in the namespace entered first).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -89,9 +90,14 @@ fn main() -> Result<()> {
             control::spawn_packet_in_bridge(rx, events.clone(), state.settings.vlan_limit)
                 .context("spawning packet-in thread")?;
         }
+        let tunnel_events = workers.take_tunnel_events();
         let ctl = Controller::start(state, args.state_dir.clone(), pipeline, Box::new(workers))
             .context("restoring flows")?;
         let ctl = Arc::new(Mutex::new(ctl));
+        if let Some(rx) = tunnel_events {
+            control::spawn_tunnel_event_bridge(rx, Arc::clone(&ctl))
+                .context("spawning tunnel event thread")?;
+        }
         let listener = control::bind(&args.socket)
             .with_context(|| format!("binding {}", args.socket.display()))?;
         tracing::info!(socket = %args.socket.display(), "listening");
@@ -99,6 +105,7 @@ fn main() -> Result<()> {
         tokio::select! {
             () = control::serve(listener, Arc::clone(&ctl), events.clone()) => {}
             () = control::expiry_loop(Arc::clone(&ctl), events) => {}
+            () = control::underlay_loop(Arc::clone(&ctl)) => {}
             _ = term.recv() => tracing::info!("SIGTERM"),
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
         }

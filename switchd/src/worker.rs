@@ -75,6 +75,7 @@ use crate::pipeline::normal::MacEvent;
 use crate::pipeline::{NoTrace, OutputSink, SharedPipeline, WorkerCounters, WorkerState};
 use crate::port::{AfPacketPort, LinkInfo, Port, TapPort, link_info};
 use crate::state::unix_ms;
+use crate::tunnel::TunnelEvent;
 
 /// Poll timeout: the longest a command or stop request waits when idle.
 pub const POLL_TIMEOUT_MS: u16 = 50;
@@ -100,6 +101,8 @@ pub fn default_workers() -> usize {
         .unwrap_or(1)
         .clamp(1, 4)
 }
+/// Capacity of the tunnel event channel (missing next hops, learned MACs).
+pub const TUNNEL_EVENT_QUEUE: usize = 256;
 
 /// A command from the control thread.
 #[derive(Debug)]
@@ -153,6 +156,9 @@ pub struct WorkerShared {
     pub unknown_port_drops: AtomicU64,
     /// Packet-ins dropped because the channel was full.
     pub packet_in_drops: AtomicU64,
+    /// Tunnel events dropped because the channel was full (the daemon
+    /// also re-reads the kernel's tables periodically, so none is fatal).
+    pub tunnel_event_drops: AtomicU64,
     /// Generation of the snapshot used by the last batch.
     pub generation: AtomicU64,
     /// MAC announcements this worker's table could not record (outbox
@@ -208,6 +214,7 @@ struct Sink<'a> {
     ports: &'a mut Ports,
     shared: &'a WorkerShared,
     packet_in: &'a SyncSender<PacketInEvent>,
+    tunnel_events: &'a SyncSender<TunnelEvent>,
 }
 
 impl OutputSink for Sink<'_> {
@@ -246,6 +253,16 @@ impl OutputSink for Sink<'_> {
             self.shared.packet_in_drops.fetch_add(1, Ordering::Relaxed);
         }
     }
+
+    #[inline]
+    fn tunnel_event(&mut self, event: TunnelEvent) {
+        // A bounded channel of `Copy` values: no allocation, never blocks.
+        if self.tunnel_events.try_send(event).is_err() {
+            self.shared
+                .tunnel_event_drops
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// This worker's end of the MAC-table synchronisation.
@@ -276,6 +293,7 @@ pub fn run(
     shared: Arc<WorkerShared>,
     packet_in: SyncSender<PacketInEvent>,
     mac_sync: MacSync,
+    tunnel_events: SyncSender<TunnelEvent>,
 ) {
     let mut ws = WorkerState::new(pipeline.load().config());
     if !mac_sync.peers.is_empty() {
@@ -368,6 +386,7 @@ pub fn run(
                 ports: &mut ports,
                 shared: &shared,
                 packet_in: &packet_in,
+                tunnel_events: &tunnel_events,
             };
             // The batch through the pipeline (see the report on how the
             // batch entry point replaces this loop).
@@ -426,6 +445,7 @@ pub struct WorkerHandle {
     tx: SyncSender<WorkerCmd>,
     shared: Arc<WorkerShared>,
     thread: Option<JoinHandle<()>>,
+
 }
 
 impl WorkerHandle {
@@ -434,20 +454,20 @@ impl WorkerHandle {
         pipeline: Arc<SharedPipeline>,
         packet_in: SyncSender<PacketInEvent>,
         mac_sync: MacSync,
+        tunnel_events: SyncSender<TunnelEvent>,
     ) -> std::io::Result<WorkerHandle> {
         let (tx, rx) = sync_channel(CMD_QUEUE);
         let shared = Arc::new(WorkerShared::default());
         let s2 = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name(format!("weft-worker-{id}"))
-            .spawn(move || run(pipeline, rx, s2, packet_in, mac_sync))?;
+            .spawn(move || run(pipeline, rx, s2, packet_in, mac_sync, tunnel_events))?;
         Ok(WorkerHandle {
             tx,
             shared,
             thread: Some(thread),
         })
     }
-
     /// The shared counters.
     pub fn shared(&self) -> &Arc<WorkerShared> {
         &self.shared
@@ -477,6 +497,7 @@ impl Drop for WorkerHandle {
 pub struct Workers {
     workers: Vec<WorkerHandle>,
     packet_in: Option<Receiver<PacketInEvent>>,
+    tunnel_events: Option<Receiver<TunnelEvent>>,
     /// Name and link facts of each open port, read when it was opened (a
     /// TAP's netdev may later move to another namespace, where the switch
     /// cannot look it up by name).
@@ -496,6 +517,7 @@ impl Workers {
             ));
         }
         let (pi_tx, pi_rx) = sync_channel(PACKET_IN_QUEUE);
+        let (te_tx, te_rx) = sync_channel(TUNNEL_EVENT_QUEUE);
         let (senders, inboxes): (Vec<_>, Vec<_>) =
             (0..n).map(|_| sync_channel(MAC_SYNC_QUEUE)).unzip();
         let mut workers = Vec::with_capacity(n);
@@ -511,11 +533,13 @@ impl Workers {
                 Arc::clone(pipeline),
                 pi_tx.clone(),
                 MacSync { inbox, peers },
+                te_tx.clone(),
             )?);
         }
         Ok(Workers {
             workers,
             packet_in: Some(pi_rx),
+            tunnel_events: Some(te_rx),
             links: BTreeMap::new(),
         })
     }
@@ -539,6 +563,12 @@ impl Workers {
     /// channel fills and further packet-ins are counted as dropped).
     pub fn take_packet_in(&mut self) -> Option<Receiver<PacketInEvent>> {
         self.packet_in.take()
+    }
+
+    /// Takes the tunnel event receiver (shared by all workers; once; see
+    /// [`WorkerShared::tunnel_event_drops`]).
+    pub fn take_tunnel_events(&mut self) -> Option<Receiver<TunnelEvent>> {
+        self.tunnel_events.take()
     }
 
     /// Hands already opened handles of one port to the workers: handle *i*
@@ -654,12 +684,15 @@ impl Datapath for Workers {
                 .into_iter()
                 .map(|p| Box::new(p) as Box<dyn Port>)
                 .collect(),
-            PortKind::Tap => TapPort::open_queues(name, n)
+            // An internal port is a TAP the host stack uses (OVS `internal`).
+            PortKind::Tap | PortKind::Internal => TapPort::open_queues(name, n)
                 .map_err(|e| e.to_string())?
                 .into_iter()
                 .map(|p| Box::new(p) as Box<dyn Port>)
                 .collect(),
-            k => return Err(format!("port type {} is not supported", k.name())),
+            // Tunnel ports have no device: the pipeline encapsulates what
+            // is output to them and sends it out of the underlay port.
+            PortKind::Geneve(_) | PortKind::Vxlan(_) => return Ok(()),
         };
         self.links
             .insert(ofport, (name.to_owned(), link_info(name).ok()));
@@ -707,6 +740,29 @@ impl Datapath for Workers {
         let (name, cached) = self.links.get(&ofport)?;
         // Fresh when the interface is in our namespace, else as opened.
         link_info(name).ok().or(*cached)
+    }
+
+    fn worker_drops(&self) -> Vec<(&'static str, u64)> {
+        let sum = |f: fn(&WorkerShared) -> &AtomicU64| -> u64 {
+            self.workers
+                .iter()
+                .map(|w| f(&w.shared).load(Ordering::Relaxed))
+                .sum()
+        };
+        vec![
+            // Output to a port this worker does not have (e.g. a tunnel
+            // port while the underlay is not usable yet), packet-out queue
+            // full.
+            ("unknown_port", sum(|s| &s.unknown_port_drops)),
+            ("packet_in_queue_full", sum(|s| &s.packet_in_drops)),
+            ("tunnel_event_queue_full", sum(|s| &s.tunnel_event_drops)),
+            ("mac_sync_queue_full", sum(|s| &s.mac_sync_drops)),
+            ("mac_outbox_overflow", sum(|s| &s.mac_outbox_overflow)),
+        ]
+    }
+
+    fn counters(&self) -> WorkerCounters {
+        Workers::counters(self)
     }
 }
 

@@ -48,6 +48,7 @@ use super::table::Op;
 use super::trace::{TraceNote, TraceSink};
 use super::{DropReason, OutputSink, Pipeline, WorkerState};
 use crate::buf::PacketBuf;
+use crate::tunnel::{EncapError, IcmpError, TunnelEvent, TunnelPort, too_big_reply};
 
 /// Most nested resubmits (OVS `MAX_DEPTH`).
 pub const MAX_DEPTH: u32 = 64;
@@ -150,6 +151,9 @@ pub(crate) struct Ctx<'p, 'b, O, T> {
     pub(crate) packet_ins: u32,
     pub(crate) missed: bool,
     pub(crate) error: Option<DropReason>,
+    /// The first tunnel output failure (counted, does not stop the
+    /// translation).
+    pub(crate) tunnel_drop: Option<DropReason>,
     /// Table of the rule running now.
     pub(crate) table: TableId,
     /// Cookie of the rule running now.
@@ -436,6 +440,12 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
             return;
         }
         field.set(&mut self.key, new);
+        if let Field::TunMetadata(i) = field {
+            // Writing an option slot makes the option present (OVS), so
+            // a tunnel output sends it.
+            let p = self.key.tun_metadata_present() | (1u8 << (i & 7));
+            self.key.set_tun_metadata_present(p);
+        }
         self.trace.field(field, old, new);
         rewrite::commit_field(field, self.pkt.data_mut(), &self.key, &self.layers);
     }
@@ -537,10 +547,73 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
             self.trace.note(TraceNote::NoForward(port));
             return;
         }
+        if let Some(tp) = self.pl.tunnels.port(port) {
+            self.emit_tunnel(*tp);
+            return;
+        }
         let bytes = self.pkt.data();
         self.out.output(port, bytes);
         self.trace.output(port, bytes);
         self.outputs += 1;
+    }
+
+    /// Output to a tunnel port: encapsulate in the headroom, send out of
+    /// the underlay port, restore the inner frame (see [`crate::tunnel`]).
+    fn emit_tunnel(&mut self, tp: TunnelPort) {
+        let pl = self.pl;
+        match pl.tunnels.encap(&tp, &self.key, &self.layers, self.pkt) {
+            Ok(n) => {
+                let underlay = pl.tunnels.underlay().map_or(PortNo::LOCAL, |u| u.port);
+                self.trace.note(TraceNote::TunnelEncap {
+                    port: tp.port,
+                    kind: tp.kind,
+                    underlay,
+                    header_len: u16::try_from(n).unwrap_or(u16::MAX),
+                });
+                let bytes = self.pkt.data();
+                self.out.output(underlay, bytes);
+                self.trace.output(underlay, bytes);
+                self.outputs += 1;
+                self.ws.tunnel.encapsulated += 1;
+                self.pkt.pull_front(n);
+            }
+            Err(e) => {
+                let d = e.drop_reason();
+                self.trace.note(TraceNote::TunnelDrop(d));
+                if self.tunnel_drop.is_none() {
+                    self.tunnel_drop = Some(d.into());
+                }
+                match e {
+                    EncapError::NoNextHop(ip) => {
+                        self.out.tunnel_event(TunnelEvent::MissingNextHop(ip));
+                    }
+                    EncapError::TooBig { inner_mtu } => self.too_big(inner_mtu),
+                    EncapError::Drop(_) => {}
+                }
+            }
+        }
+    }
+
+    /// Sends the ICMP/ICMPv6 "too big" error back out of the input port.
+    fn too_big(&mut self, inner_mtu: u32) {
+        let in_port = PortNo(self.key.in_port());
+        if self.pl.tunnels.port(in_port).is_some() || in_port.reserved_name().is_some() {
+            self.trace
+                .note(TraceNote::TunnelNoIcmp(inner_mtu, IcmpError::NoReturnPort));
+            return;
+        }
+        let scratch = &mut self.ws.tunnel.scratch[..];
+        match too_big_reply(self.pkt.data(), &self.layers, inner_mtu, scratch) {
+            Ok(len) => {
+                let bytes = scratch.get(..len).unwrap_or_default();
+                self.trace.note(TraceNote::TunnelIcmpTooBig(inner_mtu));
+                self.out.output(in_port, bytes);
+                self.trace.output(in_port, bytes);
+                self.outputs += 1;
+                self.ws.tunnel.icmp_too_big += 1;
+            }
+            Err(e) => self.trace.note(TraceNote::TunnelNoIcmp(inner_mtu, e)),
+        }
     }
 
     fn packet_in(&mut self, reason: ControllerReason, max_len: u16) {

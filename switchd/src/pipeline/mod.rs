@@ -7,6 +7,12 @@
 //! # Stages of [`Pipeline::process`] (OVS `dp_netdev_input__` +
 //! `xlate_actions`)
 //!
+//! 0. Tunnels ([`crate::tunnel`], only if the snapshot has tunnel
+//!    configuration): a frame on the underlay port that is tunnel traffic
+//!    for us is decapsulated and continues with `in_port` = the tunnel port
+//!    and the `tun_*` fields set; other underlay traffic is bridged to and
+//!    from the host port untouched without a lookup. Output to a tunnel
+//!    port encapsulates (in [`exec`]).
 //! 1. `extract` the key once (then [`exec`] keeps it in sync with every
 //!    header rewrite); `in_port` set. Malformed packets (extraction failed
 //!    at L2, VLAN or L3) are dropped ([`DropReason::Malformed`]); an L4
@@ -47,6 +53,7 @@ use protocol::flow::{
 };
 
 use crate::buf::PacketBuf;
+use crate::tunnel::{Decap, TunnelDrop, TunnelEvent, TunnelWorker, Tunnels};
 
 pub use config::{FragMode, MissBehavior, PortConfig, SwitchConfig};
 pub use exec::{MAX_DEPTH, MAX_RESUBMITS, SET_MAX};
@@ -63,6 +70,10 @@ pub trait OutputSink {
     /// A packet-in for the controller: why, from which table, the cookie of
     /// the rule (all ones for a table miss) and the (possibly cut) bytes.
     fn packet_in(&mut self, reason: ControllerReason, table: TableId, cookie: Cookie, bytes: &[u8]);
+    /// Something the daemon should act on (a missing tunnel next hop).
+    /// Default: ignored.
+    #[inline(always)]
+    fn tunnel_event(&mut self, _event: TunnelEvent) {}
 }
 
 /// An [`OutputSink`] that keeps copies of everything (tests, tools; it
@@ -73,6 +84,8 @@ pub struct CollectSink {
     pub outputs: Vec<(PortNo, Vec<u8>)>,
     /// (reason, table, cookie, bytes) in order.
     pub packet_ins: Vec<(ControllerReason, TableId, Cookie, Vec<u8>)>,
+    /// Tunnel events in order.
+    pub events: Vec<TunnelEvent>,
 }
 
 impl OutputSink for CollectSink {
@@ -88,6 +101,9 @@ impl OutputSink for CollectSink {
     ) {
         self.packet_ins
             .push((reason, table, cookie, bytes.to_vec()));
+    }
+    fn tunnel_event(&mut self, event: TunnelEvent) {
+        self.events.push(event);
     }
 }
 
@@ -110,11 +126,52 @@ pub enum DropReason {
     /// The actions ran to the end without sending the packet anywhere
     /// (explicit `drop`, empty actions, only skipped outputs).
     NoOutput,
+    // Tunnel reasons ([`TunnelDrop`]). On output (encap) they count a copy
+    // that could not be sent; other copies may have gone out (the reason
+    // is recorded once per packet).
+    /// Output to a tunnel port with no underlay configured.
+    TunnelNoUnderlay,
+    /// Output to a flow-based tunnel port without `tun_dst`/`tun_ipv6_dst`.
+    TunnelNoRemote,
+    /// No local endpoint IP of the remote's family.
+    TunnelNoLocalIp,
+    /// No next-hop MAC for the remote (a `TunnelEvent` was reported).
+    TunnelNoNextHop,
+    /// Too big for the underlay MTU after encapsulation (an ICMP error
+    /// may have been sent back).
+    TunnelTooBig,
+    /// No headroom for the outer headers.
+    TunnelNoHeadroom,
+    /// Malformed tunnel packet addressed to us.
+    TunnelMalformed,
+    /// Unknown critical Geneve option (RFC 8926).
+    TunnelCriticalOption,
+    /// No tunnel port matches the remote and VNI.
+    TunnelNoPort,
+    /// Geneve protocol type other than Ethernet, IPv4, IPv6.
+    TunnelUnsupported,
+}
+
+impl From<TunnelDrop> for DropReason {
+    fn from(d: TunnelDrop) -> DropReason {
+        match d {
+            TunnelDrop::NoUnderlay => DropReason::TunnelNoUnderlay,
+            TunnelDrop::NoRemote => DropReason::TunnelNoRemote,
+            TunnelDrop::NoLocalIp => DropReason::TunnelNoLocalIp,
+            TunnelDrop::NoNextHop => DropReason::TunnelNoNextHop,
+            TunnelDrop::TooBig => DropReason::TunnelTooBig,
+            TunnelDrop::NoHeadroom => DropReason::TunnelNoHeadroom,
+            TunnelDrop::Malformed => DropReason::TunnelMalformed,
+            TunnelDrop::CriticalOption => DropReason::TunnelCriticalOption,
+            TunnelDrop::NoPort => DropReason::TunnelNoPort,
+            TunnelDrop::Unsupported => DropReason::TunnelUnsupported,
+        }
+    }
 }
 
 impl DropReason {
     /// Number of reasons (size of the counter array).
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 16;
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Malformed,
@@ -123,6 +180,16 @@ impl DropReason {
         DropReason::TableMiss,
         DropReason::ResubmitLimit,
         DropReason::NoOutput,
+        DropReason::TunnelNoUnderlay,
+        DropReason::TunnelNoRemote,
+        DropReason::TunnelNoLocalIp,
+        DropReason::TunnelNoNextHop,
+        DropReason::TunnelTooBig,
+        DropReason::TunnelNoHeadroom,
+        DropReason::TunnelMalformed,
+        DropReason::TunnelCriticalOption,
+        DropReason::TunnelNoPort,
+        DropReason::TunnelUnsupported,
     ];
 
     /// Stable snake_case name (counter label, JSON).
@@ -134,6 +201,16 @@ impl DropReason {
             DropReason::TableMiss => "table_miss",
             DropReason::ResubmitLimit => "resubmit_limit",
             DropReason::NoOutput => "no_output",
+            DropReason::TunnelNoUnderlay => "tunnel_no_underlay",
+            DropReason::TunnelNoRemote => "tunnel_no_remote",
+            DropReason::TunnelNoLocalIp => "tunnel_no_local_ip",
+            DropReason::TunnelNoNextHop => "tunnel_no_next_hop",
+            DropReason::TunnelTooBig => "tunnel_too_big",
+            DropReason::TunnelNoHeadroom => "tunnel_no_headroom",
+            DropReason::TunnelMalformed => "tunnel_malformed",
+            DropReason::TunnelCriticalOption => "tunnel_critical_option",
+            DropReason::TunnelNoPort => "tunnel_no_port",
+            DropReason::TunnelUnsupported => "tunnel_unsupported",
         }
     }
 
@@ -152,7 +229,9 @@ pub struct Verdict {
     /// Packet-ins sent.
     pub packet_ins: u32,
     /// Why the packet was dropped, or why its translation was cut short
-    /// (only [`DropReason::ResubmitLimit`] can come with outputs).
+    /// (only [`DropReason::ResubmitLimit`] and the tunnel reasons of an
+    /// output, e.g. [`DropReason::TunnelTooBig`] with the ICMP error sent
+    /// back, can come with outputs).
     pub reason: Option<DropReason>,
 }
 
@@ -194,6 +273,8 @@ pub struct WorkerState {
     pub counters: WorkerCounters,
     /// `NORMAL`'s MAC table.
     pub mac: MacTable,
+    /// Tunnel scratch buffer and counters.
+    pub tunnel: TunnelWorker,
 }
 
 impl WorkerState {
@@ -202,6 +283,7 @@ impl WorkerState {
         WorkerState {
             counters: WorkerCounters::default(),
             mac: MacTable::new(config.mac_table_size),
+            tunnel: TunnelWorker::default(),
         }
     }
 }
@@ -218,6 +300,8 @@ pub struct Pipeline {
     miss: Box<[MissBehavior; 255]>,
     extract: ExtractConfig,
     generation: u64,
+    /// Tunnel ports, underlay, next hops, TLV map (empty: no hooks run).
+    tunnels: Arc<Tunnels>,
 }
 
 /// The shared, swappable current snapshot (control thread stores, workers
@@ -261,7 +345,35 @@ impl Pipeline {
             },
             config,
             generation,
+            tunnels: Arc::new(Tunnels::default()),
         })
+    }
+
+    /// This snapshot with the tunnel configuration `tunnels` (builder, at
+    /// publication time).
+    pub fn with_tunnels(mut self, tunnels: Arc<Tunnels>) -> Pipeline {
+        self.tunnels = tunnels;
+        self
+    }
+
+    /// A new snapshot sharing this one's tables (and rule counters) with
+    /// other tunnel configuration and generation `generation`: for
+    /// next-hop and underlay changes, without recompiling flows.
+    pub fn with_new_tunnels(&self, tunnels: Arc<Tunnels>, generation: u64) -> Pipeline {
+        Pipeline {
+            tables: self.tables.clone(),
+            config: self.config.clone(),
+            flood_ports: self.flood_ports.clone(),
+            miss: self.miss.clone(),
+            extract: self.extract,
+            generation,
+            tunnels,
+        }
+    }
+
+    /// The tunnel configuration.
+    pub fn tunnels(&self) -> &Tunnels {
+        &self.tunnels
     }
 
     /// This snapshot's generation.
@@ -315,9 +427,73 @@ impl Pipeline {
         ws.counters.packets += 1;
         ws.counters.bytes += pkt.len() as u64;
         let mut key = FlowKey::default();
+        let mut in_port = in_port;
+        let mut decap_note = None;
+        if let Some(u) = self.tunnels.underlay() {
+            if in_port == u.port {
+                // The outer source MAC, for next-hop learning below.
+                let mut outer_src = [0u8; 6];
+                if let Some(m) = pkt.data().get(6..12) {
+                    outer_src.copy_from_slice(m);
+                }
+                match self.tunnels.decap(pkt, &mut key) {
+                    Decap::Inner {
+                        port,
+                        kind,
+                        outer_len,
+                        dummy_eth,
+                    } => {
+                        ws.tunnel.decapsulated += 1;
+                        // Learning (as the kernel VXLAN device and OVS's
+                        // neighbour snooping): tell the daemon when the
+                        // sender's MAC is not our next hop for it. One
+                        // binary search; an event only on a difference.
+                        let remote = if key.tun_ipv6_src().is_unspecified() {
+                            core::net::IpAddr::V4(key.tun_src())
+                        } else {
+                            core::net::IpAddr::V6(key.tun_ipv6_src())
+                        };
+                        let mac = protocol::wire::EthernetAddress(outer_src);
+                        if self.tunnels.next_hops().get(remote) != Some(mac) {
+                            out.tunnel_event(TunnelEvent::Learned { remote, mac });
+                        }
+                        decap_note = Some(TraceNote::TunnelDecap {
+                            from: in_port,
+                            port,
+                            kind,
+                            outer_len: u16::try_from(outer_len).unwrap_or(u16::MAX),
+                            dummy_eth,
+                        });
+                        in_port = port;
+                    }
+                    Decap::NotTunnel => {
+                        if let Some(h) = u.host_port {
+                            return self.bridge(pkt, in_port, h, ws, out, trace);
+                        }
+                    }
+                    Decap::Drop(d) => {
+                        key.set_in_port(in_port.0);
+                        extract(pkt.data(), &self.extract, &mut key);
+                        trace.begin(in_port, &key);
+                        trace.note(TraceNote::TunnelDrop(d));
+                        let v = Verdict {
+                            outputs: 0,
+                            packet_ins: 0,
+                            reason: Some(d.into()),
+                        };
+                        return finish(ws, trace, v);
+                    }
+                }
+            } else if Some(in_port) == u.host_port {
+                return self.bridge(pkt, in_port, u.port, ws, out, trace);
+            }
+        }
         key.set_in_port(in_port.0);
         let ex = extract(pkt.data(), &self.extract, &mut key);
         trace.begin(in_port, &key);
+        if let Some(n) = decap_note {
+            trace.note(n);
+        }
         let early = if let Some(e) = ex.error
             && e.layer != Layer::L4
         {
@@ -367,12 +543,13 @@ impl Pipeline {
             table: TableId(0),
             cookie: Cookie(0),
             zero_ports_in_lookup: zero_ports,
+            tunnel_drop: None,
         };
         ctx.run(TableId(0));
         let mut v = Verdict {
             outputs: ctx.outputs,
             packet_ins: ctx.packet_ins,
-            reason: ctx.error,
+            reason: ctx.error.or(ctx.tunnel_drop),
         };
         if v.reason.is_none() && v.dropped() {
             v.reason = Some(if ctx.missed {
@@ -382,6 +559,39 @@ impl Pipeline {
             });
         }
         finish(ctx.ws, ctx.trace, v)
+    }
+}
+
+impl Pipeline {
+    /// Sends a non-tunnel frame between the underlay and host ports
+    /// untouched, without a table lookup (see [`crate::tunnel`]).
+    #[inline]
+    fn bridge(
+        &self,
+        pkt: &PacketBuf,
+        in_port: PortNo,
+        to: PortNo,
+        ws: &mut WorkerState,
+        out: &mut impl OutputSink,
+        trace: &mut impl TraceSink,
+    ) -> Verdict {
+        let mut key = FlowKey::default();
+        key.set_in_port(in_port.0);
+        extract(pkt.data(), &self.extract, &mut key);
+        trace.begin(in_port, &key);
+        trace.note(TraceNote::TunnelHostBridge(to));
+        out.output(to, pkt.data());
+        trace.output(to, pkt.data());
+        ws.tunnel.host_bridged += 1;
+        finish(
+            ws,
+            trace,
+            Verdict {
+                outputs: 1,
+                packet_ins: 0,
+                reason: None,
+            },
+        )
     }
 }
 
