@@ -445,7 +445,6 @@ pub struct WorkerHandle {
     tx: SyncSender<WorkerCmd>,
     shared: Arc<WorkerShared>,
     thread: Option<JoinHandle<()>>,
-
 }
 
 impl WorkerHandle {
