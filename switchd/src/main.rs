@@ -95,8 +95,7 @@ fn main() -> Result<()> {
             .context("restoring flows")?;
         let ctl = Arc::new(Mutex::new(ctl));
         if let Some(rx) = tunnel_events {
-            control::spawn_tunnel_event_bridge(rx, Arc::clone(&ctl))
-                .context("spawning tunnel event thread")?;
+            control::spawn_tunnel_event_bridge(rx, &ctl).context("spawning tunnel event thread")?;
         }
         let listener = control::bind(&args.socket)
             .with_context(|| format!("binding {}", args.socket.display()))?;

@@ -487,7 +487,10 @@ fn tunnels_geneve_and_vxlan_three_nodes() {
 
     // The node table and the tunnel summary.
     let show = nodes[0].d().ctl_ok(&["show"]);
-    assert!(show.contains("100(geneve0): type=geneve"), "{show}");
+    assert!(
+        show.contains("100(geneve0): addr=none mtu=0 type=geneve"),
+        "{show}"
+    );
     assert!(show.contains("options:remote_ip=flow,key=flow"), "{show}");
     assert!(show.contains("recommended pod MTU=1442"), "{show}");
     assert!(show.contains("recommended pod MTU=1450"), "{show}");
@@ -930,7 +933,11 @@ fn tunnels_survive_restart() {
         ]
     );
     let show = d.ctl_ok(&["show"]);
-    assert!(show.contains("LOCAL(weft0): type=internal"), "{show}");
+    assert!(
+        show.lines()
+            .any(|l| l.starts_with(" LOCAL(weft0): addr=") && l.contains(" type=internal")),
+        "{show}"
+    );
     assert!(show.contains("node node1: 192.0.2.1"), "{show}");
     // The re-created TAP has no address yet: tunnels wait, bridging works.
     ip_ok(&[
