@@ -32,10 +32,7 @@ fn pcaps_dir() -> PathBuf {
     std::env::var_os("WEFT_PCAPS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../shared/pcaps"
-            ))
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps"))
         })
 }
 
