@@ -312,10 +312,7 @@ fn tunnel_flags_decapsulate_a_capture() {
     let dir = std::env::var_os("WEFT_PCAPS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../shared/pcaps"
-            ))
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps"))
         });
     let pcap = dir.join("tcpdump-geneve.pcap");
     let f = tmp(
