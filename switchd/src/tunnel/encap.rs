@@ -5,16 +5,13 @@ use core::net::IpAddr;
 
 use protocol::flow::key::{TUN_FLAG_CSUM, TUN_FLAG_OAM, TUN_METADATA_SLOTS};
 use protocol::flow::{FlowKey, Layers};
-use protocol::wire::{EtherType, IpProtocol, ethernet, geneve, ipv4, ipv6, udp, vxlan, vxlan::Vni};
+use protocol::wire::{EtherType, IpProtocol, checksum, geneve, udp, vxlan, vxlan::Vni};
 
 use super::{
     DEFAULT_TTL, ETH_LEN, IPV4_LEN, IPV6_LEN, SRC_PORT_MAX, SRC_PORT_MIN, TunnelDrop, TunnelKind,
     TunnelPort, Tunnels, UDP_LEN,
 };
 use crate::buf::PacketBuf;
-
-/// Most option bytes we write: 8 slots of 4 + 8 bytes.
-const MAX_OPTS: usize = TUN_METADATA_SLOTS * 12;
 
 /// Why a packet could not be encapsulated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -116,26 +113,21 @@ impl Tunnels {
         let vni = Vni::new_masked(tp.config.key.unwrap_or(key.tun_id() as u32));
         let flags = key.tun_flags();
 
-        // Geneve options from the present tun_metadata slots.
-        let mut opts = [0u8; MAX_OPTS];
+        // Geneve options from the present, mapped tun_metadata slots: the
+        // length first (for the MTU check), written after the push.
+        let present = if tp.kind == TunnelKind::Geneve {
+            key.tun_metadata_present()
+        } else {
+            0
+        };
         let mut opt_len = 0;
         let mut critical = false;
-        if tp.kind == TunnelKind::Geneve && key.tun_metadata_present() != 0 {
-            let present = key.tun_metadata_present();
+        if present != 0 {
             for i in 0..TUN_METADATA_SLOTS {
-                if present & (1 << i) == 0 {
-                    continue;
-                }
-                let Some((class, kind, len)) = self.tlv.slot(i) else {
-                    continue;
-                };
-                let v = key.tun_metadata(i).to_be_bytes();
-                let data = v.get(8 - usize::from(len)..).unwrap_or_default();
-                let Some(buf) = opts.get_mut(opt_len..) else {
-                    break;
-                };
-                if let Ok(n) = geneve::emit_option(buf, class, kind, data) {
-                    opt_len += n;
+                if present & (1 << i) != 0
+                    && let Some((_, kind, len)) = self.tlv.slot(i)
+                {
+                    opt_len += geneve::OPTION_HEADER_LEN + usize::from(len);
                     critical |= kind & geneve::OPTION_TYPE_CRITICAL != 0;
                 }
             }
@@ -151,7 +143,10 @@ impl Tunnels {
             let inner_mtu = u.mtu.saturating_sub(before_inner_ip as u32);
             return Err(EncapError::TooBig { inner_mtu });
         }
-        let Ok(udp_total) = u16::try_from(UDP_LEN + tun_len + inner_len) else {
+        let (Ok(udp_total), Ok(ip_total)) = (
+            u16::try_from(UDP_LEN + tun_len + inner_len),
+            u16::try_from(outer_ip_total),
+        ) else {
             return Err(EncapError::TooBig { inner_mtu: 0 });
         };
         let nh = self
@@ -165,84 +160,92 @@ impl Tunnels {
             t => t,
         };
         let tos = key.tun_tos();
+        let vni = vni.to_be_bytes();
         let b = pkt
             .push_front(hdr_len)
             .ok_or(EncapError::Drop(TunnelDrop::NoHeadroom))?;
-
+        // Fixed-size header writes straight into the buffer (the `Repr`
+        // emitters cost store-forwarding stalls here; the unit tests decode
+        // every field with the wire views and with etherparse).
         let (eth, rest) = b.split_at_mut(ETH_LEN);
-        ethernet::Repr {
-            src_addr: u.local_mac,
-            dst_addr: nh,
-            ethertype: if remote.is_ipv4() {
-                EtherType::Ipv4
-            } else {
-                EtherType::Ipv6
-            },
-        }
-        .emit(&mut ethernet::Frame::new_unchecked(eth));
+        eth[..6].copy_from_slice(&nh.0);
+        eth[6..12].copy_from_slice(&u.local_mac.0);
         let (iph, rest) = rest.split_at_mut(ip_len);
-        let (udp_and_tun, _) = rest.split_at_mut(UDP_LEN + tun_len);
-        {
-            let (_, tunh) = udp_and_tun.split_at_mut(UDP_LEN);
-            match tp.kind {
-                TunnelKind::Geneve => geneve::Repr {
-                    vni,
-                    protocol_type: EtherType::TransparentEthernet,
-                    oam: flags & TUN_FLAG_OAM != 0,
-                    critical,
-                    options: opts.get(..opt_len).unwrap_or_default(),
-                }
-                .emit(&mut geneve::Packet::new_unchecked(tunh)),
-                TunnelKind::Vxlan => {
-                    vxlan::Repr { vni }.emit(&mut vxlan::Packet::new_unchecked(tunh))
+        let (udph, rest) = rest.split_at_mut(UDP_LEN);
+        let (tunh, _inner) = rest.split_at_mut(tun_len);
+        udph[..2].copy_from_slice(&src_port.to_be_bytes());
+        udph[2..4].copy_from_slice(&tp.udp_port().to_be_bytes());
+        udph[4..6].copy_from_slice(&udp_total.to_be_bytes());
+        udph[6..8].fill(0);
+        match tp.kind {
+            TunnelKind::Geneve => {
+                // Version 0, options length in words; O and C flags.
+                tunh[0] = (opt_len / 4) as u8;
+                tunh[1] = if flags & TUN_FLAG_OAM != 0 { 0x80 } else { 0 }
+                    | if critical { 0x40 } else { 0 };
+                tunh[2..4]
+                    .copy_from_slice(&u16::from(EtherType::TransparentEthernet).to_be_bytes());
+                tunh[4..7].copy_from_slice(&vni);
+                tunh[7] = 0;
+                let mut at = geneve::HEADER_LEN;
+                for i in 0..TUN_METADATA_SLOTS {
+                    if present & (1 << i) == 0 {
+                        continue;
+                    }
+                    let Some((class, kind, len)) = self.tlv.slot(i) else {
+                        continue;
+                    };
+                    let v = key.tun_metadata(i).to_be_bytes();
+                    let data = v.get(8 - usize::from(len)..).unwrap_or_default();
+                    if let Some(buf) = tunh.get_mut(at..)
+                        && let Ok(n) = geneve::emit_option(buf, class, kind, data)
+                    {
+                        at += n;
+                    }
                 }
             }
-        }
-        {
-            let mut up = udp::Packet::new_unchecked(&mut udp_and_tun[..]);
-            up.set_src_port(src_port);
-            up.set_dst_port(tp.udp_port());
-            up.set_len(udp_total);
-            up.set_checksum(0);
+            TunnelKind::Vxlan => {
+                // RFC 7348 5: flags = I, reserved zero.
+                tunh[..4].copy_from_slice(&[vxlan::FLAG_I, 0, 0, 0]);
+                tunh[4..7].copy_from_slice(&vni);
+                tunh[7] = 0;
+            }
         }
         match (local, remote) {
             (IpAddr::V4(src), IpAddr::V4(dst)) => {
-                ipv4::Repr {
-                    src_addr: src,
-                    dst_addr: dst,
-                    next_header: IpProtocol::Udp,
-                    payload_len: usize::from(udp_total),
-                    ttl,
-                    dscp: tos >> 2,
-                    ecn: tos & 3,
-                    ident: 0,
-                    dont_frag: true,
-                    more_frags: false,
-                    frag_offset: 0,
-                }
-                .emit(&mut ipv4::Packet::new_unchecked(iph));
+                eth[12..14].copy_from_slice(&u16::from(EtherType::Ipv4).to_be_bytes());
+                iph[0] = 0x45;
+                iph[1] = tos;
+                iph[2..4].copy_from_slice(&ip_total.to_be_bytes());
+                // Id 0, DF, offset 0 (RFC 6864 atomic datagram).
+                iph[4..8].copy_from_slice(&[0, 0, 0x40, 0]);
+                iph[8] = ttl;
+                iph[9] = u8::from(IpProtocol::Udp);
+                iph[10..12].fill(0);
+                iph[12..16].copy_from_slice(&src.octets());
+                iph[16..20].copy_from_slice(&dst.octets());
+                let c = !checksum::data(iph);
+                iph[10..12].copy_from_slice(&c.to_be_bytes());
                 if flags & TUN_FLAG_CSUM != 0 {
                     let udp_ofs = ETH_LEN + IPV4_LEN;
-                    let d = pkt.data_mut();
-                    if let Some(seg) = d.get_mut(udp_ofs..) {
+                    if let Some(seg) = pkt.data_mut().get_mut(udp_ofs..) {
                         udp::Packet::new_unchecked(seg).fill_checksum_v4(src, dst);
                     }
                 }
             }
             (IpAddr::V6(src), IpAddr::V6(dst)) => {
-                ipv6::Repr {
-                    src_addr: src,
-                    dst_addr: dst,
-                    next_header: IpProtocol::Udp,
-                    payload_len: usize::from(udp_total),
-                    hop_limit: ttl,
-                    traffic_class: tos,
-                    flow_label: 0,
-                }
-                .emit(&mut ipv6::Packet::new_unchecked(iph));
+                eth[12..14].copy_from_slice(&u16::from(EtherType::Ipv6).to_be_bytes());
+                // Version 6, traffic class, flow label 0.
+                iph[0] = 0x60 | (tos >> 4);
+                iph[1] = (tos & 0x0f) << 4;
+                iph[2..4].fill(0);
+                iph[4..6].copy_from_slice(&udp_total.to_be_bytes());
+                iph[6] = u8::from(IpProtocol::Udp);
+                iph[7] = ttl;
+                iph[8..24].copy_from_slice(&src.octets());
+                iph[24..40].copy_from_slice(&dst.octets());
                 let udp_ofs = ETH_LEN + IPV6_LEN;
-                let d = pkt.data_mut();
-                if let Some(seg) = d.get_mut(udp_ofs..) {
+                if let Some(seg) = pkt.data_mut().get_mut(udp_ofs..) {
                     udp::Packet::new_unchecked(seg).fill_checksum_v6(src, dst);
                 }
             }

@@ -45,6 +45,11 @@
 //! shared.store(Arc::new(shared.load().with_new_tunnels(Arc::new(t2), gen + 1)));
 //! ```
 //!
+//! Inside the daemon, `control::Controller` does this already: tunnel
+//! ports come from the state's `PortKind::Geneve/Vxlan` ports, the TLV map
+//! from `SetTlvMap` (persisted), and `Controller::set_underlay(underlay,
+//! next_hops)` republishes with the kernel's facts.
+//!
 //! The tunnel ports (their numbers) must also be in `SwitchConfig::ports`
 //! so that flows may output to them. Events for the daemon come through
 //! [`OutputSink::tunnel_event`](crate::pipeline::OutputSink::tunnel_event)
