@@ -6,3 +6,5 @@
 //! - [`model`]: the logical model (tenants, switches, routers, ports, ACLs,
 //!   address sets, port groups, load balancers, nodes); no Kubernetes types.
 pub mod model;
+pub mod source;
+pub mod translate;
