@@ -52,6 +52,13 @@
 //! replies to an `ipBlock` peer range that contains pods of the tenant when
 //! those pods are isolated, and replies whose source port differs from the
 //! destination port of the request (never for TCP/UDP/SCTP servers here).
+//! A pod isolated in one direction only (say ingress) still opens
+//! connections in the other; the translation allows TCP segments with ACK
+//! set in its isolated direction (`acl/ns/<ns>/return-open-egress`, and
+//! `-ingress` for the mirror case), from any peer and port. UDP and SCTP
+//! replies to such connections are *denied* until conntrack (e.g. DNS
+//! answers to a pod under a deny-all-ingress policy): add an ingress rule
+//! for them.
 //! ARP and IPv6 ND (ICMPv6 133 to 137) are allowed to and from every pod by
 //! tier-0 ACLs; port security limits what a pod may claim in them.
 
@@ -320,7 +327,67 @@ pub(super) fn build(m: &Manifests, ctx: &mut Ctx) -> Result<(), LoadError> {
             }
         }
     }
+    open_direction_returns(&mut p);
     finish(ctx, p)
+}
+
+/// A pod isolated in one direction only still opens connections in the
+/// other; their TCP replies come back through the isolated direction. Allow
+/// TCP segments with ACK there (`Infrastructure <ns>/return-open-<dir>`).
+fn open_direction_returns(p: &mut Pending) {
+    let namespaces: BTreeSet<String> = p
+        .groups
+        .keys()
+        .filter_map(|g| {
+            g.strip_prefix("pg/ns/")
+                .and_then(|r| r.rsplit_once("/isolated-"))
+                .map(|(ns, _)| ns.to_owned())
+        })
+        .collect();
+    for ns in namespaces {
+        let ing = p
+            .groups
+            .get(&format!("pg/ns/{ns}/isolated-ingress"))
+            .cloned()
+            .unwrap_or_default();
+        let egr = p
+            .groups
+            .get(&format!("pg/ns/{ns}/isolated-egress"))
+            .cloned()
+            .unwrap_or_default();
+        for (only, dir, open) in [
+            (&ing - &egr, AclDirection::ToLport, "egress"),
+            (&egr - &ing, AclDirection::FromLport, "ingress"),
+        ] {
+            if only.is_empty() {
+                continue;
+            }
+            let g = format!("pg/ns/{ns}/open-{open}");
+            p.groups.insert(g.clone(), only);
+            p.acls.insert(
+                format!("acl/ns/{ns}/return-open-{open}"),
+                PAcl {
+                    direction: dir,
+                    tier: AclTier::NetworkPolicy,
+                    priority: priority::POLICY_ALLOW,
+                    action: AclAction::Allow,
+                    applies: PApplies::Group(g),
+                    peer: None,
+                    traffic: vec![Traffic::L4 {
+                        protocol: L4Protocol::Tcp,
+                        dst_ports: None,
+                        src_ports: None,
+                        tcp_ack: true,
+                    }],
+                    source: SourceRef::namespaced(
+                        SourceKind::Infrastructure,
+                        &ns,
+                        &format!("return-open-{open}"),
+                    ),
+                },
+            );
+        }
+    }
 }
 
 type RawRule<'a> = (
