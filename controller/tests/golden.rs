@@ -2,6 +2,8 @@
 //! declared and an implied node, a named-port policy with two peers, a
 //! Service with an EndpointSlice).
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 
 use weft_controller::translate::load_model;

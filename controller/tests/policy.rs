@@ -4,6 +4,8 @@
 //! highest priority first, no match = allow), on the source port's
 //! from-lport ACLs and then the destination port's to-lport ACLs.
 
+#![allow(clippy::unwrap_used)]
+
 use std::net::IpAddr;
 
 use weft_controller::model::*;
