@@ -1,5 +1,5 @@
 //! NetworkPolicy semantics at the model level, one test per rule of the
-//! mapping table in `translate::policy`. `verdict` evaluates the model's
+//! mapping table in `translate::policy`. `stage`/`allowed_pkt` evaluate the model's
 //! ACLs exactly as the model's doc says the compiler must (tiers in order,
 //! highest priority first, no match = allow), on the source port's
 //! from-lport ACLs and then the destination port's to-lport ACLs.
