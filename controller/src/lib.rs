@@ -1,10 +1,18 @@
 //! weft-controller: the central brain.
 //!
-//! Written so far: [`session`], the sessions that push per-node flow tables
-//! to every switchd over `protocol::ctl`. Still to come (see
-//! `ARCHITECTURE.md` and the controller issue): sources (a manifests
-//! directory, or kube-rs watchers), the logical model and the pure compiler
-//! from model to per-node flow tables. The `weft-controller` binary is
-//! added with the first of these.
-
+//! Kubernetes objects in, a logical network model in the middle, per-node
+//! flow tables out (OVN-style; see `ARCHITECTURE.md`, controller section).
+//!
+//! - [`model`]: the logical model (tenants, switches, routers, ports, ACLs,
+//!   address sets, port groups, load balancers, nodes); no Kubernetes types.
+//! - [`source`]: the manifest loader (files or a directory of YAML).
+//! - [`translate`]: Kubernetes objects -> logical model.
+//! - [`session`]: the sessions that push per-node flow tables to every
+//!   switchd over `protocol::ctl`.
+//!
+//! Still to come: the compiler from model to per-node flow tables and the
+//! `weft-controller` binary.
+pub mod model;
 pub mod session;
+pub mod source;
+pub mod translate;
