@@ -8,14 +8,14 @@
 # bounded time. Needs root only to install missing packages.
 #
 # Environment:
-#   FUZZ_SECONDS   seconds per fuzz target (default 60; 0 skips fuzzing,
+#   FUZZ_SECONDS   seconds per fuzz target (default 40; 0 skips fuzzing,
 #                  refused under CI=true)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 . scripts/lib.sh
 
-FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+FUZZ_SECONDS=${FUZZ_SECONDS:-40}
 if [ "${CI:-}" = "true" ] && [ "$FUZZ_SECONDS" = "0" ]; then
     die "FUZZ_SECONDS=0 is not allowed under CI=true"
 fi
