@@ -51,7 +51,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::broadcast;
 
-use crate::pipeline::{CompileError, Pipeline, SharedPipeline};
+use crate::pipeline::{CompileError, Pipeline, SharedPipeline, WorkerCounters};
 use crate::state::{FlowId, PortEntry, SwitchState, unix_ms};
 
 /// Server name sent in `HelloReply`.
@@ -75,6 +75,12 @@ pub trait Datapath: Send {
     /// Transmits `frame` on `ofport` (packet-out); unknown ports are
     /// counted by the worker as drops.
     fn transmit(&mut self, ofport: PortNo, frame: Vec<u8>);
+    /// The latest pipeline counters of each worker (published by the
+    /// workers every few milliseconds; the caller sums them). None by
+    /// default.
+    fn worker_counters(&self) -> Vec<WorkerCounters> {
+        Vec::new()
+    }
 }
 
 /// A [`Datapath`] that opens nothing (tests, offline use): every port
@@ -545,6 +551,37 @@ impl Controller {
         Ok(())
     }
 
+    /// Table statistics (OVS `dump-tables`): flows per table from the
+    /// configuration, lookups and matches summed over the workers' own
+    /// counters (each worker counts in its private state; nothing shared is
+    /// written per packet). Lists every table that has flows or was looked
+    /// up.
+    pub fn dump_tables(&self) -> Vec<TableStat> {
+        let mut out: BTreeMap<TableId, TableStat> = BTreeMap::new();
+        for id in self.state.flows.keys() {
+            let e = out.entry(id.table).or_insert_with(|| TableStat {
+                table: id.table,
+                ..TableStat::default()
+            });
+            e.active += 1;
+        }
+        for w in self.datapath.worker_counters() {
+            for (t, c) in w.tables.iter().enumerate() {
+                if c.lookups == 0 {
+                    continue;
+                }
+                let table = TableId(t as u8);
+                let e = out.entry(table).or_insert_with(|| TableStat {
+                    table,
+                    ..TableStat::default()
+                });
+                e.lookups += c.lookups;
+                e.matched += c.matched;
+            }
+        }
+        out.into_values().collect()
+    }
+
     /// Answers one request that does not need the connection's state.
     pub fn handle(&mut self, body: &Body) -> Body {
         match self.try_handle(body) {
@@ -574,23 +611,7 @@ impl Controller {
                 more: false,
             },
             Body::DumpPorts => Body::Ports(self.dump_ports()),
-            Body::DumpTables => {
-                let mut counts: BTreeMap<TableId, u64> = BTreeMap::new();
-                for id in self.state.flows.keys() {
-                    *counts.entry(id.table).or_default() += 1;
-                }
-                Body::Tables(
-                    counts
-                        .into_iter()
-                        .map(|(table, active)| TableStat {
-                            table,
-                            active,
-                            lookups: 0,
-                            matched: 0,
-                        })
-                        .collect(),
-                )
-            }
+            Body::DumpTables => Body::Tables(self.dump_tables()),
             Body::PortAdd {
                 name,
                 kind,

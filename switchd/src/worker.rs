@@ -11,8 +11,10 @@
 //! 3. For each readable port: `recv_batch` up to [`BATCH_MAX`] frames into
 //!    buffers preallocated from a [`BufPool`] (reused for every batch);
 //!    load the snapshot once (`arc_swap::Guard`) and read the clock once;
-//!    run [`process`](crate::pipeline::Pipeline::process) per packet with a
-//!    sink that queues outputs on the owning port (port number → index map;
+//!    run the batch through
+//!    [`process_batch`](crate::pipeline::Pipeline::process_batch) (the
+//!    exact-match cache lives in the worker's `WorkerState`) with a sink
+//!    that queues outputs on the owning port (port number → index map;
 //!    unknown ports are counted in [`WorkerShared::unknown_port_drops`]).
 //! 4. Flush every port with queued frames, once per round.
 //! 5. Every [`STATS_INTERVAL_MS`], copy port and worker counters to
@@ -42,7 +44,7 @@ use protocol::flow::{ControllerReason, Cookie, PortNo, TableId};
 
 use crate::buf::{BATCH_MAX, BufPool, PacketBuf};
 use crate::control::Datapath;
-use crate::pipeline::{NoTrace, OutputSink, SharedPipeline, WorkerCounters, WorkerState};
+use crate::pipeline::{OutputSink, SharedPipeline, WorkerCounters, WorkerState};
 use crate::port::{AfPacketPort, Port, TapPort};
 use crate::state::unix_ms;
 
@@ -289,8 +291,8 @@ pub fn run(
                 shared: &shared,
                 packet_in: &packet_in,
             };
-            for b in bufs.iter_mut().take(n) {
-                pl.process(b, in_port, now, &mut ws, &mut sink, &mut NoTrace);
+            if let Some(batch) = bufs.get_mut(..n) {
+                pl.process_batch(batch, in_port, now, &mut ws, &mut sink);
             }
             shared.generation.store(pl.generation(), Ordering::Relaxed);
         }
@@ -420,6 +422,14 @@ impl Datapath for WorkerHandle {
             .port_stats
             .lock()
             .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    fn worker_counters(&self) -> Vec<WorkerCounters> {
+        self.shared
+            .counters
+            .lock()
+            .map(|c| vec![c.clone()])
             .unwrap_or_default()
     }
 }

@@ -42,11 +42,14 @@ use protocol::flow::{
 };
 
 use super::config::MissBehavior;
+use super::emc::{PathRec, Step};
+use super::normal::MacTable;
 use super::normal::{self, Learned};
 use super::rewrite;
 use super::table::Op;
+use super::table::Rule;
 use super::trace::{TraceNote, TraceSink};
-use super::{DropReason, OutputSink, Pipeline, WorkerState};
+use super::{DropReason, OutputSink, Pipeline, TableCounter};
 use crate::buf::PacketBuf;
 
 /// Most nested resubmits (OVS `MAX_DEPTH`).
@@ -134,13 +137,18 @@ enum Next {
 }
 
 /// One packet's translation state.
-pub(crate) struct Ctx<'p, 'b, O, T> {
+pub(crate) struct Ctx<'p, 'b, 'e, O, T> {
     pub(crate) pl: &'p Pipeline,
     pub(crate) pkt: &'b mut PacketBuf,
     pub(crate) key: FlowKey,
     pub(crate) layers: Layers,
     pub(crate) now_ms: u64,
-    pub(crate) ws: &'b mut WorkerState,
+    /// The worker's `NORMAL` MAC table.
+    pub(crate) mac: &'b mut MacTable,
+    /// The worker's per-table lookup counters.
+    pub(crate) tables: &'b mut [TableCounter],
+    /// Where lookups come from (see [`super::emc`]).
+    pub(crate) path: PathMode<'e>,
     pub(crate) out: &'b mut O,
     pub(crate) trace: &'b mut T,
     pub(crate) set: ActionSet<'p>,
@@ -156,6 +164,34 @@ pub(crate) struct Ctx<'p, 'b, O, T> {
     pub(crate) cookie: Cookie,
     /// Zero L4 ports during lookups (fragment under `frag_mode normal`).
     pub(crate) zero_ports_in_lookup: bool,
+    /// Packet length when the translation started (recorded path deltas).
+    pub(crate) base_len: usize,
+}
+
+/// How a translation does its lookups.
+pub(crate) enum PathMode<'e> {
+    /// Classifier lookups, rules credited per packet.
+    Live,
+    /// Classifier lookups, credited per packet, each recorded.
+    Record(&'e mut PathRec),
+    /// Lookups answered from a cached path; rules are credited by the
+    /// caller per group ([`super::emc`]).
+    Replay {
+        steps: &'e [u64],
+        pos: usize,
+        base_len: usize,
+    },
+    /// A replay whose walk left the recorded path (see [`super::emc`]):
+    /// everything so far was credited, the rest is live.
+    Diverged,
+}
+
+/// Credits `rule` of `pl` for the packets of a replayed path step.
+#[inline]
+pub(crate) fn credit_step(pl: &Pipeline, s: Step, packets: u64, bytes: u64, now_ms: u64) {
+    if let Some(rule) = s.rule().and_then(|r| pl.table(TableId(s.table()))?.rule(r)) {
+        rule.stats.credit_n(packets, bytes, now_ms);
+    }
 }
 
 #[inline]
@@ -198,7 +234,7 @@ fn is_vlan_field(f: Field) -> bool {
     )
 }
 
-impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
+impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, '_, O, T> {
     /// Runs the tables from `table` (honouring table-miss behaviour) and
     /// then the action set.
     pub(crate) fn run(&mut self, table: TableId) {
@@ -230,13 +266,77 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
     }
 
     /// Looks `table` up; `in_port` replaces the key's input port for the
-    /// lookup only.
+    /// lookup only. Counts the lookup in the table counters and credits the
+    /// rule (except on a replay, see [`PathMode`]).
     #[inline]
     fn lookup(
         &mut self,
         table: TableId,
         in_port: Option<PortNo>,
-    ) -> Option<(&'p super::table::Rule, Option<u32>)> {
+    ) -> Option<(&'p Rule, Option<u32>)> {
+        let hit = if let PathMode::Replay {
+            steps,
+            pos,
+            base_len,
+        } = &mut self.path
+        {
+            match steps.get(*pos).map(|s| Step(*s)) {
+                Some(s) if s.table() == table.0 => {
+                    *pos += 1;
+                    s.rule()
+                        .and_then(|r| self.pl.table(table)?.rule(r))
+                        .map(|r| (r, None))
+                }
+                _ => {
+                    // Left the recorded path: credit what was replayed and
+                    // go on live.
+                    let (done, base) = (steps.get(..*pos).unwrap_or_default(), *base_len);
+                    for s in done.iter().map(|s| Step(*s)) {
+                        let len = (base as i64 + i64::from(s.delta())).max(0) as u64;
+                        credit_step(self.pl, s, 1, len, self.now_ms);
+                    }
+                    self.path = PathMode::Diverged;
+                    self.live_lookup(table, in_port)
+                }
+            }
+        } else {
+            self.live_lookup(table, in_port)
+        };
+        if let Some(c) = self.tables.get_mut(usize::from(table.0)) {
+            c.lookups += 1;
+            c.matched += u64::from(hit.is_some());
+        }
+        hit
+    }
+
+    /// A classifier lookup (see [`lookup`](Self::lookup)), credited and
+    /// recorded.
+    #[inline]
+    fn live_lookup(
+        &mut self,
+        table: TableId,
+        in_port: Option<PortNo>,
+    ) -> Option<(&'p Rule, Option<u32>)> {
+        let hit = self.classify(table, in_port);
+        if let Some((rule, _, _)) = hit {
+            rule.stats.credit(self.pkt.len(), self.now_ms);
+        }
+        if let PathMode::Record(rec) = &mut self.path {
+            let delta = self.pkt.len() as i64 - self.base_len as i64;
+            match i16::try_from(delta) {
+                Ok(d) => rec.push(Step::new(table.0, hit.map(|h| h.2), d)),
+                Err(_) => rec.uncacheable = true,
+            }
+        }
+        hit.map(|(r, c, _)| (r, c))
+    }
+
+    #[inline]
+    fn classify(
+        &mut self,
+        table: TableId,
+        in_port: Option<PortNo>,
+    ) -> Option<(&'p Rule, Option<u32>, u32)> {
         let t = self.pl.table(table)?;
         let saved = (self.key.in_port(), self.key.tp_src(), self.key.tp_dst());
         if let Some(p) = in_port {
@@ -250,7 +350,17 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
         self.key.set_in_port(saved.0);
         self.key.set_tp_src(saved.1);
         self.key.set_tp_dst(saved.2);
-        hit.map(|h| (h.value, h.conj_id))
+        let h = hit?;
+        t.rule(*h.value).map(|r| (r, h.conj_id, *h.value))
+    }
+
+    /// A rewrite failed on the packet bytes: noted, and the translation is
+    /// not cached (see [`super::emc`]).
+    fn vlan_unchanged(&mut self) {
+        self.trace.note(TraceNote::VlanUnchanged);
+        if let PathMode::Record(rec) = &mut self.path {
+            rec.uncacheable = true;
+        }
     }
 
     /// The table chain: lookup, actions, goto or miss-continue.
@@ -263,7 +373,6 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
             self.table = *table;
             match self.lookup(*table, lookup_port) {
                 Some((rule, conj_id)) => {
-                    rule.stats.credit(self.pkt.len(), self.now_ms);
                     self.trace.table(*table, Some(rule), conj_id);
                     self.cookie = rule.spec.cookie;
                     match self.run_list(&rule.ops, &rule.spec.actions) {
@@ -400,6 +509,9 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
         if self.depth >= MAX_DEPTH || self.resubmits >= MAX_RESUBMITS {
             self.error = Some(DropReason::ResubmitLimit);
             self.trace.note(TraceNote::ResubmitLimit);
+            if let PathMode::Record(rec) = &mut self.path {
+                rec.uncacheable = true;
+            }
             return;
         }
         self.resubmits += 1;
@@ -431,7 +543,7 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
                 u128::from(self.key.vlan0_tci()),
             );
             if !rewrite::commit_vlan(old_tci, self.pkt, &mut self.key, &mut self.layers) {
-                self.trace.note(TraceNote::VlanUnchanged);
+                self.vlan_unchanged();
             }
             return;
         }
@@ -473,7 +585,7 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
 
     fn push_vlan(&mut self, tpid: u16) {
         if !rewrite::insert_tag(self.pkt, tpid, 0, &mut self.layers) {
-            self.trace.note(TraceNote::VlanUnchanged);
+            self.vlan_unchanged();
             return;
         }
         // OVS `flow_push_vlan_uninit`: the outer tag moves in.
@@ -486,7 +598,7 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
 
     fn pop_vlan(&mut self) {
         if !self.key.has_vlan() || !rewrite::remove_tag(self.pkt, &mut self.layers) {
-            self.trace.note(TraceNote::VlanUnchanged);
+            self.vlan_unchanged();
             return;
         }
         self.key.set_vlan0_tci(self.key.vlan1_tci());
@@ -507,7 +619,7 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
         self.trace
             .field(Field::VlanTci, u128::from(old), u128::from(new));
         if !rewrite::commit_vlan(old, self.pkt, &mut self.key, &mut self.layers) {
-            self.trace.note(TraceNote::VlanUnchanged);
+            self.vlan_unchanged();
         }
     }
 
@@ -572,7 +684,7 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
         }
         let aging = self.pl.config.mac_aging_ms;
         if !src.is_multicast()
-            && self.ws.mac.learn(src, vlan, in_port, self.now_ms, aging) != Learned::Refreshed
+            && self.mac.learn(src, vlan, in_port, self.now_ms, aging) != Learned::Refreshed
         {
             self.trace
                 .note(TraceNote::NormalLearned(src, vlan, in_port));
@@ -580,7 +692,7 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
         let known = if dst.is_multicast() {
             None
         } else {
-            self.ws.mac.lookup(dst, vlan, self.now_ms, aging)
+            self.mac.lookup(dst, vlan, self.now_ms, aging)
         };
         match known {
             Some(p) if p == in_port => self.trace.note(TraceNote::NormalInputPort(p)),
