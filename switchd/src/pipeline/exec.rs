@@ -35,6 +35,26 @@
 //!   output), and only if it has an output or resubmit (OVS
 //!   `ofpacts_execute_action_set`). At most [`SET_MAX`] sets/moves are
 //!   kept.
+//! * At most two VLAN tags are tracked, and a `push_vlan` onto two tracked
+//!   tags first removes the inner one from the packet: after three pushes
+//!   the packet carries the last two. This is what OVS does for flows
+//!   added with `ovs-ofctl`'s default protocol settings. Evidence from the
+//!   OVS source: `ovs-ofctl` allows every OpenFlow version by default
+//!   (`OFPUTIL_DEFAULT_VERSIONS` = all supported, `ofp-protocol.h`), and
+//!   parsing `push_vlan` limits the usable protocols to OpenFlow 1.1+
+//!   (`parse_PUSH_VLAN`: `OFPUTIL_P_OF11_UP`), so the flow is sent as a
+//!   real `OFPAT11_PUSH_VLAN` (`open_vconn_for_flow_mod`; under OpenFlow
+//!   1.0 only, `ovs-ofctl` refuses the flow, there is no 1.0 form). The
+//!   translation (`do_xlate_actions`, `OFPACT_PUSH_VLAN`) calls
+//!   `flow_push_vlan_uninit`, which shifts `vlans[0]` into `vlans[1]` of a
+//!   two-slot array (`FLOW_MAX_VLAN_HEADERS`), forgetting the old
+//!   `vlans[1]`; `commit_vlan_action` then pops the packet's differing
+//!   tags and pushes the flow's, so the forgotten tag leaves the wire.
+//!   Tags beyond `vlan-limit` were never tracked and stay (payload), in
+//!   both. The differential test (`tools/tests/ovs_diff.rs`,
+//!   `vlan_stack_cases`) checks this against a real OVS. Unlike OVS, a
+//!   flow whose own actions push a third tag is not refused at compile
+//!   time (`OFPBAC_BAD_TAG`); it gets the same runtime behaviour.
 
 use protocol::flow::key::{VLAN_CFI, VLAN_PCP_MASK, VLAN_PCP_SHIFT, VLAN_VID_MASK};
 use protocol::flow::{
@@ -583,7 +603,25 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, '_, O, T> {
         }
     }
 
+    /// `push_vlan`. The key tracks at most two tags, as OVS's flow
+    /// (`FLOW_MAX_VLAN_HEADERS`); when both are in use, OVS's translation
+    /// (`flow_push_vlan_uninit`) forgets the inner one and its datapath
+    /// commit (`commit_vlan_action`) rewrites the packet to carry exactly
+    /// the two tags of the flow: the inner tracked tag leaves the wire. So
+    /// does Weft's: a third push removes the tag at the inner position
+    /// first. Tags never parsed into the key (beyond `vlan-limit`) are
+    /// payload and stay, as in OVS.
     fn push_vlan(&mut self, tpid: u16) {
+        if self.key.vlan1_tci() & VLAN_CFI != 0 {
+            let inner = self.key.vlan1_tci() & !VLAN_CFI;
+            if !rewrite::remove_inner_tag(self.pkt, &mut self.layers) {
+                self.vlan_unchanged();
+                return;
+            }
+            self.key.set_vlan1_tci(0);
+            self.key.set_vlan1_tpid(0);
+            self.trace.note(TraceNote::VlanInnerDropped(inner));
+        }
         if !rewrite::insert_tag(self.pkt, tpid, 0, &mut self.layers) {
             self.vlan_unchanged();
             return;
