@@ -72,7 +72,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::broadcast;
 
-use crate::pipeline::{CompileError, Pipeline, SharedPipeline};
+use crate::pipeline::{CompileError, Pipeline, SharedPipeline, WorkerCounters};
 use crate::state::{FlowId, PortEntry, SwitchState, unix_ms};
 use crate::tunnel::{
     NextHops, TlvMap, TunnelEvent, TunnelKind, TunnelPort, Tunnels, Underlay, overhead, pod_mtu,
@@ -115,6 +115,12 @@ pub trait Datapath: Send {
     }
     /// Losses outside the pipeline's drop reasons: `(name, count)`.
     fn worker_drops(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+    /// The latest pipeline counters of each worker (published by the
+    /// workers every few milliseconds; the caller sums them). None by
+    /// default.
+    fn worker_counters(&self) -> Vec<WorkerCounters> {
         Vec::new()
     }
 }
@@ -922,6 +928,37 @@ impl Controller {
         }
     }
 
+    /// Table statistics (OVS `dump-tables`): flows per table from the
+    /// configuration, lookups and matches summed over the workers' own
+    /// counters (each worker counts in its private state; nothing shared is
+    /// written per packet). Lists every table that has flows or was looked
+    /// up.
+    pub fn dump_tables(&self) -> Vec<TableStat> {
+        let mut out: BTreeMap<TableId, TableStat> = BTreeMap::new();
+        for id in self.state.flows.keys() {
+            let e = out.entry(id.table).or_insert_with(|| TableStat {
+                table: id.table,
+                ..TableStat::default()
+            });
+            e.active += 1;
+        }
+        for w in self.datapath.worker_counters() {
+            for (t, c) in w.tables.iter().enumerate() {
+                if c.lookups == 0 {
+                    continue;
+                }
+                let table = TableId(t as u8);
+                let e = out.entry(table).or_insert_with(|| TableStat {
+                    table,
+                    ..TableStat::default()
+                });
+                e.lookups += c.lookups;
+                e.matched += c.matched;
+            }
+        }
+        out.into_values().collect()
+    }
+
     /// Answers one request that does not need the connection's state.
     pub fn handle(&mut self, body: &Body) -> Body {
         match self.try_handle(body) {
@@ -961,23 +998,7 @@ impl Controller {
                 Body::Ok
             }
             Body::DumpCookies => Body::Cookies(self.cookies.values().cloned().collect()),
-            Body::DumpTables => {
-                let mut counts: BTreeMap<TableId, u64> = BTreeMap::new();
-                for id in self.state.flows.keys() {
-                    *counts.entry(id.table).or_default() += 1;
-                }
-                Body::Tables(
-                    counts
-                        .into_iter()
-                        .map(|(table, active)| TableStat {
-                            table,
-                            active,
-                            lookups: 0,
-                            matched: 0,
-                        })
-                        .collect(),
-                )
-            }
+            Body::DumpTables => Body::Tables(self.dump_tables()),
             Body::PortAdd {
                 name,
                 kind,

@@ -35,8 +35,9 @@
 //! 3. For each readable port: `recv_batch` up to [`BATCH_MAX`] frames into
 //!    buffers preallocated from a [`BufPool`] (reused for every batch);
 //!    load the snapshot once (`arc_swap::Guard`) and read the clock once;
-//!    apply the MAC announcements of the other workers; run
-//!    [`process`](crate::pipeline::Pipeline::process) per packet with a
+//!    apply the MAC announcements of the other workers; run the batch
+//!    through [`process_batch`](crate::pipeline::Pipeline::process_batch)
+//!    (the exact-match cache lives in the worker's `WorkerState`) with a
 //!    sink that queues outputs on this worker's handle of the output port
 //!    (port number → index map; unknown ports are counted in
 //!    [`WorkerShared::unknown_port_drops`]); send this batch's MAC
@@ -72,7 +73,7 @@ use protocol::flow::{ControllerReason, Cookie, PortNo, TableId};
 use crate::buf::{BATCH_MAX, BufPool, PacketBuf};
 use crate::control::Datapath;
 use crate::pipeline::normal::MacEvent;
-use crate::pipeline::{NoTrace, OutputSink, SharedPipeline, WorkerCounters, WorkerState};
+use crate::pipeline::{OutputSink, SharedPipeline, WorkerCounters, WorkerState};
 use crate::port::{AfPacketPort, LinkInfo, Port, TapPort, link_info};
 use crate::state::unix_ms;
 use crate::tunnel::TunnelEvent;
@@ -388,10 +389,8 @@ pub fn run(
                 packet_in: &packet_in,
                 tunnel_events: &tunnel_events,
             };
-            // The batch through the pipeline (see the report on how the
-            // batch entry point replaces this loop).
-            for b in bufs.iter_mut().take(n) {
-                pl.process(b, in_port, now, &mut ws, &mut sink, &mut NoTrace);
+            if let Some(batch) = bufs.get_mut(..n) {
+                pl.process_batch(batch, in_port, now, &mut ws, &mut sink);
             }
             ws.mac.drain_announcements(|ev| {
                 for peer in &mac_sync.peers {
@@ -762,6 +761,10 @@ impl Datapath for Workers {
 
     fn counters(&self) -> WorkerCounters {
         Workers::counters(self)
+    }
+
+    fn worker_counters(&self) -> Vec<WorkerCounters> {
+        self.per_worker_counters()
     }
 }
 

@@ -271,3 +271,83 @@ in_port=10,actions=output:2
     // tcp, udp (encap), big (ICMP), wire (decap), 2 x arp.
     assert_eq!(sink.outputs, 200 * 6);
 }
+
+/// `process_batch` with the exact-match cache: after warm-up, rounds of
+/// cache hits, misses (a new TCP source port every round), evictions (a
+/// tiny cache) and invalidations (the snapshot alternates) allocate
+/// nothing.
+#[test]
+fn process_batch_does_not_allocate_on_hits_and_misses() {
+    let mut cfg = common::ports(4);
+    cfg.table_miss.insert(TableId(2), MissBehavior::Controller);
+    let pl_a = compile(&common::flows(FLOWS), cfg.clone()).unwrap();
+    let pl_b = compile(&common::flows(FLOWS), cfg).unwrap();
+    let hits: Vec<Vec<u8>> = [
+        "tcp,dl_src=02:00:00:00:00:01,dl_dst=02:00:00:00:00:02,nw_src=10.0.0.1,nw_dst=10.0.0.2,tp_src=1,tp_dst=80",
+        "udp,nw_src=10.0.0.1,nw_dst=10.0.0.2,tp_src=1,tp_dst=53",
+        "icmp,dl_src=02:00:00:00:00:03,dl_dst=02:00:00:00:00:01,nw_src=10.0.0.3,nw_dst=10.0.0.1,icmp_type=8",
+        "arp,dl_src=02:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_spa=10.0.0.1,arp_tpa=10.0.0.3",
+        "tcp6,ipv6_src=2001:db8::1,ipv6_dst=2001:db8::2,tp_dst=22",
+        "ip,nw_proto=17,nw_frag=first,tp_dst=53",
+    ]
+    .iter()
+    .map(|m| common::pkt(m))
+    .chain([vec![0u8; 10]])
+    .collect();
+    // One never-seen flow per round.
+    let misses: Vec<Vec<u8>> = (0..200u32)
+        .map(|r| {
+            common::pkt(&format!(
+                "tcp,nw_src=10.0.0.1,nw_dst=10.0.0.2,tp_src={},tp_dst=80",
+                1000 + r
+            ))
+        })
+        .collect();
+    let mut bufs: Vec<PacketBuf> = (0..=hits.len()).map(|_| PacketBuf::new()).collect();
+    for entries in [4096, 4] {
+        let mut ws = WorkerState::with_emc_entries(pl_a.config(), entries);
+        let mut sink = CountSink::default();
+        let mut run = |ws: &mut WorkerState, sink: &mut CountSink, round: u64| {
+            for (b, p) in bufs
+                .iter_mut()
+                .zip(hits.iter().chain([&misses[round as usize]]))
+            {
+                b.set_from_slice(p);
+            }
+            let pl = if (round / 50).is_multiple_of(2) {
+                &pl_a
+            } else {
+                &pl_b
+            };
+            pl.process_batch(
+                &mut bufs,
+                PortNo(1 + (round as u32 % 3)),
+                round * 10,
+                ws,
+                sink,
+            );
+        };
+        run(&mut ws, &mut sink, 0);
+        let before = allocs();
+        let (h0, m0) = (ws.counters.emc_hits, ws.counters.emc_misses);
+        for round in 1..200u64 {
+            run(&mut ws, &mut sink, round);
+        }
+        let n = allocs() - before;
+        assert_eq!(n, 0, "{n} allocations in 199 rounds ({entries} entries)");
+        let (hits_n, misses_n) = (ws.counters.emc_hits - h0, ws.counters.emc_misses - m0);
+        assert!(misses_n >= 199, "{misses_n} misses");
+        if entries > 4 {
+            assert!(hits_n > 199 * 3, "{hits_n} hits");
+        }
+        assert!(
+            sink.outputs > 1000 && sink.packet_ins > 100,
+            "the paths ran"
+        );
+        assert_eq!(
+            ws.counters.packets,
+            200 * (hits.len() as u64 + 1),
+            "every packet counted"
+        );
+    }
+}

@@ -896,7 +896,11 @@ pub(crate) fn run(socket: &Path, cmd: &SocketCommand) -> Result<ExitCode> {
                     println!("{}", serde_json::to_string_pretty(&v)?);
                 } else {
                     for t in &ts {
-                        println!("  table {}: active={}", t.table.0, t.active);
+                        // OVS `dump-tables` wording: lookup, matched.
+                        println!(
+                            "  table {}: active={}, lookup={}, matched={}",
+                            t.table.0, t.active, t.lookups, t.matched
+                        );
                     }
                 }
             }

@@ -23,10 +23,29 @@
 //! 5. The action set, if it holds an output.
 //! 6. The [`Verdict`], counted in the [`WorkerState`].
 //!
+//! # Batches and the exact-match cache ([`Pipeline::process_batch`])
+//!
+//! The worker hands over a whole rx batch (up to 32 packets from one port)
+//! with one snapshot and one clock reading. Per packet: stages 1 to 3, then
+//! the worker's exact-match cache ([`emc`]) keyed by the extracted key; a
+//! hit replays the cached rule path (stage 4 without classifier lookups), a
+//! miss runs stage 4 in full, recording the path. Hits sharing an entry
+//! form a group whose rule counters are credited once. Results are exactly
+//! those of [`Pipeline::process`] per packet (a property test,
+//! `tests/emc_equivalence.rs`). [`Pipeline::process`] itself (and so every
+//! trace) never uses the cache.
+//!
+//! # Table statistics
+//!
+//! Every lookup, cached or not, counts in the worker's own
+//! [`WorkerCounters::tables`] (lookups, matched, as OVS `dump-tables`);
+//! the control thread sums the workers' published copies on request.
+//!
 //! The per-packet path does not allocate (tested under a counting
-//! allocator in `tests/pipeline_alloc.rs`), takes no lock, does not log and
-//! does not read the clock (`now_ms` is passed in). Rule counters are
-//! relaxed atomics shared with the control thread.
+//! allocator in `tests/pipeline_alloc.rs`, with cache hits, misses,
+//! evictions and invalidations), takes no lock, does not log and does not
+//! read the clock (`now_ms` is passed in). Rule counters are relaxed
+//! atomics shared with the control thread.
 //!
 //! # Publication
 //!
@@ -38,6 +57,7 @@
 
 pub mod classifier;
 pub mod config;
+pub mod emc;
 pub mod exec;
 pub mod normal;
 pub mod packet;
@@ -46,16 +66,20 @@ pub mod table;
 pub mod trace;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use protocol::flow::{
-    ControllerReason, Cookie, ExtractConfig, FlowKey, FlowSpec, Layer, PortNo, TableId, extract,
-    key::NW_FRAG_ANY,
+    ControllerReason, Cookie, ExtractConfig, FlowKey, FlowSpec, Layer, Layers, PortNo, TableId,
+    extract, key::NW_FRAG_ANY,
 };
 
-use crate::buf::PacketBuf;
+use crate::buf::{BATCH_MAX, PacketBuf};
 use crate::tunnel::{Decap, TunnelDrop, TunnelEvent, TunnelWorker, Tunnels};
+use emc::{Emc, PathRec, Step, cacheable, emc_hash, emc_key};
+use exec::PathMode;
 
 pub use config::{FragMode, MissBehavior, PortConfig, SwitchConfig};
+pub use emc::{EMC_ENTRIES, MAX_PATH};
 pub use exec::{MAX_DEPTH, MAX_RESUBMITS, SET_MAX};
 pub use normal::MacTable;
 pub use table::{CompileError, Rule, RuleStats, Table};
@@ -243,8 +267,22 @@ impl Verdict {
     }
 }
 
+/// Lookups in one table by one worker (OVS `dump-tables` "lookup" and
+/// "matched").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableCounter {
+    /// Lookups in the table (table-0 entries, gotos, resubmits,
+    /// miss-continues), cached or not.
+    pub lookups: u64,
+    /// Lookups that found a rule.
+    pub matched: u64,
+}
+
+/// Number of tables.
+pub const N_TABLES: usize = 255;
+
 /// Per-worker counters, aggregated by the control thread on read.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerCounters {
     /// Packets processed.
     pub packets: u64,
@@ -256,6 +294,28 @@ pub struct WorkerCounters {
     pub packet_ins: u64,
     /// Drops by [`DropReason::index`].
     pub drops: [u64; DropReason::COUNT],
+    /// Packets whose translation was replayed from the exact-match cache.
+    pub emc_hits: u64,
+    /// Packets looked up in the exact-match cache and not found (the
+    /// full translation ran; inserted if cacheable).
+    pub emc_misses: u64,
+    /// Lookups by table id.
+    pub tables: Box<[TableCounter; N_TABLES]>,
+}
+
+impl Default for WorkerCounters {
+    fn default() -> Self {
+        WorkerCounters {
+            packets: 0,
+            bytes: 0,
+            outputs: 0,
+            packet_ins: 0,
+            drops: [0; DropReason::COUNT],
+            emc_hits: 0,
+            emc_misses: 0,
+            tables: Box::new([TableCounter::default(); N_TABLES]),
+        }
+    }
 }
 
 impl WorkerCounters {
@@ -263,10 +323,18 @@ impl WorkerCounters {
     pub fn drops_for(&self, reason: DropReason) -> u64 {
         self.drops.get(reason.index()).copied().unwrap_or(0)
     }
+
+    /// The lookup counters of table `t`.
+    pub fn table(&self, t: TableId) -> TableCounter {
+        self.tables
+            .get(usize::from(t.0))
+            .copied()
+            .unwrap_or_default()
+    }
 }
 
-/// State owned by one worker thread: counters and the MAC-learning table.
-/// Never shared; allocated once.
+/// State owned by one worker thread: counters, the MAC-learning table and
+/// the exact-match cache. Never shared; allocated once.
 #[derive(Debug, Clone)]
 pub struct WorkerState {
     /// Counters.
@@ -275,15 +343,25 @@ pub struct WorkerState {
     pub mac: MacTable,
     /// Tunnel scratch buffer and counters.
     pub tunnel: TunnelWorker,
+    /// The exact-match cache used by [`Pipeline::process_batch`].
+    pub emc: Emc,
 }
 
 impl WorkerState {
-    /// A worker state sized by `config.mac_table_size`.
+    /// A worker state sized by `config.mac_table_size`, with an
+    /// [`EMC_ENTRIES`]-entry cache.
     pub fn new(config: &SwitchConfig) -> WorkerState {
+        WorkerState::with_emc_entries(config, EMC_ENTRIES)
+    }
+
+    /// Like [`new`](Self::new) with an `entries`-entry cache (`0`: none;
+    /// every packet takes the full translation).
+    pub fn with_emc_entries(config: &SwitchConfig, entries: usize) -> WorkerState {
         WorkerState {
             counters: WorkerCounters::default(),
             mac: MacTable::new(config.mac_table_size),
             tunnel: TunnelWorker::default(),
+            emc: Emc::new(entries),
         }
     }
 }
@@ -302,7 +380,12 @@ pub struct Pipeline {
     generation: u64,
     /// Tunnel ports, underlay, next hops, TLV map (empty: no hooks run).
     tunnels: Arc<Tunnels>,
+    /// Unique per compiled snapshot (exact-match cache ownership).
+    uid: u64,
 }
+
+/// Source of [`Pipeline::uid`]s.
+static NEXT_UID: AtomicU64 = AtomicU64::new(1);
 
 /// The shared, swappable current snapshot (control thread stores, workers
 /// load once per batch).
@@ -346,6 +429,7 @@ impl Pipeline {
             config,
             generation,
             tunnels: Arc::new(Tunnels::default()),
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -368,6 +452,8 @@ impl Pipeline {
             extract: self.extract,
             generation,
             tunnels,
+            // A new snapshot: the workers' caches start over with it.
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -379,6 +465,12 @@ impl Pipeline {
     /// This snapshot's generation.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// A number unique to this compiled snapshot in the process (two
+    /// snapshots with the same generation still differ).
+    pub fn uid(&self) -> u64 {
+        self.uid
     }
 
     /// The settings it was compiled with.
@@ -415,6 +507,7 @@ impl Pipeline {
     /// and packet-ins go to `out`, every step to `trace`, counters to `ws`.
     /// `pkt` is edited in place (it holds the last version of the packet
     /// afterwards). See the [module documentation](self) for the stages.
+    /// Never uses the exact-match cache (traces always take this path).
     pub fn process(
         &self,
         pkt: &mut PacketBuf,
@@ -424,8 +517,191 @@ impl Pipeline {
         out: &mut impl OutputSink,
         trace: &mut impl TraceSink,
     ) -> Verdict {
-        ws.counters.packets += 1;
-        ws.counters.bytes += pkt.len() as u64;
+        let WorkerState {
+            counters,
+            mac,
+            tunnel,
+            ..
+        } = ws;
+        let (key, layers) = match self.ingress(pkt, in_port, counters, tunnel, out, trace) {
+            Ok(k) => k,
+            Err(v) => return finish(counters, trace, v),
+        };
+        let (v, _) = self.translate(
+            pkt,
+            key,
+            layers,
+            now_ms,
+            counters,
+            mac,
+            tunnel,
+            out,
+            trace,
+            PathMode::Live,
+        );
+        v
+    }
+
+    /// Runs a batch of packets received on `in_port` (the worker's unit:
+    /// one snapshot, one clock reading) with the exact-match cache of `ws`
+    /// (see [`emc`]): each packet is extracted and looked up in the cache;
+    /// a hit replays the cached rule path (no classifier lookups), a miss
+    /// runs the full translation and caches its path. Packets are executed
+    /// in arrival order; rule counters of hits are credited once per group
+    /// of packets sharing a cache entry. Results (outputs, packet-ins,
+    /// counters, MAC learning) are those of [`process`](Self::process) on
+    /// each packet in turn. Each buffer holds its last version afterwards.
+    pub fn process_batch(
+        &self,
+        pkts: &mut [PacketBuf],
+        in_port: PortNo,
+        now_ms: u64,
+        ws: &mut WorkerState,
+        out: &mut impl OutputSink,
+    ) {
+        let WorkerState {
+            counters,
+            mac,
+            emc,
+            tunnel,
+        } = ws;
+        emc.sync(self.uid);
+        let enabled = emc.enabled();
+        // Pending group credits: (slot, packets, bytes at entry).
+        let mut groups = [(usize::MAX, 0u64, 0u64); BATCH_MAX];
+        let mut n_groups = 0usize;
+        let trace = &mut NoTrace;
+        for pkt in pkts.iter_mut() {
+            let (key, layers) = match self.ingress(pkt, in_port, counters, tunnel, out, trace) {
+                Ok(k) => k,
+                Err(v) => {
+                    finish(counters, trace, v);
+                    continue;
+                }
+            };
+            if !enabled || !cacheable(&key) {
+                self.translate(
+                    pkt,
+                    key,
+                    layers,
+                    now_ms,
+                    counters,
+                    mac,
+                    tunnel,
+                    out,
+                    trace,
+                    PathMode::Live,
+                );
+                continue;
+            }
+            let w = emc_key(&key);
+            let h = emc_hash(&w);
+            let base_len = pkt.len();
+            if let Some(slot) = emc.find(h, &w) {
+                counters.emc_hits += 1;
+                let replay = PathMode::Replay {
+                    steps: emc.path(slot),
+                    pos: 0,
+                    base_len,
+                };
+                let (_, path) = self.translate(
+                    pkt, key, layers, now_ms, counters, mac, tunnel, out, trace, replay,
+                );
+                match path {
+                    PathMode::Replay { steps, pos, .. } if pos == steps.len() => {
+                        let g = match groups
+                            .get(..n_groups)
+                            .and_then(|g| g.iter().position(|e| e.0 == slot))
+                        {
+                            Some(g) => g,
+                            None => {
+                                if n_groups == BATCH_MAX {
+                                    self.flush_groups(emc, &groups, now_ms);
+                                    n_groups = 0;
+                                }
+                                if let Some(e) = groups.get_mut(n_groups) {
+                                    *e = (slot, 0, 0);
+                                }
+                                n_groups += 1;
+                                n_groups - 1
+                            }
+                        };
+                        if let Some(e) = groups.get_mut(g) {
+                            e.1 += 1;
+                            e.2 += base_len as u64;
+                        }
+                    }
+                    PathMode::Replay { steps, pos, .. } => {
+                        // Fewer lookups than recorded: credit this packet
+                        // alone (see `emc`).
+                        for s in steps.get(..pos).unwrap_or_default() {
+                            let s = Step(*s);
+                            let len = (base_len as i64 + i64::from(s.delta())).max(0) as u64;
+                            exec::credit_step(self, s, 1, len, now_ms);
+                        }
+                    }
+                    _ => {}
+                }
+            } else {
+                counters.emc_misses += 1;
+                let mut rec = PathRec::new();
+                self.translate(
+                    pkt,
+                    key,
+                    layers,
+                    now_ms,
+                    counters,
+                    mac,
+                    tunnel,
+                    out,
+                    trace,
+                    PathMode::Record(&mut rec),
+                );
+                if !rec.uncacheable {
+                    let slot = emc.victim(h);
+                    let pending = groups
+                        .get(..n_groups)
+                        .and_then(|g| g.iter().position(|e| e.0 == slot));
+                    if let Some(g) = pending {
+                        // Its hits so far are credited before the path goes.
+                        if let Some(&e) = groups.get(g) {
+                            self.flush_groups(emc, &[e], now_ms);
+                        }
+                        groups.copy_within(g + 1..n_groups, g);
+                        n_groups -= 1;
+                    }
+                    emc.insert_at(slot, h, &w, &rec);
+                }
+            }
+        }
+        self.flush_groups(emc, groups.get(..n_groups).unwrap_or_default(), now_ms);
+    }
+
+    /// Credits the rules of each group's cached path.
+    fn flush_groups(&self, emc: &Emc, groups: &[(usize, u64, u64)], now_ms: u64) {
+        for &(slot, packets, bytes) in groups {
+            for s in emc.path(slot) {
+                let s = Step(*s);
+                let b = (bytes as i64 + i64::from(s.delta()) * packets as i64).max(0) as u64;
+                exec::credit_step(self, s, packets, b, now_ms);
+            }
+        }
+    }
+
+    /// Stages 1 to 3: counts the packet, extracts its key, applies the
+    /// early drops. `Err` holds the verdict of a dropped packet.
+    #[inline]
+    fn ingress(
+        &self,
+        pkt: &mut PacketBuf,
+        in_port: PortNo,
+        counters: &mut WorkerCounters,
+        tunnel: &mut TunnelWorker,
+        out: &mut impl OutputSink,
+        trace: &mut impl TraceSink,
+    ) -> Result<(FlowKey, Layers), Verdict> {
+        counters.packets += 1;
+        counters.bytes += pkt.len() as u64;
         let mut key = FlowKey::default();
         let mut in_port = in_port;
         let mut decap_note = None;
@@ -443,7 +719,7 @@ impl Pipeline {
                         outer_len,
                         dummy_eth,
                     } => {
-                        ws.tunnel.decapsulated += 1;
+                        tunnel.decapsulated += 1;
                         // Learning (as the kernel VXLAN device and OVS's
                         // neighbour snooping): tell the daemon when the
                         // sender's MAC is not our next hop for it. One
@@ -468,7 +744,7 @@ impl Pipeline {
                     }
                     Decap::NotTunnel => {
                         if let Some(h) = u.host_port {
-                            return self.bridge(pkt, in_port, h, ws, out, trace);
+                            return Err(self.bridge(pkt, in_port, h, tunnel, out, trace));
                         }
                     }
                     Decap::Drop(d) => {
@@ -481,11 +757,11 @@ impl Pipeline {
                             packet_ins: 0,
                             reason: Some(d.into()),
                         };
-                        return finish(ws, trace, v);
+                        return Err(v);
                     }
                 }
             } else if Some(in_port) == u.host_port {
-                return self.bridge(pkt, in_port, u.port, ws, out, trace);
+                return Err(self.bridge(pkt, in_port, u.port, tunnel, out, trace));
             }
         }
         key.set_in_port(in_port.0);
@@ -508,31 +784,51 @@ impl Pipeline {
         } else {
             None
         };
-        if let Some(r) = early {
-            return finish(
-                ws,
-                trace,
-                Verdict {
-                    outputs: 0,
-                    packet_ins: 0,
-                    reason: Some(r),
-                },
-            );
+        match early {
+            Some(r) => Err(Verdict {
+                outputs: 0,
+                packet_ins: 0,
+                reason: Some(r),
+            }),
+            None => Ok((key, ex.layers)),
         }
+    }
+
+    /// Stages 4 to 6 for an extracted packet; returns the verdict and the
+    /// path mode as the translation left it.
+    #[allow(clippy::too_many_arguments)] // The worker state, split for borrowing.
+    #[inline]
+    fn translate<'e, O: OutputSink, T: TraceSink>(
+        &self,
+        pkt: &mut PacketBuf,
+        key: FlowKey,
+        layers: Layers,
+        now_ms: u64,
+        counters: &mut WorkerCounters,
+        mac: &mut MacTable,
+        tunnel: &mut TunnelWorker,
+        out: &mut O,
+        trace: &mut T,
+        path: PathMode<'e>,
+    ) -> (Verdict, PathMode<'e>) {
         let zero_ports =
             key.nw_frag() & NW_FRAG_ANY != 0 && self.config.frag_mode == FragMode::Normal;
         if zero_ports {
             trace.note(TraceNote::FragmentPortsZeroed);
         }
+        let base_len = pkt.len();
         let mut ctx = exec::Ctx {
             pl: self,
             pkt,
             key,
-            layers: ex.layers,
+            layers,
             now_ms,
-            ws,
+            mac,
+            tunnel,
+            tables: &mut counters.tables[..],
+            path,
             out,
-            trace,
+            trace: &mut *trace,
             set: exec::ActionSet::EMPTY,
             depth: 0,
             resubmits: 0,
@@ -544,6 +840,7 @@ impl Pipeline {
             cookie: Cookie(0),
             zero_ports_in_lookup: zero_ports,
             tunnel_drop: None,
+            base_len,
         };
         ctx.run(TableId(0));
         let mut v = Verdict {
@@ -558,7 +855,8 @@ impl Pipeline {
                 DropReason::NoOutput
             });
         }
-        finish(ctx.ws, ctx.trace, v)
+        let path = std::mem::replace(&mut ctx.path, PathMode::Live);
+        (finish(counters, trace, v), path)
     }
 }
 
@@ -571,7 +869,7 @@ impl Pipeline {
         pkt: &PacketBuf,
         in_port: PortNo,
         to: PortNo,
-        ws: &mut WorkerState,
+        tunnel: &mut TunnelWorker,
         out: &mut impl OutputSink,
         trace: &mut impl TraceSink,
     ) -> Verdict {
@@ -582,25 +880,22 @@ impl Pipeline {
         trace.note(TraceNote::TunnelHostBridge(to));
         out.output(to, pkt.data());
         trace.output(to, pkt.data());
-        ws.tunnel.host_bridged += 1;
-        finish(
-            ws,
-            trace,
-            Verdict {
-                outputs: 1,
-                packet_ins: 0,
-                reason: None,
-            },
-        )
+        tunnel.host_bridged += 1;
+        // The caller counts it (`finish`).
+        Verdict {
+            outputs: 1,
+            packet_ins: 0,
+            reason: None,
+        }
     }
 }
 
 #[inline]
-fn finish(ws: &mut WorkerState, trace: &mut impl TraceSink, v: Verdict) -> Verdict {
-    ws.counters.outputs += u64::from(v.outputs);
-    ws.counters.packet_ins += u64::from(v.packet_ins);
+fn finish(counters: &mut WorkerCounters, trace: &mut impl TraceSink, v: Verdict) -> Verdict {
+    counters.outputs += u64::from(v.outputs);
+    counters.packet_ins += u64::from(v.packet_ins);
     if let Some(r) = v.reason {
-        if let Some(c) = ws.counters.drops.get_mut(r.index()) {
+        if let Some(c) = counters.drops.get_mut(r.index()) {
             *c += 1;
         }
         trace.drop_reason(r);

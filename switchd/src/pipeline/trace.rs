@@ -78,6 +78,9 @@ pub enum TraceNote {
     TtlExpired,
     /// A VLAN tag was pushed (TPID, TCI).
     VlanPushed(u16, u16),
+    /// A push found two tracked tags: the inner one (its TCI) was removed
+    /// first, as OVS does (its flow holds at most two tags).
+    VlanInnerDropped(u16),
     /// The outer VLAN tag was popped.
     VlanPopped,
     /// A VLAN edit was skipped (no tag to pop, or no headroom).
@@ -339,6 +342,9 @@ fn note_text(n: &TraceNote) -> String {
         TraceNote::TtlExpired => "TTL exception: packet-in (invalid_ttl), stop this table".into(),
         TraceNote::VlanPushed(tpid, tci) => {
             format!("pushed VLAN tag tpid={tpid:#06x} tci={tci:#06x}")
+        }
+        TraceNote::VlanInnerDropped(tci) => {
+            format!("two VLAN tags already: inner tag tci={tci:#06x} removed (at most two, as OVS)")
         }
         TraceNote::VlanPopped => "popped outer VLAN tag".into(),
         TraceNote::VlanUnchanged => "no VLAN change (no tag, or no headroom)".into(),
