@@ -587,7 +587,11 @@ impl Pipeline {
         let mut key = FlowKey::default();
         let trace = &mut NoTrace;
         for pkt in pkts.iter_mut() {
-            key.0.fill(0);
+            // Port, metadata, registers, tunnel: `extract` clears the
+            // packet words itself.
+            if let Some(meta) = key.0.get_mut(..protocol::flow::key::FIRST_PACKET_WORD) {
+                meta.fill(0);
+            }
             let layers = match self.ingress(pkt, in_port, &mut key, counters, tunnel, out, trace) {
                 Ok(l) => l,
                 Err(v) => {
