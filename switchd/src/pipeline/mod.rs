@@ -528,7 +528,17 @@ impl Pipeline {
             ..
         } = ws;
         let mut key = FlowKey::default();
-        let layers = match self.ingress(pkt, in_port, &mut key, counters, tunnel, out, trace) {
+        let rx_no_receive = self.port_config(in_port).is_some_and(|c| c.no_receive);
+        let (layers, _) = match self.ingress(
+            pkt,
+            in_port,
+            rx_no_receive,
+            &mut key,
+            counters,
+            tunnel,
+            out,
+            trace,
+        ) {
             Ok(l) => l,
             Err(v) => return finish(counters, trace, v),
         };
@@ -585,6 +595,9 @@ impl Pipeline {
         // hundreds of bytes, rebuilt in place rather than moved.
         let mut set = exec::ActionSet::EMPTY;
         let mut key = FlowKey::default();
+        // The receive port's `no-receive`, once per batch (a packet
+        // decapsulated to a tunnel port looks its port up itself).
+        let rx_no_receive = self.port_config(in_port).is_some_and(|c| c.no_receive);
         let trace = &mut NoTrace;
         for pkt in pkts.iter_mut() {
             // Port, metadata, registers, tunnel: `extract` clears the
@@ -592,14 +605,27 @@ impl Pipeline {
             if let Some(meta) = key.0.get_mut(..protocol::flow::key::FIRST_PACKET_WORD) {
                 meta.fill(0);
             }
-            let layers = match self.ingress(pkt, in_port, &mut key, counters, tunnel, out, trace) {
+            let (layers, decapsulated) = match self.ingress(
+                pkt,
+                in_port,
+                rx_no_receive,
+                &mut key,
+                counters,
+                tunnel,
+                out,
+                trace,
+            ) {
                 Ok(l) => l,
                 Err(v) => {
                     finish(counters, trace, v);
                     continue;
                 }
             };
-            if !enabled || !cacheable(&key) {
+            // Words 1..=24 were zeroed above and only decapsulation sets
+            // any (tunnel fields), so "not decapsulated" implies
+            // `cacheable` without reading 24 words per packet.
+            debug_assert!(decapsulated || cacheable(&key));
+            if !enabled || decapsulated {
                 self.translate(
                     pkt,
                     &mut key,
@@ -716,19 +742,22 @@ impl Pipeline {
     }
 
     /// Stages 1 to 3: counts the packet, extracts its key, applies the
-    /// early drops. `Err` holds the verdict of a dropped packet.
+    /// early drops. `rx_no_receive` is `in_port`'s `no-receive` setting.
+    /// `Ok` holds the layers and whether the packet was decapsulated (its
+    /// key has tunnel fields); `Err` the verdict of a dropped packet.
     #[allow(clippy::too_many_arguments)] // The worker state, split for borrowing.
     #[inline]
     fn ingress(
         &self,
         pkt: &mut PacketBuf,
         in_port: PortNo,
+        rx_no_receive: bool,
         key: &mut FlowKey,
         counters: &mut WorkerCounters,
         tunnel: &mut TunnelWorker,
         out: &mut impl OutputSink,
         trace: &mut impl TraceSink,
-    ) -> Result<Layers, Verdict> {
+    ) -> Result<(Layers, bool), Verdict> {
         counters.packets += 1;
         counters.bytes += pkt.len() as u64;
         let mut in_port = in_port;
@@ -795,6 +824,7 @@ impl Pipeline {
         key.set_in_port(in_port.0);
         let ex = extract(pkt.data(), &self.extract, key);
         trace.begin(in_port, key);
+        let decapsulated = decap_note.is_some();
         if let Some(n) = decap_note {
             trace.note(n);
         }
@@ -803,7 +833,11 @@ impl Pipeline {
         {
             trace.note(TraceNote::Malformed(e));
             Some(DropReason::Malformed)
-        } else if self.port_config(in_port).is_some_and(|c| c.no_receive) {
+        } else if if decapsulated {
+            self.port_config(in_port).is_some_and(|c| c.no_receive)
+        } else {
+            rx_no_receive
+        } {
             trace.note(TraceNote::NoReceive);
             Some(DropReason::NoReceive)
         } else if key.nw_frag() & NW_FRAG_ANY != 0 && self.config.frag_mode == FragMode::Drop {
@@ -818,7 +852,7 @@ impl Pipeline {
                 packet_ins: 0,
                 reason: Some(r),
             }),
-            None => Ok(ex.layers),
+            None => Ok((ex.layers, decapsulated)),
         }
     }
 
