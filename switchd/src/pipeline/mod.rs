@@ -75,7 +75,7 @@ use protocol::flow::{
 
 use crate::buf::{BATCH_MAX, PacketBuf};
 use crate::tunnel::{Decap, TunnelDrop, TunnelEvent, TunnelWorker, Tunnels};
-use emc::{Emc, PathRec, Step, cacheable, emc_hash, emc_key};
+use emc::{Credits, Emc, PathRec, Step, cacheable, emc_key, key_hash};
 use exec::PathMode;
 
 pub use config::{FragMode, MissBehavior, PortConfig, SwitchConfig};
@@ -384,6 +384,10 @@ pub struct Pipeline {
     uid: u64,
 }
 
+/// Size of the batch's slot -> group hint table (a power of two, at least
+/// [`BATCH_MAX`] so distinct slots rarely share a hint).
+const GROUP_HINTS: usize = 64;
+
 /// Source of [`Pipeline::uid`]s.
 static NEXT_UID: AtomicU64 = AtomicU64::new(1);
 
@@ -523,13 +527,26 @@ impl Pipeline {
             tunnel,
             ..
         } = ws;
-        let (key, layers) = match self.ingress(pkt, in_port, counters, tunnel, out, trace) {
-            Ok(k) => k,
+        let mut key = FlowKey::default();
+        let rx_no_receive = self.port_config(in_port).is_some_and(|c| c.no_receive);
+        let (layers, _) = match self.ingress(
+            pkt,
+            in_port,
+            rx_no_receive,
+            &mut key,
+            counters,
+            tunnel,
+            out,
+            trace,
+        ) {
+            Ok(l) => l,
             Err(v) => return finish(counters, trace, v),
         };
+        let mut set = exec::ActionSet::EMPTY;
         let (v, _) = self.translate(
             pkt,
-            key,
+            &mut key,
+            &mut set,
             layers,
             now_ms,
             counters,
@@ -570,19 +587,49 @@ impl Pipeline {
         // Pending group credits: (slot, packets, bytes at entry).
         let mut groups = [(usize::MAX, 0u64, 0u64); BATCH_MAX];
         let mut n_groups = 0usize;
+        // Group index by `slot % GROUP_HINTS` (may be stale: checked).
+        let mut group_of = [u8::MAX; GROUP_HINTS];
+        // Rule credits of the groups, merged by rule (see `emc::Credits`).
+        let mut credits = Credits::new();
+        // One action set and one key for the whole batch: both are
+        // hundreds of bytes, rebuilt in place rather than moved.
+        let mut set = exec::ActionSet::EMPTY;
+        let mut key = FlowKey::default();
+        // The receive port's `no-receive`, once per batch (a packet
+        // decapsulated to a tunnel port looks its port up itself).
+        let rx_no_receive = self.port_config(in_port).is_some_and(|c| c.no_receive);
         let trace = &mut NoTrace;
         for pkt in pkts.iter_mut() {
-            let (key, layers) = match self.ingress(pkt, in_port, counters, tunnel, out, trace) {
-                Ok(k) => k,
+            // Port, metadata, registers, tunnel: `extract` clears the
+            // packet words itself.
+            if let Some(meta) = key.0.get_mut(..protocol::flow::key::FIRST_PACKET_WORD) {
+                meta.fill(0);
+            }
+            let (layers, decapsulated) = match self.ingress(
+                pkt,
+                in_port,
+                rx_no_receive,
+                &mut key,
+                counters,
+                tunnel,
+                out,
+                trace,
+            ) {
+                Ok(l) => l,
                 Err(v) => {
                     finish(counters, trace, v);
                     continue;
                 }
             };
-            if !enabled || !cacheable(&key) {
+            // Words 1..=24 were zeroed above and only decapsulation sets
+            // any (tunnel fields), so "not decapsulated" implies
+            // `cacheable` without reading 24 words per packet.
+            debug_assert!(decapsulated || cacheable(&key));
+            if !enabled || decapsulated {
                 self.translate(
                     pkt,
-                    key,
+                    &mut key,
+                    &mut set,
                     layers,
                     now_ms,
                     counters,
@@ -594,10 +641,9 @@ impl Pipeline {
                 );
                 continue;
             }
-            let w = emc_key(&key);
-            let h = emc_hash(&w);
+            let h = key_hash(&key);
             let base_len = pkt.len();
-            if let Some(slot) = emc.find(h, &w) {
+            if let Some(slot) = emc.find(h, &key) {
                 counters.emc_hits += 1;
                 let replay = PathMode::Replay {
                     steps: emc.path(slot),
@@ -605,30 +651,35 @@ impl Pipeline {
                     base_len,
                 };
                 let (_, path) = self.translate(
-                    pkt, key, layers, now_ms, counters, mac, tunnel, out, trace, replay,
+                    pkt, &mut key, &mut set, layers, now_ms, counters, mac, tunnel, out, trace,
+                    replay,
                 );
                 match path {
                     PathMode::Replay { steps, pos, .. } if pos == steps.len() => {
-                        let g = match groups
-                            .get(..n_groups)
-                            .and_then(|g| g.iter().position(|e| e.0 == slot))
-                        {
-                            Some(g) => g,
-                            None => {
+                        // The slot's group: a direct-mapped hint by slot
+                        // bits instead of a scan of the batch's groups (a
+                        // stale or colliding hint opens a second group for
+                        // the slot, credited the same way).
+                        let hint = group_of.get_mut(slot % GROUP_HINTS);
+                        let g = hint.as_deref().map_or(usize::MAX, |g| usize::from(*g));
+                        match groups.get_mut(..n_groups).and_then(|l| l.get_mut(g)) {
+                            Some(e) if e.0 == slot => {
+                                e.1 += 1;
+                                e.2 += base_len as u64;
+                            }
+                            _ => {
                                 if n_groups == BATCH_MAX {
-                                    self.flush_groups(emc, &groups, now_ms);
+                                    for &(s, p, b) in &groups {
+                                        credits.add_path(self, emc.path(s), p, b, now_ms);
+                                    }
                                     n_groups = 0;
                                 }
-                                if let Some(e) = groups.get_mut(n_groups) {
-                                    *e = (slot, 0, 0);
+                                if let (Some(e), Some(h)) = (groups.get_mut(n_groups), hint) {
+                                    *e = (slot, 1, base_len as u64);
+                                    *h = n_groups as u8;
+                                    n_groups += 1;
                                 }
-                                n_groups += 1;
-                                n_groups - 1
                             }
-                        };
-                        if let Some(e) = groups.get_mut(g) {
-                            e.1 += 1;
-                            e.2 += base_len as u64;
                         }
                     }
                     PathMode::Replay { steps, pos, .. } => {
@@ -644,10 +695,14 @@ impl Pipeline {
                 }
             } else {
                 counters.emc_misses += 1;
+                // The entry words as extracted (the actions may rewrite
+                // the key in place).
+                let w = emc_key(&key);
                 let mut rec = PathRec::new();
                 self.translate(
                     pkt,
-                    key,
+                    &mut key,
+                    &mut set,
                     layers,
                     now_ms,
                     counters,
@@ -659,50 +714,52 @@ impl Pipeline {
                 );
                 if !rec.uncacheable {
                     let slot = emc.victim(h);
-                    let pending = groups
-                        .get(..n_groups)
-                        .and_then(|g| g.iter().position(|e| e.0 == slot));
-                    if let Some(g) = pending {
-                        // Its hits so far are credited before the path goes.
-                        if let Some(&e) = groups.get(g) {
-                            self.flush_groups(emc, &[e], now_ms);
+                    // Hits so far on the slot being replaced are credited
+                    // before its path goes (every group of it: see the
+                    // group hints above).
+                    let mut g = 0;
+                    while g < n_groups {
+                        match groups.get(g) {
+                            Some(&(s, p, b)) if s == slot => {
+                                credits.add_path(self, emc.path(s), p, b, now_ms);
+                                groups.copy_within(g + 1..n_groups, g);
+                                n_groups -= 1;
+                                // Hints past `g` now point one too far:
+                                // they fail the slot check and open a new
+                                // group, which stays correct.
+                            }
+                            _ => g += 1,
                         }
-                        groups.copy_within(g + 1..n_groups, g);
-                        n_groups -= 1;
                     }
                     emc.insert_at(slot, h, &w, &rec);
                 }
             }
         }
-        self.flush_groups(emc, groups.get(..n_groups).unwrap_or_default(), now_ms);
-    }
-
-    /// Credits the rules of each group's cached path.
-    fn flush_groups(&self, emc: &Emc, groups: &[(usize, u64, u64)], now_ms: u64) {
-        for &(slot, packets, bytes) in groups {
-            for s in emc.path(slot) {
-                let s = Step(*s);
-                let b = (bytes as i64 + i64::from(s.delta()) * packets as i64).max(0) as u64;
-                exec::credit_step(self, s, packets, b, now_ms);
-            }
+        for &(s, p, b) in groups.get(..n_groups).unwrap_or_default() {
+            credits.add_path(self, emc.path(s), p, b, now_ms);
         }
+        credits.apply(self, now_ms);
     }
 
     /// Stages 1 to 3: counts the packet, extracts its key, applies the
-    /// early drops. `Err` holds the verdict of a dropped packet.
+    /// early drops. `rx_no_receive` is `in_port`'s `no-receive` setting.
+    /// `Ok` holds the layers and whether the packet was decapsulated (its
+    /// key has tunnel fields); `Err` the verdict of a dropped packet.
+    #[allow(clippy::too_many_arguments)] // The worker state, split for borrowing.
     #[inline]
     fn ingress(
         &self,
         pkt: &mut PacketBuf,
         in_port: PortNo,
+        rx_no_receive: bool,
+        key: &mut FlowKey,
         counters: &mut WorkerCounters,
         tunnel: &mut TunnelWorker,
         out: &mut impl OutputSink,
         trace: &mut impl TraceSink,
-    ) -> Result<(FlowKey, Layers), Verdict> {
+    ) -> Result<(Layers, bool), Verdict> {
         counters.packets += 1;
         counters.bytes += pkt.len() as u64;
-        let mut key = FlowKey::default();
         let mut in_port = in_port;
         let mut decap_note = None;
         if let Some(u) = self.tunnels.underlay() {
@@ -712,7 +769,7 @@ impl Pipeline {
                 if let Some(m) = pkt.data().get(6..12) {
                     outer_src.copy_from_slice(m);
                 }
-                match self.tunnels.decap(pkt, &mut key) {
+                match self.tunnels.decap(pkt, key) {
                     Decap::Inner {
                         port,
                         kind,
@@ -749,8 +806,8 @@ impl Pipeline {
                     }
                     Decap::Drop(d) => {
                         key.set_in_port(in_port.0);
-                        extract(pkt.data(), &self.extract, &mut key);
-                        trace.begin(in_port, &key);
+                        extract(pkt.data(), &self.extract, key);
+                        trace.begin(in_port, key);
                         trace.note(TraceNote::TunnelDrop(d));
                         let v = Verdict {
                             outputs: 0,
@@ -765,8 +822,9 @@ impl Pipeline {
             }
         }
         key.set_in_port(in_port.0);
-        let ex = extract(pkt.data(), &self.extract, &mut key);
-        trace.begin(in_port, &key);
+        let ex = extract(pkt.data(), &self.extract, key);
+        trace.begin(in_port, key);
+        let decapsulated = decap_note.is_some();
         if let Some(n) = decap_note {
             trace.note(n);
         }
@@ -775,7 +833,11 @@ impl Pipeline {
         {
             trace.note(TraceNote::Malformed(e));
             Some(DropReason::Malformed)
-        } else if self.port_config(in_port).is_some_and(|c| c.no_receive) {
+        } else if if decapsulated {
+            self.port_config(in_port).is_some_and(|c| c.no_receive)
+        } else {
+            rx_no_receive
+        } {
             trace.note(TraceNote::NoReceive);
             Some(DropReason::NoReceive)
         } else if key.nw_frag() & NW_FRAG_ANY != 0 && self.config.frag_mode == FragMode::Drop {
@@ -790,7 +852,7 @@ impl Pipeline {
                 packet_ins: 0,
                 reason: Some(r),
             }),
-            None => Ok((key, ex.layers)),
+            None => Ok((ex.layers, decapsulated)),
         }
     }
 
@@ -798,10 +860,11 @@ impl Pipeline {
     /// path mode as the translation left it.
     #[allow(clippy::too_many_arguments)] // The worker state, split for borrowing.
     #[inline]
-    fn translate<'e, O: OutputSink, T: TraceSink>(
-        &self,
-        pkt: &mut PacketBuf,
-        key: FlowKey,
+    fn translate<'p, 'b, 'e, O: OutputSink, T: TraceSink>(
+        &'p self,
+        pkt: &'b mut PacketBuf,
+        key: &'b mut FlowKey,
+        set: &'b mut exec::ActionSet<'p>,
         layers: Layers,
         now_ms: u64,
         counters: &mut WorkerCounters,
@@ -817,6 +880,7 @@ impl Pipeline {
             trace.note(TraceNote::FragmentPortsZeroed);
         }
         let base_len = pkt.len();
+        set.clear();
         let mut ctx = exec::Ctx {
             pl: self,
             pkt,
@@ -829,7 +893,7 @@ impl Pipeline {
             path,
             out,
             trace: &mut *trace,
-            set: exec::ActionSet::EMPTY,
+            set,
             depth: 0,
             resubmits: 0,
             outputs: 0,
