@@ -118,6 +118,20 @@ fn cluster(test: &str, tools: &[&str], tag: &str, n: u32, npods: u32) -> Option<
     Some(Cluster { nodes, ul, nss })
 }
 
+/// `weftctl dump-tunnels` of `d` lists a next hop to `remote` with a MAC
+/// (resolved through the kernel's neighbour table).
+fn assert_next_hop_resolved(d: &Daemon, remote: &str) {
+    let t = d.json(&["dump-tunnels"]);
+    let hop = t["next_hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["remote"] == remote)
+        .cloned()
+        .unwrap_or_else(|| panic!("no next hop {remote}: {t:#}"));
+    assert!(hop["mac"].is_string(), "{t:#}");
+}
+
 fn base() -> String {
     format!("weft-t{}", std::process::id())
 }
@@ -737,15 +751,7 @@ fn tunnels_kernel_vxlan_interop() {
     // resolved the kernel node through the kernel's neighbour table.
     let fdb = run("bridge", &["-n", &kns, "fdb", "show", "dev", "vx0"]).unwrap();
     assert!(fdb.contains("dst 192.0.2.1"), "{fdb}");
-    let t = weft.d().json(&["dump-tunnels"]);
-    let hop = t["next_hops"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["remote"] == "192.0.2.3")
-        .cloned()
-        .unwrap_or_else(|| panic!("{t:#}"));
-    assert!(hop["mac"].is_string(), "{t:#}");
+    assert_next_hop_resolved(weft.d(), "192.0.2.3");
     eprintln!("tunnels_kernel_vxlan_interop took {:?}", t0.elapsed());
 }
 
@@ -901,15 +907,7 @@ fn tunnels_ipv6_underlay() {
         );
         assert_eq!(num(&l["geneve"], "geneve.vni"), u64::from(VNI));
     }
-    let t = nodes[0].d().json(&["dump-tunnels"]);
-    let hop = t["next_hops"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["remote"] == "2001:db8::2")
-        .cloned()
-        .unwrap_or_else(|| panic!("{t:#}"));
-    assert!(hop["mac"].is_string(), "{t:#}");
+    assert_next_hop_resolved(nodes[0].d(), "2001:db8::2");
     eprintln!("tunnels_ipv6_underlay took {:?}", t0.elapsed());
 }
 
