@@ -7,6 +7,10 @@
 # (`cargo bench -- --test`, so they never rot); every fuzz target for a
 # bounded time. Needs root only to install missing packages.
 #
+# Each stage prints its elapsed seconds and a table of all stages ends the
+# output (also on failure). The bench smoke run builds only weft-benches'
+# bench targets with the `ci-bench` profile (Cargo.toml: bench without LTO).
+#
 # Environment:
 #   FUZZ_SECONDS   seconds per fuzz target (default 40; 0 skips fuzzing,
 #                  refused under CI=true)
