@@ -55,6 +55,9 @@ stage_summary() {
         "$([ "$rc" = 0 ] && echo passed || echo "FAILED, exit $rc")" >&2
 }
 trap stage_summary EXIT
+# A signal ends the run as a failure (the summary says so).
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 stage fmt "cargo fmt --check"
 cargo fmt --all -- --check
