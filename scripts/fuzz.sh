@@ -46,8 +46,14 @@ for name in sorted(os.listdir(src)):
 PY
 }
 
+# The same build flags for `build` and `run`: `cargo fuzz run` calls
+# `cargo build` again with its own flags, and any difference (sanitizer,
+# --dev/-O, features) would rebuild the whole graph (switchd, controller,
+# k8s-openapi) once per target. ASan is kept: it is what finds memory bugs
+# (in dependencies and the one `unsafe` module).
+BUILD_FLAGS=(--sanitizer address)
 log "building fuzz targets: ${targets[*]}"
-cargo fuzz build
+cargo fuzz build "${BUILD_FLAGS[@]}"
 for t in "${targets[@]}"; do
     corpus="corpus/$t"
     mkdir -p "$corpus"
@@ -57,7 +63,7 @@ for t in "${targets[@]}"; do
         pcap_read) [ -d "$PCAPS" ] && cp -n "$PCAPS"/*.pcap "$corpus"/ 2>/dev/null || true ;;
     esac
     log "fuzz $t for ${SECS}s ($(ls "$corpus" | wc -l) corpus entries)"
-    if ! cargo fuzz run "$t" "$corpus" -- -max_total_time="$SECS" -timeout=10 \
+    if ! cargo fuzz run "${BUILD_FLAGS[@]}" "$t" "$corpus" -- -max_total_time="$SECS" -timeout=10 \
             -rss_limit_mb=4096 -print_final_stats=1 2>fuzz-"$t".log; then
         tail -n 60 fuzz-"$t".log >&2
         for a in artifacts/"$t"/*; do

@@ -7,6 +7,10 @@
 # (`cargo bench -- --test`, so they never rot); every fuzz target for a
 # bounded time. Needs root only to install missing packages.
 #
+# Each stage prints its elapsed seconds and a table of all stages ends the
+# output (also on failure). The bench smoke run builds only weft-benches'
+# bench targets with the `ci-bench` profile (Cargo.toml: bench without LTO).
+#
 # Environment:
 #   FUZZ_SECONDS   seconds per fuzz target (default 40; 0 skips fuzzing,
 #                  refused under CI=true)
@@ -27,29 +31,62 @@ ensure_pkgs tshark:tshark tcpdump:tcpdump ip:iproute2 ping:iputils-ping python3:
 ensure_toolchain
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
+# Per-stage timing: `stage NAME` ends the previous stage (printing its
+# elapsed seconds) and starts the next; a summary table is printed at the
+# end, also when a stage fails, so the next engineer sees where time goes.
 start=$(date +%s)
-log "cargo fmt --check"
+STAGE_NAMES=() STAGE_SECS=() stage_name="" stage_start=0
+stage_end() {
+    [ -n "$stage_name" ] || return 0
+    local secs=$(( $(date +%s) - stage_start ))
+    STAGE_NAMES+=("$stage_name") STAGE_SECS+=("$secs")
+    log "stage '$stage_name' took ${secs}s"
+    stage_name=""
+}
+stage() { stage_end; stage_name=$1; stage_start=$(date +%s); log "$*"; }
+stage_summary() {
+    local rc=$? i
+    stage_end
+    printf '\n%-12s %8s\n' "stage" "seconds" >&2
+    for i in "${!STAGE_NAMES[@]}"; do
+        printf '%-12s %8d\n' "${STAGE_NAMES[$i]}" "${STAGE_SECS[$i]}" >&2
+    done
+    printf '%-12s %8d  (%s)\n' "total" "$(( $(date +%s) - start ))" \
+        "$([ "$rc" = 0 ] && echo passed || echo "FAILED, exit $rc")" >&2
+}
+trap stage_summary EXIT
+# A signal ends the run as a failure (the summary says so).
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+stage fmt "cargo fmt --check"
 cargo fmt --all -- --check
 
-log "cargo clippy (all targets, warnings are errors)"
+stage clippy "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-log "cargo test (unit, property, differential)"
+stage test "cargo test (unit, property, differential)"
 # The tshark differential test must run, not skip, in CI.
 export WEFT_REQUIRE_TSHARK=1
 cargo test --workspace --locked
 
-log "end-to-end benchmark harness, --check (every scenario forwards, the report builds; tiny loads, no rate asserted)"
+stage e2e-check "end-to-end benchmark harness, --check (every scenario forwards, the report builds; tiny loads, no rate asserted)"
 # The full harness (release build, minutes) is run by hand: benches/e2e/run.sh.
 benches/e2e/run.sh --check
 
-log "cargo bench -- --test (each benchmark once)"
-cargo bench --workspace --locked -- --test
+stage bench "cargo bench -- --test (each benchmark once, ci-bench profile)"
+# Only weft-benches' bench targets: `cargo bench --workspace` also builds
+# every lib/bin/unit-test of the workspace as a bench harness (none of
+# which has a benchmark). The ci-bench profile (Cargo.toml) is the bench
+# profile without LTO: still optimised code, much less link time.
+cargo bench -p weft-benches --benches --locked --profile ci-bench -- --test
 
 if [ "$FUZZ_SECONDS" != "0" ]; then
+    stage fuzz-tool "cargo-fuzz"
     ensure_cargo_tool cargo-fuzz cargo-fuzz@0.13.2
-    log "fuzzing each target for ${FUZZ_SECONDS}s"
+    stage fuzz "fuzzing each target for ${FUZZ_SECONDS}s"
     scripts/fuzz.sh "$FUZZ_SECONDS"
 fi
 
+stage_end
 log "all tests passed in $(( $(date +%s) - start ))s"

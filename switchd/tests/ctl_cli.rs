@@ -64,20 +64,32 @@ fn ctl(dir: &Path, args: &[&str]) -> Result<String, String> {
     }
 }
 
+/// True if `weftctl` is next to `weft-switchd`; otherwise fails the test
+/// under `CI=true` and returns false (a loud skip) elsewhere.
+fn require_bins(test: &str) -> bool {
+    if weftctl_bin().exists() {
+        return true;
+    }
+    let msg = format!(
+        "{} missing (built by `cargo test --workspace`)",
+        weftctl_bin().display()
+    );
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: {msg}"
+    );
+    let _ =
+        std::io::stderr().write_all(format!("\n******** SKIP {test}: {msg} ********\n").as_bytes());
+    false
+}
+
 fn ok(dir: &Path, args: &[&str]) -> String {
     ctl(dir, args).unwrap_or_else(|e| panic!("weftctl {args:?}: {e}"))
 }
 
 #[test]
 fn flow_commands() {
-    if !weftctl_bin().exists() {
-        let msg = format!(
-            "{} missing (built by `cargo test --workspace`)",
-            weftctl_bin().display()
-        );
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-        let _ = std::io::stderr()
-            .write_all(format!("\n******** SKIP flow_commands: {msg} ********\n").as_bytes());
+    if !require_bins("flow_commands") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -171,14 +183,7 @@ fn flow_commands() {
 /// through its current flows, the same as tracing those flows offline.
 #[test]
 fn online_trace() {
-    if !weftctl_bin().exists() {
-        let msg = format!(
-            "{} missing (built by `cargo test --workspace`)",
-            weftctl_bin().display()
-        );
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-        let _ = std::io::stderr()
-            .write_all(format!("\n******** SKIP online_trace: {msg} ********\n").as_bytes());
+    if !require_bins("online_trace") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -249,14 +254,7 @@ fn online_trace() {
 
 #[test]
 fn tlv_map_commands() {
-    if !weftctl_bin().exists() {
-        let msg = format!(
-            "{} missing (built by `cargo test --workspace`)",
-            weftctl_bin().display()
-        );
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-        let _ = std::io::stderr()
-            .write_all(format!("\n******** SKIP tlv_map_commands: {msg} ********\n").as_bytes());
+    if !require_bins("tlv_map_commands") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

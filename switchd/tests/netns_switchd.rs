@@ -49,20 +49,7 @@ fn switchd_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let daemon = Daemon::start(&ns.sw, dir);
-    for i in 1..=3 {
-        let out = ctl_ok(
-            dir,
-            &[
-                "add-port",
-                &format!("sw-p{i}"),
-                "--type",
-                "afpacket",
-                "--ofport",
-                &i.to_string(),
-            ],
-        );
-        assert_eq!(out.trim(), format!("sw-p{i}: ofport {i}"));
-    }
+    add_veth_ports(dir, 3);
     let ports: serde_json::Value =
         serde_json::from_str(&ctl_ok(dir, &["dump-ports", "--json"])).unwrap();
     assert_eq!(ports.as_array().unwrap().len(), 3);

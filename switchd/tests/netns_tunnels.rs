@@ -55,7 +55,10 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::nodes::{Daemon, Netns, exec_in, in_netns, ip_ok, no_offloads, ping, run, wait_for};
+use common::netns::{
+    Daemon, Netns, can_run_with, exec_in, in_netns, ip_ok, no_offloads, ping_n as ping, run,
+    wait_for,
+};
 
 const VNI: u32 = 42;
 const GENEVE: u32 = 100;
@@ -90,6 +93,43 @@ impl Node {
     fn d(&self) -> &Daemon {
         self.daemon.as_ref().unwrap()
     }
+}
+
+/// What every tunnel test starts with: the underlay, `n` weft nodes with
+/// `npods` pods each, and the guard of their namespaces. Fields drop in
+/// order: the daemons before the namespaces.
+struct Cluster {
+    nodes: Vec<Node>,
+    ul: String,
+    nss: Netns,
+}
+
+/// [`Cluster`] of test `test` (namespace tag `tag`), or `None` (a loud
+/// skip; a failure under `CI=true`) when `tools` or root are missing.
+fn cluster(test: &str, tools: &[&str], tag: &str, n: u32, npods: u32) -> Option<Cluster> {
+    if !can_run_with(test, tools) {
+        return None;
+    }
+    let mut nss = Netns::default();
+    let ul = underlay(&mut nss, tag);
+    let nodes = (1..=n)
+        .map(|i| weft_node(&mut nss, &ul, tag, i, npods))
+        .collect();
+    Some(Cluster { nodes, ul, nss })
+}
+
+/// `weftctl dump-tunnels` of `d` lists a next hop to `remote` with a MAC
+/// (resolved through the kernel's neighbour table).
+fn assert_next_hop_resolved(d: &Daemon, remote: &str) {
+    let t = d.json(&["dump-tunnels"]);
+    let hop = t["next_hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["remote"] == remote)
+        .cloned()
+        .unwrap_or_else(|| panic!("no next hop {remote}: {t:#}"));
+    assert!(hop["mac"].is_string(), "{t:#}");
 }
 
 fn base() -> String {
@@ -455,18 +495,21 @@ fn check_udp(l: &serde_json::Value, dst_port: u64) {
 
 #[test]
 fn tunnels_geneve_and_vxlan_three_nodes() {
-    if !common::nodes::can_run(
+    let t0 = Instant::now();
+    let Some(Cluster {
+        nss: _nss,
+        ul,
+        nodes,
+    }) = cluster(
         "tunnels_geneve_and_vxlan_three_nodes",
         &["ip", "ping", "tcpdump", "tshark"],
-    ) {
+        "a",
+        3,
+        2,
+    )
+    else {
         return;
-    }
-    let t0 = Instant::now();
-    let mut nss = Netns::default();
-    let ul = underlay(&mut nss, "a");
-    let nodes: Vec<Node> = (1..=3)
-        .map(|i| weft_node(&mut nss, &ul, "a", i, 2))
-        .collect();
+    };
     for n in &nodes {
         for m in &nodes {
             n.d()
@@ -628,13 +671,17 @@ fn tunnels_geneve_and_vxlan_three_nodes() {
 
 #[test]
 fn tunnels_kernel_vxlan_interop() {
-    if !common::nodes::can_run("tunnels_kernel_vxlan_interop", &["ip", "ping", "bridge"]) {
-        return;
-    }
     let t0 = Instant::now();
-    let mut nss = Netns::default();
-    let ul = underlay(&mut nss, "k");
-    let weft = weft_node(&mut nss, &ul, "k", 1, 1);
+    let Some(Cluster { mut nss, ul, nodes }) = cluster(
+        "tunnels_kernel_vxlan_interop",
+        &["ip", "ping", "bridge"],
+        "k",
+        1,
+        1,
+    ) else {
+        return;
+    };
+    let weft = &nodes[0];
     // Node 3: the kernel's VXLAN device, a bridge and one pod.
     let kns = attach(&mut nss, &ul, "k", 3);
     ip_ok(&["-n", &kns, "addr", "add", "192.0.2.3/24", "dev", "eth0"]);
@@ -688,7 +735,7 @@ fn tunnels_kernel_vxlan_interop() {
         _dir: tempfile::tempdir().unwrap(),
     };
     weft.d().ctl_ok(&["add-node", "kernel", "192.0.2.3"]);
-    program(&weft, &[&weft, &knode], VXLAN, false);
+    program(weft, &[weft, &knode], VXLAN, false);
 
     let wpod = &weft.pods[0];
     assert!(
@@ -704,32 +751,27 @@ fn tunnels_kernel_vxlan_interop() {
     // resolved the kernel node through the kernel's neighbour table.
     let fdb = run("bridge", &["-n", &kns, "fdb", "show", "dev", "vx0"]).unwrap();
     assert!(fdb.contains("dst 192.0.2.1"), "{fdb}");
-    let t = weft.d().json(&["dump-tunnels"]);
-    let hop = t["next_hops"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["remote"] == "192.0.2.3")
-        .cloned()
-        .unwrap_or_else(|| panic!("{t:#}"));
-    assert!(hop["mac"].is_string(), "{t:#}");
+    assert_next_hop_resolved(weft.d(), "192.0.2.3");
     eprintln!("tunnels_kernel_vxlan_interop took {:?}", t0.elapsed());
 }
 
 #[test]
 fn tunnels_mtu_icmp_and_tracepath() {
-    if !common::nodes::can_run(
+    let t0 = Instant::now();
+    let Some(Cluster {
+        nss: _nss,
+        ul: _,
+        nodes,
+    }) = cluster(
         "tunnels_mtu_icmp_and_tracepath",
         &["ip", "ping", "tracepath"],
-    ) {
+        "m",
+        2,
+        1,
+    )
+    else {
         return;
-    }
-    let t0 = Instant::now();
-    let mut nss = Netns::default();
-    let ul = underlay(&mut nss, "m");
-    let nodes: Vec<Node> = (1..=2)
-        .map(|i| weft_node(&mut nss, &ul, "m", i, 1))
-        .collect();
+    };
     let all: Vec<&Node> = nodes.iter().collect();
     for n in &nodes {
         program(n, &all, GENEVE, true);
@@ -810,18 +852,21 @@ fn tunnels_mtu_icmp_and_tracepath() {
 
 #[test]
 fn tunnels_ipv6_underlay() {
-    if !common::nodes::can_run(
+    let t0 = Instant::now();
+    let Some(Cluster {
+        nss: _nss,
+        ul,
+        nodes,
+    }) = cluster(
         "tunnels_ipv6_underlay",
         &["ip", "ping", "tcpdump", "tshark"],
-    ) {
+        "s",
+        2,
+        1,
+    )
+    else {
         return;
-    }
-    let t0 = Instant::now();
-    let mut nss = Netns::default();
-    let ul = underlay(&mut nss, "s");
-    let nodes: Vec<Node> = (1..=2)
-        .map(|i| weft_node(&mut nss, &ul, "s", i, 1))
-        .collect();
+    };
     let all: Vec<&Node> = nodes.iter().collect();
     for n in &nodes {
         for m in &nodes {
@@ -862,15 +907,7 @@ fn tunnels_ipv6_underlay() {
         );
         assert_eq!(num(&l["geneve"], "geneve.vni"), u64::from(VNI));
     }
-    let t = nodes[0].d().json(&["dump-tunnels"]);
-    let hop = t["next_hops"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["remote"] == "2001:db8::2")
-        .cloned()
-        .unwrap_or_else(|| panic!("{t:#}"));
-    assert!(hop["mac"].is_string(), "{t:#}");
+    assert_next_hop_resolved(nodes[0].d(), "2001:db8::2");
     eprintln!("tunnels_ipv6_underlay took {:?}", t0.elapsed());
 }
 
@@ -882,15 +919,15 @@ fn tunnels_ipv6_underlay() {
 /// again.
 #[test]
 fn tunnels_survive_restart() {
-    if !common::nodes::can_run("tunnels_survive_restart", &["ip", "ping"]) {
-        return;
-    }
     let t0 = Instant::now();
-    let mut nss = Netns::default();
-    let ul = underlay(&mut nss, "r");
-    let mut nodes: Vec<Node> = (1..=2)
-        .map(|i| weft_node(&mut nss, &ul, "r", i, 1))
-        .collect();
+    let Some(Cluster {
+        nss: _nss,
+        ul: _ul,
+        mut nodes,
+    }) = cluster("tunnels_survive_restart", &["ip", "ping"], "r", 2, 1)
+    else {
+        return;
+    };
     for n in &nodes {
         for m in &nodes {
             n.d()

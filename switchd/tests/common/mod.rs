@@ -3,7 +3,6 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 pub mod netns;
-pub mod nodes;
 
 use protocol::flow::{ExtractConfig, FlowKey, FlowSpec, PortNo, extract};
 use protocol::text::{parse_flow, parse_match};

@@ -1,17 +1,21 @@
 //! Shared set-up of the namespace tests (`netns_switchd.rs`,
-//! `netns_e2e_more.rs`, `netns_workers.rs`): namespaces with veth pods,
-//! the real `weft-switchd` and `weftctl` binaries, UDP and TCP traffic.
+//! `netns_e2e_more.rs`, `netns_workers.rs`, `netns_tunnels.rs`): commands,
+//! namespaces deleted on drop ([`Netns`], and the one-switch topology
+//! [`Namespaces`] on top of it), the real `weft-switchd` ([`Daemon`]) and
+//! `weftctl`, UDP and TCP traffic.
 //!
-//! Needs root, `ip`, `ping`, `python3` and `weftctl` next to
-//! `weft-switchd` (`cargo build --workspace`); under `CI=true` or
-//! `WEFT_REQUIRE_NETNS=1` their absence is a failure ([`can_run`]),
-//! elsewhere a loud skip. Namespaces are `weft-<tag><pid>-{sw,p1,..}`,
-//! deleted by exact name on drop (drop the [`Daemon`] first).
+//! Needs root, `ip`, `ping`, `python3` (or the tools a test names, see
+//! [`can_run_with`]) and `weftctl` next to `weft-switchd`
+//! (`cargo build --workspace`); under `CI=true` or `WEFT_REQUIRE_NETNS=1`
+//! their absence is a failure, elsewhere a loud skip. Namespaces start with
+//! `weft-` and the test's pid (`weft-<tag><pid>-{sw,p1,..}` for
+//! [`Namespaces`]) and are deleted by exact name, in reverse order of
+//! creation, on drop, also on panic (drop the [`Daemon`] first).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -20,19 +24,40 @@ use weft_switchd::port::{disable_offloads, enter_netns};
 /// Bytes of [`tcp_transfer`].
 pub const TRANSFER: usize = 1 << 20;
 
+/// Runs `ip ARGS`; the error names the command and carries its output.
 pub fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
+    run("ip", args).map(|_| ())
+}
+
+/// `ip ARGS`, panicking with the command on failure.
+pub fn ip_ok(args: &[&str]) {
+    ip(args).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Runs `cmd ARGS`; stdout, or the error with stderr and stdout.
+pub fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(cmd)
         .args(args)
         .output()
-        .map_err(|e| format!("ip {args:?}: {e}"))?;
+        .map_err(|e| format!("{cmd} {args:?}: {e}"))?;
     if out.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(format!(
-            "ip {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+            "{cmd} {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stderr).trim(),
+            String::from_utf8_lossy(&out.stdout).trim()
         ))
     }
+}
+
+/// Runs `cmd ARGS` inside namespace `ns` (`ip netns exec`).
+pub fn exec_in(ns: &str, cmd: &str, args: &[&str]) -> Output {
+    Command::new("ip")
+        .args(["netns", "exec", ns, cmd])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("ip netns exec {ns} {cmd}: {e}"))
 }
 
 pub fn is_root() -> bool {
@@ -46,8 +71,14 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-pub fn have(cmd: &str, arg: &str) -> bool {
-    Command::new(cmd).arg(arg).output().is_ok()
+/// True if `cmd` can be started.
+pub fn have(cmd: &str) -> bool {
+    Command::new(cmd)
+        .arg("--help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
 }
 
 pub fn switchd_bin() -> PathBuf {
@@ -58,13 +89,22 @@ pub fn weftctl_bin() -> PathBuf {
     switchd_bin().with_file_name("weftctl")
 }
 
+/// [`can_run_with`] the tools of the one-switch tests: `ip`, `ping`,
+/// `python3`.
 pub fn can_run(test: &str) -> bool {
+    can_run_with(test, &["ip", "ping", "python3"])
+}
+
+/// True if the test can run: root, the commands `tools`, `weftctl`.
+/// Otherwise panics under `CI=true` / `WEFT_REQUIRE_NETNS=1`, or prints a
+/// loud skip and returns false.
+pub fn can_run_with(test: &str, tools: &[&str]) -> bool {
     let mut missing = Vec::new();
     if !is_root() {
         missing.push("root (effective uid 0)".to_owned());
     }
-    for (cmd, arg) in [("ip", "-V"), ("ping", "-V"), ("python3", "-V")] {
-        if !have(cmd, arg) {
+    for cmd in tools {
+        if !have(cmd) {
             missing.push(format!("the `{cmd}` command"));
         }
     }
@@ -93,13 +133,45 @@ pub fn can_run(test: &str) -> bool {
     false
 }
 
-/// The namespaces of one test, deleted by exact name on drop.
+/// Namespaces a test created, deleted by exact name (reverse order) on
+/// drop.
+#[derive(Debug, Default)]
+pub struct Netns {
+    created: Vec<String>,
+}
+
+impl Netns {
+    /// Creates namespace `name` (with `lo` up) and remembers it.
+    pub fn add(&mut self, name: &str) -> String {
+        self.add_down(name);
+        ip_ok(&["-n", name, "link", "set", "lo", "up"]);
+        name.to_owned()
+    }
+
+    /// Creates namespace `name` (`lo` left down) and remembers it.
+    pub fn add_down(&mut self, name: &str) {
+        ip_ok(&["netns", "add", name]);
+        self.created.push(name.to_owned());
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for name in self.created.iter().rev() {
+            if let Err(e) = ip(&["netns", "del", name]) {
+                eprintln!("cleanup: {e}");
+            }
+        }
+    }
+}
+
+/// The namespaces of a one-switch test, deleted by exact name on drop.
 pub struct Namespaces {
     /// The switch's namespace.
     pub sw: String,
     /// The pods' namespaces, `p1..`.
     pub pods: Vec<String>,
-    created: Vec<String>,
+    created: Netns,
 }
 
 impl Namespaces {
@@ -114,11 +186,10 @@ impl Namespaces {
             pods: (1..=veth_pods + extra_pods)
                 .map(|i| format!("{base}-p{i}"))
                 .collect(),
-            created: Vec::new(),
+            created: Netns::default(),
         };
         for name in std::iter::once(ns.sw.clone()).chain(ns.pods.clone()) {
-            ip(&["netns", "add", &name]).unwrap();
-            ns.created.push(name.clone());
+            ns.created.add_down(&name);
             // IPv4 only: no IPv6 router solicitations, DAD or MLD reports
             // from interfaces coming up, so the traffic the switch sees is
             // the traffic a test sends (and its ARP).
@@ -156,16 +227,7 @@ impl Namespaces {
     }
 }
 
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for name in self.created.iter().rev() {
-            if let Err(e) = ip(&["netns", "del", name]) {
-                eprintln!("cleanup: {e}");
-            }
-        }
-    }
-}
-
+/// Runs `f` on a thread inside namespace `ns`.
 pub fn in_netns<T: Send + 'static>(
     ns: &str,
     f: impl FnOnce() -> T + Send + 'static,
@@ -177,12 +239,27 @@ pub fn in_netns<T: Send + 'static>(
     })
 }
 
-/// The daemon, SIGKILLed on drop.
+/// Turns the offloads of interface `dev` in `ns` off (AF_PACKET ports
+/// need complete frames; see `switchd::port::disable_offloads`).
+pub fn no_offloads(ns: &str, dev: &str) {
+    let d = dev.to_owned();
+    in_netns(ns, move || disable_offloads(&d))
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("offloads of {dev} in {ns}: {e}"));
+}
+
+/// A running `weft-switchd`, SIGKILLed on drop.
+#[derive(Debug)]
 pub struct Daemon {
     child: Child,
+    /// Its state directory (socket `s.sock`, log `switchd.log`).
+    pub dir: PathBuf,
 }
 
 impl Daemon {
+    /// Starts the daemon in `netns` with state in `dir`; returns when it
+    /// answers on its socket.
     pub fn start(netns: &str, dir: &Path) -> Daemon {
         Self::start_with(netns, dir, &[])
     }
@@ -202,12 +279,16 @@ impl Daemon {
             .arg("--state-dir")
             .arg(dir)
             .args(extra)
+            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
-        let d = Daemon { child };
+        let d = Daemon {
+            child,
+            dir: dir.to_path_buf(),
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if sock.exists() && ctl(dir, &["dump-tables"]).is_ok() {
@@ -248,9 +329,39 @@ impl Daemon {
         }
     }
 
+    /// SIGKILL, waiting for the exit.
     pub fn kill9(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        log_of(&self.dir)
+    }
+
+    /// Runs `weftctl ARGS` against it: stdout, or stderr as `Err`.
+    pub fn ctl(&self, args: &[&str]) -> Result<String, String> {
+        ctl(&self.dir, args)
+    }
+
+    /// [`Daemon::ctl`], panicking with the log on failure.
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        ctl_ok(&self.dir, args)
+    }
+
+    /// `weftctl ARGS --json`, parsed.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.ctl_ok(&a)).unwrap()
+    }
+
+    /// The drop counter `reason` (`weftctl dump-stats`).
+    pub fn drops(&self, reason: &str) -> u64 {
+        self.json(&["dump-stats"])["drops"][reason]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no drop counter {reason}"))
     }
 }
 
@@ -261,10 +372,13 @@ impl Drop for Daemon {
     }
 }
 
+/// The log (`switchd.log`) of the daemon with state in `dir`.
 pub fn log_of(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("switchd.log")).unwrap_or_default()
 }
 
+/// Runs `weftctl ARGS` against the daemon with state in `dir`: stdout, or
+/// stderr as `Err`.
 pub fn ctl(dir: &Path, args: &[&str]) -> Result<String, String> {
     let out = Command::new(weftctl_bin())
         .arg("--socket")
@@ -279,6 +393,7 @@ pub fn ctl(dir: &Path, args: &[&str]) -> Result<String, String> {
     }
 }
 
+/// [`ctl`], panicking with the daemon's log on failure.
 pub fn ctl_ok(dir: &Path, args: &[&str]) -> String {
     ctl(dir, args)
         .unwrap_or_else(|e| panic!("weftctl {args:?}: {e}\nswitchd log:\n{}", log_of(dir)))
@@ -309,20 +424,43 @@ pub fn flows_cmd(dir: &Path, cmd: &str, name: &str, text: &str) {
     ctl_ok(dir, &[cmd, f.to_str().unwrap()]);
 }
 
+/// Pings `to` from `from` (3 echoes, deadline 6 s); see [`ping_n`].
 pub fn ping(from: &str, to: &str) -> bool {
-    ping_within(from, to, "6")
+    ping_n(from, to, 3, 6)
 }
 
-/// Pings with a deadline of `secs` seconds; `true` if any reply came.
+/// [`ping`] with a deadline of `secs` seconds.
 pub fn ping_within(from: &str, to: &str, secs: &str) -> bool {
+    ping_n(from, to, 3, secs.parse().unwrap())
+}
+
+/// Pings `to` from namespace `from` (`count` echoes 0.2 s apart, deadline
+/// `secs`); true if every echo was answered before the deadline (ping's
+/// exit status with `-c` and `-w`).
+pub fn ping_n(from: &str, to: &str, count: u32, secs: u32) -> bool {
     Command::new("ip")
-        .args([
-            "netns", "exec", from, "ping", "-c", "3", "-i", "0.2", "-w", secs, "-q", to,
-        ])
+        .args(["netns", "exec", from, "ping", "-c"])
+        .arg(count.to_string())
+        .args(["-i", "0.2", "-w"])
+        .arg(secs.to_string())
+        .args(["-q", to])
         .stdout(Stdio::null())
         .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+        .is_ok_and(|s| s.success())
+}
+
+/// Polls `f` every 50 ms until it returns true or `secs` pass.
+pub fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// JSON dump of the flows: (flow text, n_packets).
