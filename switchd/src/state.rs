@@ -891,7 +891,7 @@ impl Journal {
             self.records = u64::MAX;
             return Err(io(e));
         }
-        self.records += 1;
+        self.records = self.records.saturating_add(1);
         self.bytes += line.len() as u64;
         state.journal_seq = rec.seq;
         Ok(())
