@@ -73,7 +73,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::broadcast;
 
 use crate::pipeline::{CompileError, Pipeline, SharedPipeline, WorkerCounters};
-use crate::state::{FlowId, PortEntry, SwitchState, unix_ms};
+use crate::state::{FlowId, Journal, JournalOp, PortEntry, SwitchState, unix_ms};
 use crate::tunnel::{
     NextHops, TlvMap, TunnelEvent, TunnelKind, TunnelPort, Tunnels, Underlay, overhead, pod_mtu,
 };
@@ -166,7 +166,6 @@ impl Datapath for NullDatapath {
 /// The request logic: state, published pipeline, persistence, datapath.
 pub struct Controller {
     state: SwitchState,
-    state_dir: PathBuf,
     pipeline: Arc<SharedPipeline>,
     datapath: Box<dyn Datapath>,
     generation: u64,
@@ -181,6 +180,16 @@ pub struct Controller {
     cookies: BTreeMap<u64, CookieInfo>,
     /// What the kernel says about the underlay (not persisted).
     net: NetState,
+    /// The flow-mod journal next to the snapshot.
+    journal: Journal,
+}
+
+/// How a commit is persisted (see `crate::state`, "Flow-mod journal").
+enum Persist {
+    /// A full snapshot (ports, settings, ...; or journal compaction).
+    Snapshot,
+    /// A journal record: the flow changes at this time (Unix ms).
+    Journal(u64, Vec<JournalOp>),
 }
 
 /// The runtime half of the tunnel configuration (see the module doc).
@@ -247,13 +256,13 @@ impl Controller {
         let published = state.flows.iter().map(|(id, e)| (*id, e.serial)).collect();
         let mut c = Controller {
             state,
-            state_dir,
             pipeline,
             datapath,
             generation,
             carried: HashMap::new(),
             published,
             cookies: BTreeMap::new(),
+            journal: Journal::open(&state_dir),
             net,
         };
         let ports: Vec<PortEntry> = c.state.ports.values().cloned().collect();
@@ -283,7 +292,12 @@ impl Controller {
     /// Validates, persists and publishes `new` (see the module doc);
     /// `first` are the request's flows, compiled first so that errors
     /// carry their index.
-    fn commit(&mut self, new: SwitchState, first: &[FlowSpec]) -> Result<u64, CtlError> {
+    fn commit(
+        &mut self,
+        mut new: SwitchState,
+        first: &[FlowSpec],
+        persist: Persist,
+    ) -> Result<u64, CtlError> {
         let generation = self.generation + 1;
         let pl = compile_state(&new, first, generation).map_err(bad_flow)?;
         // An invalid tunnel configuration is refused; one that is only
@@ -291,7 +305,12 @@ impl Controller {
         check_tunnels(&new)?;
         let (tunnels, _) = tunnels_or_bridge(&new, &self.net);
         let pl = pl.with_tunnels(Arc::new(tunnels));
-        new.save(&self.state_dir).map_err(internal)?;
+        match persist {
+            Persist::Journal(now, ops) if !self.journal.wants_compaction() => {
+                self.journal.append(&mut new, now, ops).map_err(internal)?
+            }
+            _ => self.journal.compact(&new).map_err(internal)?,
+        }
         let old = self.pipeline.swap(Arc::new(pl));
         // Fold the old snapshot's counters into the carry.
         for r in old.rules() {
@@ -316,31 +335,33 @@ impl Controller {
         Ok(generation)
     }
 
-    fn flow_change(
-        &mut self,
-        f: impl FnOnce(&mut SwitchState) -> (ChangeCounts, Vec<FlowSpec>),
-    ) -> Result<ChangeCounts, CtlError> {
+    /// Applies one journalled change `op` (its own flows `first` are
+    /// compiled first for error indices).
+    fn flow_change(&mut self, op: JournalOp, first: &[FlowSpec]) -> Result<ChangeCounts, CtlError> {
+        let now = unix_ms();
         let mut new = self.state.clone();
-        let (mut counts, first) = f(&mut new);
-        counts.generation = self.commit(new, &first)?;
+        let mut counts = new.apply_op(&op, now);
+        counts.generation = self.commit(new, first, Persist::Journal(now, vec![op]))?;
         Ok(counts)
     }
 
-    fn apply_change(
-        st: &mut SwitchState,
-        ch: &FlowChange,
-        now: u64,
-    ) -> (ChangeCounts, Vec<FlowSpec>) {
+    /// Writes the state as a snapshot and empties the journal (clean
+    /// shutdown); a no-op if the journal is empty.
+    ///
+    /// # Errors
+    /// I/O errors (the journal then still holds every change).
+    pub fn compact(&mut self) -> Result<(), CtlError> {
+        if self.journal.is_dirty() {
+            self.journal.compact(&self.state).map_err(internal)?;
+        }
+        Ok(())
+    }
+
+    fn journal_op(ch: &FlowChange) -> JournalOp {
         match ch {
-            FlowChange::Add(spec) => (
-                st.add_flows(std::slice::from_ref(spec), now),
-                vec![spec.clone()],
-            ),
-            FlowChange::Modify(m) => {
-                let c = st.modify_flows(m);
-                (c, Vec::new())
-            }
-            FlowChange::Delete(f) => (st.delete_flows(f), Vec::new()),
+            FlowChange::Add(spec) => JournalOp::Add(vec![spec.clone()]),
+            FlowChange::Modify(m) => JournalOp::Modify(m.clone()),
+            FlowChange::Delete(f) => JournalOp::Delete(f.clone()),
         }
     }
 
@@ -372,17 +393,20 @@ impl Controller {
         }
         let mut new = self.state.clone();
         let mut total = ChangeCounts::default();
-        for ch in changes {
-            let (c, _) = Self::apply_change(&mut new, ch, now);
+        let ops: Vec<JournalOp> = changes.iter().map(Self::journal_op).collect();
+        for op in &ops {
+            let c = new.apply_op(op, now);
             total.added += c.added;
             total.modified += c.modified;
             total.removed += c.removed;
         }
-        total.generation = self.commit(new, &[]).map_err(|e| CtlError::BundleFailed {
-            bundle_id,
-            index: changes.len().saturating_sub(1),
-            error: Box::new(e),
-        })?;
+        total.generation = self
+            .commit(new, &[], Persist::Journal(now, ops))
+            .map_err(|e| CtlError::BundleFailed {
+                bundle_id,
+                index: changes.len().saturating_sub(1),
+                error: Box::new(e),
+            })?;
         Ok(total)
     }
 
@@ -530,10 +554,9 @@ impl Controller {
             return Ok(removed);
         }
         let mut new = self.state.clone();
-        for r in &removed {
-            new.flows.remove(&FlowId::of(&r.spec));
-        }
-        self.commit(new, &[])?;
+        let op = JournalOp::Remove(removed.iter().map(|r| r.spec.clone()).collect());
+        new.apply_op(&op, now);
+        self.commit(new, &[], Persist::Journal(now, vec![op]))?;
         Ok(removed)
     }
 
@@ -631,7 +654,7 @@ impl Controller {
                 name: name.into(),
                 reason,
             })?;
-        if let Err(e) = self.commit(new, &[]) {
+        if let Err(e) = self.commit(new, &[], Persist::Snapshot) {
             self.datapath.close_port(ofport);
             return Err(e);
         }
@@ -656,7 +679,7 @@ impl Controller {
         }
         let mut new = self.state.clone();
         new.ports.remove(&p.name);
-        self.commit(new, &[])?;
+        self.commit(new, &[], Persist::Snapshot)?;
         self.datapath.close_port(p.ofport);
         tracing::info!(name = %p.name, ofport = p.ofport.0, "port deleted");
         Ok(())
@@ -693,7 +716,7 @@ impl Controller {
         for n in nodes {
             new.nodes.insert(n.name.clone(), n.ip);
         }
-        self.commit(new, &[])?;
+        self.commit(new, &[], Persist::Snapshot)?;
         self.underlay_changed();
         Ok(())
     }
@@ -709,7 +732,7 @@ impl Controller {
         for n in names {
             new.nodes.remove(n);
         }
-        self.commit(new, &[])?;
+        self.commit(new, &[], Persist::Snapshot)?;
         self.underlay_changed();
         Ok(())
     }
@@ -752,7 +775,7 @@ impl Controller {
         }
         let mut new = self.state.clone();
         new.underlay = u.cloned();
-        self.commit(new, &[])?;
+        self.commit(new, &[], Persist::Snapshot)?;
         self.underlay_changed();
         Ok(())
     }
@@ -971,17 +994,17 @@ impl Controller {
         let now = unix_ms();
         Ok(match body {
             Body::Ping => Body::Ok,
-            Body::AddFlows { flows } => Body::FlowsChanged(
-                self.flow_change(|st| (st.add_flows(flows, now), flows.clone()))?,
-            ),
-            Body::ReplaceFlows { flows } => Body::FlowsChanged(
-                self.flow_change(|st| (st.replace_flows(flows, now), flows.clone()))?,
-            ),
+            Body::AddFlows { flows } => {
+                Body::FlowsChanged(self.flow_change(JournalOp::Add(flows.clone()), flows)?)
+            }
+            Body::ReplaceFlows { flows } => {
+                Body::FlowsChanged(self.flow_change(JournalOp::Replace(flows.clone()), flows)?)
+            }
             Body::ModifyFlows(m) => Body::FlowsChanged(
-                self.flow_change(|st| (st.modify_flows(m), vec![m.spec.clone()]))?,
+                self.flow_change(JournalOp::Modify(m.clone()), std::slice::from_ref(&m.spec))?,
             ),
             Body::DeleteFlows(f) => {
-                Body::FlowsChanged(self.flow_change(|st| (st.delete_flows(f), Vec::new()))?)
+                Body::FlowsChanged(self.flow_change(JournalOp::Delete(f.clone()), &[])?)
             }
             Body::DumpFlows { filter, .. } => Body::Flows {
                 entries: self.dump_flows(filter, now),
@@ -1024,7 +1047,7 @@ impl Controller {
                         e.config.no_receive = !up;
                     }
                 }
-                self.commit(new, &[])?;
+                self.commit(new, &[], Persist::Snapshot)?;
                 Body::Ok
             }
             Body::PacketOut {
@@ -1047,7 +1070,7 @@ impl Controller {
                 let mut sorted = mappings.clone();
                 sorted.sort_by_key(|m| m.slot);
                 new.settings.tlv_map = sorted;
-                self.commit(new, &[])?;
+                self.commit(new, &[], Persist::Snapshot)?;
                 Body::Ok
             }
             Body::DumpTlvMap => Body::TlvMap(self.state.settings.tlv_map.clone()),
@@ -1651,7 +1674,8 @@ async fn connection(
     }
 }
 
-fn lock(ctl: &Mutex<Controller>) -> std::sync::MutexGuard<'_, Controller> {
+/// Locks the controller, also if a holder panicked.
+pub fn lock(ctl: &Mutex<Controller>) -> std::sync::MutexGuard<'_, Controller> {
     // A panic while holding the lock cannot leave the state half-changed
     // (changes are applied to a copy), so a poisoned lock is still usable.
     ctl.lock()

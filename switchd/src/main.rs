@@ -109,6 +109,10 @@ fn main() -> Result<()> {
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
         }
         let _ = std::fs::remove_file(&args.socket);
+        // A clean stop leaves a fresh snapshot and no journal.
+        if let Err(e) = control::lock(&ctl).compact() {
+            tracing::warn!(error = %e, "compacting the state journal failed (it is kept)");
+        }
         // Dropping the controller stops the workers (Workers' Drop).
         drop(ctl);
         Ok::<(), anyhow::Error>(())
