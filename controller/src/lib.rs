@@ -5,4 +5,10 @@
 //!
 //! - [`model`]: the logical model (tenants, switches, routers, ports, ACLs,
 //!   address sets, port groups, load balancers, nodes); no Kubernetes types.
+//! - [`compile`]: the logical model to one flow table per node (OVN-style
+//!   stages), incrementally, with per-node diffs and cookies.
+//! - [`check`]: policy probes and reachability matrices through the real
+//!   switchd pipeline (`weftctl policy`).
+pub mod check;
+pub mod compile;
 pub mod model;

@@ -312,11 +312,51 @@ impl Pipeline {
         out: &mut impl OutputSink,
         trace: &mut impl TraceSink,
     ) -> Verdict {
+        self.process_inner(pkt, in_port, None, now_ms, ws, out, trace)
+    }
+
+    /// [`process`](Self::process) for a packet that arrived through a
+    /// tunnel and was already decapsulated: `pkt` is the inner frame and
+    /// the key's tunnel metadata (`tun_id`, `tun_src`, `tun_dst`,
+    /// `tun_flags`, `tun_metadata0..7` and their present bits) is taken
+    /// from `tunnel` before table 0, exactly as a decapsulating port would
+    /// fill it in. Used by the controller's offline policy check to carry
+    /// the tunnel hop between two nodes' pipelines until tunnel ports do
+    /// this themselves.
+    #[allow(clippy::too_many_arguments)]
+    pub fn process_with_tunnel(
+        &self,
+        pkt: &mut PacketBuf,
+        in_port: PortNo,
+        tunnel: &TunnelMetadata,
+        now_ms: u64,
+        ws: &mut WorkerState,
+        out: &mut impl OutputSink,
+        trace: &mut impl TraceSink,
+    ) -> Verdict {
+        self.process_inner(pkt, in_port, Some(tunnel), now_ms, ws, out, trace)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn process_inner(
+        &self,
+        pkt: &mut PacketBuf,
+        in_port: PortNo,
+        tunnel: Option<&TunnelMetadata>,
+        now_ms: u64,
+        ws: &mut WorkerState,
+        out: &mut impl OutputSink,
+        trace: &mut impl TraceSink,
+    ) -> Verdict {
         ws.counters.packets += 1;
         ws.counters.bytes += pkt.len() as u64;
         let mut key = FlowKey::default();
         key.set_in_port(in_port.0);
         let ex = extract(pkt.data(), &self.extract, &mut key);
+        if let Some(t) = tunnel {
+            t.apply(&mut key);
+        }
         trace.begin(in_port, &key);
         let early = if let Some(e) = ex.error
             && e.layer != Layer::L4
@@ -382,6 +422,69 @@ impl Pipeline {
             });
         }
         finish(ctx.ws, ctx.trace, v)
+    }
+}
+
+/// The tunnel metadata of a decapsulated packet (see
+/// [`Pipeline::process_with_tunnel`]): the outer header's VNI and
+/// endpoints, tunnel flags and the Geneve option slots already mapped to
+/// `tun_metadata0..7`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunnelMetadata {
+    /// `tun_id` (the VNI).
+    pub tun_id: u64,
+    /// `tun_src` (the remote endpoint).
+    pub tun_src: core::net::Ipv4Addr,
+    /// `tun_dst` (the local endpoint).
+    pub tun_dst: core::net::Ipv4Addr,
+    /// `tun_flags`.
+    pub tun_flags: u16,
+    /// `tun_metadata0..7`; `None` = option absent.
+    pub metadata: [Option<u64>; protocol::flow::TUN_METADATA_SLOTS],
+}
+
+impl Default for TunnelMetadata {
+    fn default() -> Self {
+        TunnelMetadata {
+            tun_id: 0,
+            tun_src: core::net::Ipv4Addr::UNSPECIFIED,
+            tun_dst: core::net::Ipv4Addr::UNSPECIFIED,
+            tun_flags: 0,
+            metadata: [None; protocol::flow::TUN_METADATA_SLOTS],
+        }
+    }
+}
+
+impl TunnelMetadata {
+    /// Reads the tunnel fields of `key` (e.g. as set by the sending node's
+    /// flows before `output` to a tunnel port).
+    pub fn from_key(key: &FlowKey) -> TunnelMetadata {
+        let mut metadata = [None; protocol::flow::TUN_METADATA_SLOTS];
+        for (i, m) in metadata.iter_mut().enumerate() {
+            if key.tun_metadata_present() & (1 << i) != 0 {
+                *m = Some(key.tun_metadata(i));
+            }
+        }
+        TunnelMetadata {
+            tun_id: key.tun_id(),
+            tun_src: key.tun_src(),
+            tun_dst: key.tun_dst(),
+            tun_flags: key.tun_flags(),
+            metadata,
+        }
+    }
+
+    /// Writes these fields into `key`.
+    pub fn apply(&self, key: &mut FlowKey) {
+        key.set_tun_id(self.tun_id);
+        key.set_tun_src(self.tun_src);
+        key.set_tun_dst(self.tun_dst);
+        key.set_tun_flags(self.tun_flags);
+        for (i, m) in self.metadata.iter().enumerate() {
+            if let Some(v) = m {
+                key.set_tun_metadata(i, *v);
+            }
+        }
     }
 }
 
