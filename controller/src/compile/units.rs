@@ -156,7 +156,7 @@ pub fn input_eq(
                         .get(&rp.switch)
                         .map(|s| (s.id, s.node.clone(), s.router_port, s.source.clone()))
                 };
-                let (sa, sb) = (a.switches.get(&rp.switch), b.switches.get(&rp.switch));
+                let sa = a.switches.get(&rp.switch);
                 sw(a) == sw(b)
                     && da.switch_nodes.get(&rp.switch) == db.switch_nodes.get(&rp.switch)
                     && sa.is_none_or(|s| {
