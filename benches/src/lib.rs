@@ -52,6 +52,81 @@ pub fn tcp4_to(dst: [u8; 4], dst_port: u16) -> Frame {
     build!(b, &[], "tcp4")
 }
 
+/// TCP over IPv4 SYN from 10.244.0.1:`src_port` to `dst`:`dst_port` (for
+/// benches that need many distinct flows, e.g. exact-match-cache misses).
+pub fn tcp4_flow(src_port: u16, dst: [u8; 4], dst_port: u16) -> Frame {
+    let b = PacketBuilder::ethernet2(SRC, DST)
+        .ipv4([10, 244, 0, 1], dst, 64)
+        .tcp(src_port, dst_port, 0x1234_5678, 64240)
+        .syn();
+    build!(b, &[], "tcp4")
+}
+
+/// xorshift64*: deterministic inputs without a dependency.
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next pseudo-random value.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// A 1,000-rule ACL in 20 masks (pipeline and exact-match-cache benches):
+/// 999 drop rules in 19 masks (`nw_dst` prefixes /16 to /32 with `tp_dst`
+/// exact or `in_port`, or `in_port` + `tp_dst`) that traffic to
+/// 10.244.0.0/16 on ports below 10000 never matches (destinations in
+/// 192.168.0.0/16 and 172.16.0.0/12, ports >= 10000), priorities
+/// 100..1000; the matching rule `in_port=1,ip,nw_dst=10.244.0.0/16 ->
+/// output:2` has priority 1 and its own mask, so every subtable is probed.
+pub fn acl_1000r_20m() -> String {
+    let ip = |v: u32| std::net::Ipv4Addr::from(v).to_string();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut s = String::new();
+    for i in 0..999u32 {
+        let m = i % 19;
+        let base: u32 = if rng.next_u64() & 1 == 0 {
+            0xc0a8_0000 | (rng.next_u64() as u32 & 0xffff)
+        } else {
+            0xac10_0000 | (rng.next_u64() as u32 & 0x000f_ffff)
+        };
+        let port = 10_000 + (rng.next_u64() % 50_000) as u16;
+        let prio = 100 + (i * 37) % 900;
+        let rule = if m < 18 {
+            let plen = 16 + 2 * (m % 9);
+            let net = base & (u32::MAX << (32 - plen));
+            if m < 9 {
+                format!(
+                    "priority={prio},tcp,nw_dst={}/{plen},tp_dst={port}",
+                    ip(net)
+                )
+            } else {
+                format!("priority={prio},in_port=1,tcp,nw_dst={}/{plen}", ip(net))
+            }
+        } else {
+            format!("priority={prio},in_port=1,tcp,tp_dst={port}")
+        };
+        s.push_str(&rule);
+        s.push_str(",actions=drop\n");
+    }
+    s.push_str("priority=1,in_port=1,ip,nw_dst=10.244.0.0/16,actions=output:2\n");
+    s
+}
+
+/// Parses an `add-flows` text (one flow per line, `#` comments); panics on
+/// a bad line (bench inputs are fixed).
+pub fn parse_flows(text: &str) -> Vec<protocol::flow::FlowSpec> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| protocol::text::parse_flow(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
 /// UDP over IPv6.
 pub fn udp6() -> Frame {
     let b = PacketBuilder::ethernet2(SRC, DST)

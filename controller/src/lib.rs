@@ -5,6 +5,10 @@
 //!
 //! - [`model`]: the logical model (tenants, switches, routers, ports, ACLs,
 //!   address sets, port groups, load balancers, nodes); no Kubernetes types.
+//! - [`source`]: the manifest loader (files or a directory of YAML).
+//! - [`translate`]: Kubernetes objects -> logical model.
+//! - [`session`]: the sessions that push per-node flow tables to every
+//!   switchd over `protocol::ctl`.
 //! - [`compile`]: the logical model to one flow table per node (OVN-style
 //!   stages), incrementally, with per-node diffs and cookies.
 //! - [`check`]: policy probes and reachability matrices through the real
@@ -12,3 +16,6 @@
 pub mod check;
 pub mod compile;
 pub mod model;
+pub mod session;
+pub mod source;
+pub mod translate;

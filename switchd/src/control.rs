@@ -30,10 +30,30 @@
 //! `hard_timeout` or `idle_timeout` passed, once a second, through the
 //! same validate-persist-publish path.
 //!
+//! # Tunnels and the underlay
+//!
+//! Every snapshot carries a [`Tunnels`] built from the persisted state
+//! (tunnel ports, the underlay choice, the TLV map) and the runtime facts
+//! [`underlay_loop`] reads from the kernel (local endpoint, MAC, MTU, next
+//! hops; see [`crate::underlay`]). When only those facts change, the
+//! snapshot is republished with the same tables
+//! ([`Pipeline::with_new_tunnels`]), so rule counters continue. A worker
+//! that drops a packet for lack of a next hop reports the remote
+//! ([`TunnelEvent::MissingNextHop`], bounded channel, [`spawn_tunnel_event_bridge`]);
+//! the loop then resolves it at once.
+//!
+//! If the tunnel configuration cannot be used yet (no address on the host
+//! port, say), the snapshot keeps the underlay bridging (so ARP and the
+//! host's traffic work) without tunnel ports; output to them is then
+//! counted as an output to an unknown port, and `weftctl dump-tunnels`
+//! names the problem.
+//!
 //! # Thread safety
 //!
 //! [`Controller`] sits behind one `std::sync::Mutex`, locked per request
-//! and never held across an `.await`. Bundles belong to their connection.
+//! and never held across an `.await` (the underlay loop copies what it
+//! needs, queries netlink unlocked, then locks to publish). Bundles belong
+//! to their connection.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -42,17 +62,22 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use protocol::ctl::{
-    Body, BundleId, ChangeCounts, CtlError, FlowChange, FlowEntryStats, FlowFilter, FlowRemoved,
-    FrameDecoder, FrameError, Message, PacketIn, PortInfo, PortKind, PortRef, PortStats,
-    RemovedReason, TableStat, TraceInput, decode_message, encode_frame, negotiate,
+    Body, BundleId, ChangeCounts, CookieInfo, CtlError, DatapathStats, DropCount, FlowChange,
+    FlowEntryStats, FlowFilter, FlowRemoved, FrameDecoder, FrameError, Message, NodeEntry,
+    PacketIn, PortInfo, PortKind, PortRef, PortStats, RemovedReason, TableStat, TraceInput,
+    UnderlayConfig, decode_message, encode_frame, negotiate,
 };
 use protocol::flow::{FlowSpec, PortNo, TableId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::broadcast;
 
-use crate::pipeline::{CompileError, Pipeline, SharedPipeline};
+use crate::pipeline::{CompileError, Pipeline, SharedPipeline, WorkerCounters};
 use crate::state::{FlowId, PortEntry, SwitchState, unix_ms};
+use crate::tunnel::{
+    NextHops, TlvMap, TunnelEvent, TunnelKind, TunnelPort, Tunnels, Underlay, overhead, pod_mtu,
+};
+use crate::underlay::{Netlink, UnderlayFacts};
 
 /// Server name sent in `HelloReply`.
 pub const SERVER_NAME: &str = concat!("weft-switchd ", env!("CARGO_PKG_VERSION"));
@@ -75,6 +100,29 @@ pub trait Datapath: Send {
     /// Transmits `frame` on `ofport` (packet-out); unknown ports are
     /// counted by the worker as drops.
     fn transmit(&mut self, ofport: PortNo, frame: Vec<u8>);
+    /// MAC address, MTU and state of an open port's interface, as the
+    /// kernel reports them (`None` if not known).
+    fn link(&self, _ofport: PortNo) -> Option<crate::port::LinkInfo> {
+        None
+    }
+    /// True if `ofport` was opened and not closed since.
+    fn is_open(&self, ofport: PortNo) -> bool {
+        self.port_stats().contains_key(&ofport)
+    }
+    /// Latest pipeline counters summed over workers.
+    fn counters(&self) -> crate::pipeline::WorkerCounters {
+        crate::pipeline::WorkerCounters::default()
+    }
+    /// Losses outside the pipeline's drop reasons: `(name, count)`.
+    fn worker_drops(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+    /// The latest pipeline counters of each worker (published by the
+    /// workers every few milliseconds; the caller sums them). None by
+    /// default.
+    fn worker_counters(&self) -> Vec<WorkerCounters> {
+        Vec::new()
+    }
 }
 
 /// A [`Datapath`] that opens nothing (tests, offline use): every port
@@ -127,6 +175,29 @@ pub struct Controller {
     carried: HashMap<u64, (u64, u64, u64)>,
     /// Serial of each flow in the published snapshot.
     published: HashMap<FlowId, u64>,
+    /// What produced each cookie (`SetCookieInfo`), by cookie value. In
+    /// memory only: the controller's session sends the whole table on
+    /// every (re)connect, so it is the source of truth.
+    cookies: BTreeMap<u64, CookieInfo>,
+    /// What the kernel says about the underlay (not persisted).
+    net: NetState,
+}
+
+/// The runtime half of the tunnel configuration (see the module doc).
+#[derive(Debug, Default)]
+pub struct NetState {
+    /// The last successful read of the kernel's view.
+    pub facts: Option<UnderlayFacts>,
+    /// The next-hop table built from it.
+    pub hops: Vec<protocol::ctl::NextHopInfo>,
+    /// MACs learned from received tunnel packets, by remote.
+    pub learned: std::collections::BTreeMap<std::net::IpAddr, protocol::wire::EthernetAddress>,
+    /// Remotes a worker reported without a next hop.
+    pub reported: std::collections::BTreeSet<std::net::IpAddr>,
+    /// Why the tunnels are not usable, if they are not.
+    pub problem: Option<String>,
+    /// Wakes [`underlay_loop`].
+    pub notify: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -169,7 +240,9 @@ impl Controller {
         datapath: Box<dyn Datapath>,
     ) -> Result<Controller, CompileError> {
         let generation = pipeline.load().generation() + 1;
-        let pl = compile_state(&state, &[], generation)?;
+        let net = NetState::default();
+        let (tunnels, _) = tunnels_or_bridge(&state, &net);
+        let pl = compile_state(&state, &[], generation)?.with_tunnels(Arc::new(tunnels));
         pipeline.store(Arc::new(pl));
         let published = state.flows.iter().map(|(id, e)| (*id, e.serial)).collect();
         let mut c = Controller {
@@ -180,6 +253,8 @@ impl Controller {
             generation,
             carried: HashMap::new(),
             published,
+            cookies: BTreeMap::new(),
+            net,
         };
         let ports: Vec<PortEntry> = c.state.ports.values().cloned().collect();
         for p in ports {
@@ -211,6 +286,11 @@ impl Controller {
     fn commit(&mut self, new: SwitchState, first: &[FlowSpec]) -> Result<u64, CtlError> {
         let generation = self.generation + 1;
         let pl = compile_state(&new, first, generation).map_err(bad_flow)?;
+        // An invalid tunnel configuration is refused; one that is only
+        // waiting for kernel facts is published as bridging.
+        check_tunnels(&new)?;
+        let (tunnels, _) = tunnels_or_bridge(&new, &self.net);
+        let pl = pl.with_tunnels(Arc::new(tunnels));
         new.save(&self.state_dir).map_err(internal)?;
         let old = self.pipeline.swap(Arc::new(pl));
         // Fold the old snapshot's counters into the carry.
@@ -357,7 +437,9 @@ impl Controller {
                 reason: format!("packet of {} bytes is too long", bytes.len()),
             });
         }
-        let pl = compile_state(&self.state, &[], self.generation).map_err(bad_flow)?;
+        let pl = compile_state(&self.state, &[], self.generation)
+            .map_err(bad_flow)?
+            .with_tunnels(Arc::new(tunnels_or_bridge(&self.state, &self.net).0));
         let mut ws = crate::pipeline::WorkerState::new(pl.config());
         let mut pkt = crate::buf::PacketBuf::from_slice(&bytes);
         let mut sink = crate::pipeline::CollectSink::default();
@@ -460,16 +542,29 @@ impl Controller {
         self.state
             .ports
             .values()
-            .map(|p| PortInfo {
-                port: p.ofport,
-                name: p.name.clone(),
-                kind: p.kind.clone(),
-                mac: None,
-                mtu: 1500,
-                admin_up: !p.config.no_forward,
-                no_flood: p.config.no_flood,
-                link_up: stats.contains_key(&p.ofport),
-                stats: stats.get(&p.ofport).copied().unwrap_or_default(),
+            .map(|p| {
+                let link = self.datapath.link(p.ofport);
+                let tunnel = matches!(p.kind, PortKind::Geneve(_) | PortKind::Vxlan(_));
+                PortInfo {
+                    port: p.ofport,
+                    name: p.name.clone(),
+                    kind: p.kind.clone(),
+                    // Devices without a hardware address report zeros.
+                    mac: link
+                        .map(|l| protocol::wire::EthernetAddress(l.mac))
+                        .filter(|m| m.0 != [0; 6]),
+                    // 0 when the interface could not be read (and for a
+                    // tunnel port, which has no device).
+                    mtu: link.map_or(0, |l| l.mtu),
+                    admin_up: !p.config.no_forward,
+                    no_flood: p.config.no_flood,
+                    // The kernel's view (up and running) for an open
+                    // port; a port that failed to open is down; a tunnel
+                    // port has no device: it is up when it exists.
+                    link_up: tunnel
+                        || (self.datapath.is_open(p.ofport) && link.is_some_and(|l| l.running)),
+                    stats: stats.get(&p.ofport).copied().unwrap_or_default(),
+                }
             })
             .collect()
     }
@@ -493,14 +588,25 @@ impl Controller {
                 reason: format!("{name:?} is not a valid interface name"),
             });
         }
-        if !matches!(kind, PortKind::AfPacket | PortKind::Tap) {
-            return Err(CtlError::Unsupported {
-                what: format!("port type {}", kind.name()),
-            });
+        if let PortKind::Geneve(c) | PortKind::Vxlan(c) = kind {
+            check_tunnel_config(kind, c)?;
         }
         if self.state.ports.contains_key(name) {
             return Err(CtlError::PortExists {
                 port: PortRef::Name(name.into()),
+            });
+        }
+        // The first internal port is the switch's LOCAL port (OVS).
+        let requested = match (kind, requested) {
+            (PortKind::Internal, None) if self.state.port_by_number(PortNo::LOCAL).is_none() => {
+                Some(PortNo::LOCAL)
+            }
+            (_, r) => r,
+        };
+        if requested == Some(PortNo::LOCAL) && !matches!(kind, PortKind::Internal) {
+            return Err(CtlError::BadRequest {
+                field: "requested_ofport".into(),
+                reason: "only an internal port can be LOCAL".into(),
             });
         }
         let ofport = self
@@ -537,12 +643,320 @@ impl Controller {
         let Some(p) = self.find_port(r).cloned() else {
             return Err(CtlError::NoSuchPort { port: r.clone() });
         };
+        if let Some(u) = &self.state.underlay
+            && (u.port == p.name || u.host_port == p.name)
+        {
+            return Err(CtlError::BadRequest {
+                field: "port".into(),
+                reason: format!(
+                    "{} is part of the underlay (clear it first: weftctl set-underlay --clear)",
+                    p.name
+                ),
+            });
+        }
         let mut new = self.state.clone();
         new.ports.remove(&p.name);
         self.commit(new, &[])?;
         self.datapath.close_port(p.ofport);
         tracing::info!(name = %p.name, ofport = p.ofport.0, "port deleted");
         Ok(())
+    }
+
+    /// Adds or updates nodes (or, with `replace`, makes the table exactly
+    /// `nodes`). Names must be unique and non-empty.
+    fn set_nodes(&mut self, nodes: &[NodeEntry], replace: bool) -> Result<(), CtlError> {
+        let mut seen = std::collections::BTreeSet::new();
+        for n in nodes {
+            if n.name.is_empty() {
+                return Err(CtlError::BadRequest {
+                    field: "nodes.name".into(),
+                    reason: "a node name is empty".into(),
+                });
+            }
+            if !seen.insert(n.name.as_str()) {
+                return Err(CtlError::BadRequest {
+                    field: "nodes.name".into(),
+                    reason: format!("node {:?} is given twice", n.name),
+                });
+            }
+            if n.ip.is_unspecified() || n.ip.is_multicast() {
+                return Err(CtlError::BadRequest {
+                    field: format!("node {} ip", n.name),
+                    reason: format!("{} is not a unicast address", n.ip),
+                });
+            }
+        }
+        let mut new = self.state.clone();
+        if replace {
+            new.nodes.clear();
+        }
+        for n in nodes {
+            new.nodes.insert(n.name.clone(), n.ip);
+        }
+        self.commit(new, &[])?;
+        self.underlay_changed();
+        Ok(())
+    }
+
+    fn del_nodes(&mut self, names: &[String]) -> Result<(), CtlError> {
+        if let Some(n) = names.iter().find(|n| !self.state.nodes.contains_key(*n)) {
+            return Err(CtlError::BadRequest {
+                field: "names".into(),
+                reason: format!("no node {n:?}"),
+            });
+        }
+        let mut new = self.state.clone();
+        for n in names {
+            new.nodes.remove(n);
+        }
+        self.commit(new, &[])?;
+        self.underlay_changed();
+        Ok(())
+    }
+
+    /// Sets or clears the underlay: `port` must be an `afpacket` port and
+    /// `host_port` an `internal` or `tap` port, both already added.
+    fn set_underlay(&mut self, u: Option<&UnderlayConfig>) -> Result<(), CtlError> {
+        if let Some(u) = u {
+            let kind_of = |n: &str, field: &str| {
+                self.state
+                    .ports
+                    .get(n)
+                    .map(|p| p.kind.clone())
+                    .ok_or_else(|| CtlError::BadRequest {
+                        field: field.into(),
+                        reason: format!("no port {n:?} (add it first)"),
+                    })
+            };
+            if kind_of(&u.port, "underlay.port")? != PortKind::AfPacket {
+                return Err(CtlError::BadRequest {
+                    field: "underlay.port".into(),
+                    reason: format!("{} is not an afpacket port", u.port),
+                });
+            }
+            if !matches!(
+                kind_of(&u.host_port, "underlay.host_port")?,
+                PortKind::Internal | PortKind::Tap | PortKind::AfPacket
+            ) {
+                return Err(CtlError::BadRequest {
+                    field: "underlay.host_port".into(),
+                    reason: format!("{} is a tunnel port", u.host_port),
+                });
+            }
+            if u.port == u.host_port {
+                return Err(CtlError::BadRequest {
+                    field: "underlay.host_port".into(),
+                    reason: "the host port must differ from the underlay port".into(),
+                });
+            }
+        }
+        let mut new = self.state.clone();
+        new.underlay = u.cloned();
+        self.commit(new, &[])?;
+        self.underlay_changed();
+        Ok(())
+    }
+
+    /// Wakes the underlay loop (configuration changed).
+    fn underlay_changed(&self) {
+        self.net.notify.notify_one();
+    }
+
+    /// The handle that wakes [`underlay_loop`].
+    pub fn underlay_notify(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.net.notify)
+    }
+
+    /// What [`underlay_loop`] must read: the underlay configuration and the
+    /// remotes that need a next hop (node table, fixed `remote_ip`s,
+    /// reported and learned remotes; never the local endpoint).
+    pub fn underlay_query(
+        &self,
+    ) -> Option<(UnderlayConfig, std::collections::BTreeSet<std::net::IpAddr>)> {
+        let u = self.state.underlay.clone()?;
+        let mut remotes: std::collections::BTreeSet<std::net::IpAddr> =
+            self.state.nodes.values().copied().collect();
+        for p in self.state.ports.values() {
+            if let PortKind::Geneve(c) | PortKind::Vxlan(c) = &p.kind
+                && let Some(r) = c.remote_ip
+            {
+                remotes.insert(r);
+            }
+        }
+        remotes.extend(self.net.reported.iter().copied());
+        remotes.extend(self.net.learned.keys().copied());
+        if let Some(f) = &self.net.facts {
+            remotes.retain(|r| {
+                Some(*r) != f.local_ipv4.map(std::net::IpAddr::V4)
+                    && Some(*r) != f.local_ipv6.map(std::net::IpAddr::V6)
+            });
+        }
+        if let Some(l) = u.local_ip {
+            remotes.remove(&l);
+        }
+        Some((u, remotes))
+    }
+
+    /// Takes a refresh result from [`underlay_loop`]: recomputes the
+    /// next-hop table and republishes the snapshot's tunnels (same tables)
+    /// if anything changed. Returns the next hops to ask the kernel to
+    /// resolve.
+    pub fn set_underlay_facts(
+        &mut self,
+        facts: Option<Result<UnderlayFacts, String>>,
+    ) -> Vec<(u32, std::net::IpAddr)> {
+        let (facts, problem) = match facts {
+            None => (None, None),
+            Some(Ok(f)) => (Some(f), None),
+            Some(Err(e)) => (None, Some(e)),
+        };
+        let (hops, solicit) = match &facts {
+            Some(f) => {
+                let h = crate::underlay::next_hops(f, &self.net.learned);
+                let s = crate::underlay::to_solicit(f, &h);
+                (h, s)
+            }
+            None => (Vec::new(), Vec::new()),
+        };
+        if facts == self.net.facts && hops == self.net.hops && problem == self.net.problem {
+            return solicit;
+        }
+        if problem != self.net.problem
+            && let Some(p) = &problem
+        {
+            tracing::warn!(problem = %p, "underlay");
+        }
+        self.net.facts = facts;
+        self.net.hops = hops;
+        self.net.problem = problem;
+        self.republish_tunnels();
+        solicit
+    }
+
+    /// A worker dropped a packet for `remote` without a next hop.
+    pub fn report_missing(&mut self, remote: std::net::IpAddr) {
+        if self.net.reported.insert(remote) {
+            self.net.notify.notify_one();
+        }
+    }
+
+    /// A tunnel packet from on-link `remote` came from `mac`.
+    pub fn learn(&mut self, remote: std::net::IpAddr, mac: protocol::wire::EthernetAddress) {
+        if self.net.learned.insert(remote, mac) != Some(mac) {
+            self.net.notify.notify_one();
+        }
+    }
+
+    fn republish_tunnels(&mut self) {
+        let (t, problem) = tunnels_or_bridge(&self.state, &self.net);
+        if problem.is_some() && self.net.problem.is_none() {
+            self.net.problem = problem;
+        }
+        let old = self.pipeline.load();
+        if *old.tunnels() == t {
+            return;
+        }
+        self.generation += 1;
+        self.pipeline
+            .store(Arc::new(old.with_new_tunnels(Arc::new(t), self.generation)));
+        tracing::info!(generation = self.generation, "tunnels republished");
+    }
+
+    /// The `Tunnels` reply.
+    fn tunnel_status(&self) -> protocol::ctl::TunnelStatus {
+        let f = self.net.facts.as_ref();
+        let mtu = f.map_or(0, |f| f.underlay.mtu);
+        let ipv6 = f.is_some_and(|f| f.local_ipv4.is_none() && f.local_ipv6.is_some());
+        let opts = geneve_options_len(&self.state);
+        let ports = self
+            .state
+            .ports
+            .values()
+            .filter_map(|p| {
+                let kind = match p.kind {
+                    PortKind::Geneve(_) => TunnelKind::Geneve,
+                    PortKind::Vxlan(_) => TunnelKind::Vxlan,
+                    _ => return None,
+                };
+                let o = if kind == TunnelKind::Geneve { opts } else { 0 };
+                Some(protocol::ctl::TunnelPortInfo {
+                    port: p.ofport,
+                    name: p.name.clone(),
+                    kind: p.kind.clone(),
+                    overhead: overhead(kind, ipv6, o) as u32,
+                    pod_mtu: pod_mtu(mtu, kind, ipv6, o),
+                })
+            })
+            .collect();
+        protocol::ctl::TunnelStatus {
+            underlay: self.state.underlay.clone(),
+            local_ip: f.and_then(|f| {
+                f.local_ipv4
+                    .map(std::net::IpAddr::V4)
+                    .or(f.local_ipv6.map(std::net::IpAddr::V6))
+            }),
+            local_mac: f.and_then(|f| f.host.mac),
+            underlay_mtu: mtu,
+            ports,
+            next_hops: self.net.hops.clone(),
+        }
+    }
+
+    /// The pipeline counters as a `Stats` reply.
+    fn stats(&self) -> DatapathStats {
+        let c = self.datapath.counters();
+        DatapathStats {
+            packets: c.packets,
+            outputs: c.outputs,
+            packet_ins: c.packet_ins,
+            drops: crate::pipeline::DropReason::ALL
+                .iter()
+                .map(|r| DropCount {
+                    reason: r.as_str().into(),
+                    count: c.drops_for(*r),
+                })
+                .chain(
+                    self.datapath
+                        .worker_drops()
+                        .into_iter()
+                        .map(|(reason, count)| DropCount {
+                            reason: reason.into(),
+                            count,
+                        }),
+                )
+                .collect(),
+        }
+    }
+
+    /// Table statistics (OVS `dump-tables`): flows per table from the
+    /// configuration, lookups and matches summed over the workers' own
+    /// counters (each worker counts in its private state; nothing shared is
+    /// written per packet). Lists every table that has flows or was looked
+    /// up.
+    pub fn dump_tables(&self) -> Vec<TableStat> {
+        let mut out: BTreeMap<TableId, TableStat> = BTreeMap::new();
+        for id in self.state.flows.keys() {
+            let e = out.entry(id.table).or_insert_with(|| TableStat {
+                table: id.table,
+                ..TableStat::default()
+            });
+            e.active += 1;
+        }
+        for w in self.datapath.worker_counters() {
+            for (t, c) in w.tables.iter().enumerate() {
+                if c.lookups == 0 {
+                    continue;
+                }
+                let table = TableId(t as u8);
+                let e = out.entry(table).or_insert_with(|| TableStat {
+                    table,
+                    ..TableStat::default()
+                });
+                e.lookups += c.lookups;
+                e.matched += c.matched;
+            }
+        }
+        out.into_values().collect()
     }
 
     /// Answers one request that does not need the connection's state.
@@ -574,23 +988,17 @@ impl Controller {
                 more: false,
             },
             Body::DumpPorts => Body::Ports(self.dump_ports()),
-            Body::DumpTables => {
-                let mut counts: BTreeMap<TableId, u64> = BTreeMap::new();
-                for id in self.state.flows.keys() {
-                    *counts.entry(id.table).or_default() += 1;
+            Body::SetCookieInfo { entries, replace } => {
+                if *replace {
+                    self.cookies.clear();
                 }
-                Body::Tables(
-                    counts
-                        .into_iter()
-                        .map(|(table, active)| TableStat {
-                            table,
-                            active,
-                            lookups: 0,
-                            matched: 0,
-                        })
-                        .collect(),
-                )
+                for e in entries {
+                    self.cookies.insert(e.cookie.0, e.clone());
+                }
+                Body::Ok
             }
+            Body::DumpCookies => Body::Cookies(self.cookies.values().cloned().collect()),
+            Body::DumpTables => Body::Tables(self.dump_tables()),
             Body::PortAdd {
                 name,
                 kind,
@@ -630,6 +1038,43 @@ impl Controller {
             Body::Trace { in_port, input } => Body::TraceResult {
                 text: self.trace(*in_port, input)?,
             },
+            Body::SetTlvMap { mappings } => {
+                TlvMap::new(mappings).map_err(|e| CtlError::BadRequest {
+                    field: "SetTlvMap.mappings".into(),
+                    reason: e.to_string(),
+                })?;
+                let mut new = self.state.clone();
+                let mut sorted = mappings.clone();
+                sorted.sort_by_key(|m| m.slot);
+                new.settings.tlv_map = sorted;
+                self.commit(new, &[])?;
+                Body::Ok
+            }
+            Body::DumpTlvMap => Body::TlvMap(self.state.settings.tlv_map.clone()),
+            Body::SetNodes { nodes, replace } => {
+                self.set_nodes(nodes, *replace)?;
+                Body::Ok
+            }
+            Body::DelNodes { names } => {
+                self.del_nodes(names)?;
+                Body::Ok
+            }
+            Body::DumpNodes => Body::Nodes(
+                self.state
+                    .nodes
+                    .iter()
+                    .map(|(name, ip)| NodeEntry {
+                        name: name.clone(),
+                        ip: *ip,
+                    })
+                    .collect(),
+            ),
+            Body::SetUnderlay(u) => {
+                self.set_underlay(u.as_ref())?;
+                Body::Ok
+            }
+            Body::DumpTunnels => Body::Tunnels(self.tunnel_status()),
+            Body::DumpStats => Body::Stats(self.stats()),
             Body::Hello { .. } => {
                 return Err(CtlError::UnexpectedMessage {
                     message: "Hello".into(),
@@ -649,6 +1094,137 @@ impl Controller {
             }
         })
     }
+}
+
+/// Geneve option bytes the recommended pod MTU reserves: every mapped
+/// option (4-byte header + data), and at least Weft's own 8-byte option
+/// (DESIGN.md: ingress and egress port ids), so the recommendation does
+/// not shrink when the controller starts sending it.
+fn geneve_options_len(state: &SwitchState) -> usize {
+    let mapped: usize = state
+        .settings
+        .tlv_map
+        .iter()
+        .map(|m| 4 + usize::from(m.len))
+        .sum();
+    mapped.max(8)
+}
+
+/// Checks what the request controls about tunnels, whatever the kernel
+/// says: tunnel ports (numbers, one flow-based port per kind and UDP port,
+/// keys) and the TLV map.
+fn check_tunnels(state: &SwitchState) -> Result<(), CtlError> {
+    let ports: Vec<TunnelPort> = state
+        .ports
+        .values()
+        .filter_map(|p| TunnelPort::from_port_kind(p.ofport, &p.kind))
+        .collect();
+    let tlv = TlvMap::new(&state.settings.tlv_map).map_err(|e| CtlError::BadRequest {
+        field: "tlv map".into(),
+        reason: e.to_string(),
+    })?;
+    Tunnels::new(ports, None, NextHops::default(), tlv).map_err(|e| CtlError::BadRequest {
+        field: "tunnel port".into(),
+        reason: e.to_string(),
+    })?;
+    Ok(())
+}
+
+/// The tunnel configuration of `state` with the runtime facts `net`.
+///
+/// # Errors
+/// A configuration [`Tunnels::new`] refuses (two flow-based ports of a
+/// kind, a bad TLV map, no local address), as `BadRequest`.
+fn build_tunnels(state: &SwitchState, net: &NetState) -> Result<Tunnels, CtlError> {
+    let bad = |field: &str, reason: String| CtlError::BadRequest {
+        field: field.into(),
+        reason,
+    };
+    let ports: Vec<TunnelPort> = state
+        .ports
+        .values()
+        .filter_map(|p| TunnelPort::from_port_kind(p.ofport, &p.kind))
+        .collect();
+    let tlv = TlvMap::new(&state.settings.tlv_map).map_err(|e| bad("tlv map", e.to_string()))?;
+    let underlay = underlay_of(state, net)?;
+    if !ports.is_empty() && net.facts.is_none() && state.underlay.is_some() {
+        return Err(bad(
+            "underlay",
+            net.problem
+                .clone()
+                .unwrap_or_else(|| "not read from the kernel yet".into()),
+        ));
+    }
+    let hops = NextHops::from_entries(net.hops.iter().filter_map(|h| Some((h.remote, h.mac?))));
+    Tunnels::new(ports, underlay, hops, tlv).map_err(|e| bad("tunnels", e.to_string()))
+}
+
+/// The [`Underlay`] of `state` with the facts of `net` (before the facts
+/// are known: bridging only, no address).
+fn underlay_of(state: &SwitchState, net: &NetState) -> Result<Option<Underlay>, CtlError> {
+    let Some(u) = &state.underlay else {
+        return Ok(None);
+    };
+    let number = |name: &str, field: &str| {
+        state
+            .ports
+            .get(name)
+            .map(|p| p.ofport)
+            .ok_or_else(|| CtlError::BadRequest {
+                field: field.into(),
+                reason: format!("no port {name:?}"),
+            })
+    };
+    let port = number(&u.port, "underlay.port")?;
+    let host = number(&u.host_port, "underlay.host_port")?;
+    let f = net.facts.as_ref();
+    Ok(Some(Underlay {
+        port,
+        host_port: Some(host),
+        local_ipv4: f.and_then(|f| f.local_ipv4),
+        local_ipv6: f.and_then(|f| f.local_ipv6),
+        local_mac: f
+            .and_then(|f| f.host.mac)
+            .unwrap_or(protocol::wire::EthernetAddress([0; 6])),
+        mtu: f.map_or(1500, |f| f.underlay.mtu),
+    }))
+}
+
+/// [`build_tunnels`], or, if that fails, the underlay bridging alone (no
+/// tunnel ports) and the reason.
+fn tunnels_or_bridge(state: &SwitchState, net: &NetState) -> (Tunnels, Option<String>) {
+    match build_tunnels(state, net) {
+        Ok(t) => (t, None),
+        Err(e) => {
+            let u = underlay_of(state, net).ok().flatten();
+            let t = Tunnels::new(Vec::new(), u, NextHops::default(), TlvMap::default())
+                .unwrap_or_default();
+            (t, Some(e.to_string()))
+        }
+    }
+}
+
+/// Checks a tunnel port's options: a 24-bit key, a unicast remote, a
+/// non-zero UDP port.
+fn check_tunnel_config(kind: &PortKind, c: &protocol::ctl::TunnelConfig) -> Result<(), CtlError> {
+    let bad = |field: &str, reason: String| CtlError::BadRequest {
+        field: format!("{} {field}", kind.name()),
+        reason,
+    };
+    if let Some(k) = c.key
+        && k > 0xff_ffff
+    {
+        return Err(bad("key", format!("{k} does not fit in 24 bits")));
+    }
+    if let Some(ip) = c.remote_ip
+        && (ip.is_unspecified() || ip.is_multicast())
+    {
+        return Err(bad("remote_ip", format!("{ip} is not a unicast address")));
+    }
+    if c.dst_port == Some(0) {
+        return Err(bad("dst_port", "0 is not a UDP port".into()));
+    }
+    Ok(())
 }
 
 /// Validates the request's own flows `first` alone (so a
@@ -745,6 +1321,87 @@ pub fn spawn_packet_in_bridge(
                 }));
             }
         })
+}
+
+/// Capacity of the worker → control tunnel event channel.
+pub const TUNNEL_EVENT_QUEUE: usize = 256;
+
+/// Hands worker tunnel events to the controller, on a thread of its own
+/// (the worker's channel is a blocking `std` one). Returns when the worker
+/// side closes.
+pub fn spawn_tunnel_event_bridge(
+    rx: std::sync::mpsc::Receiver<TunnelEvent>,
+    ctl: &Arc<Mutex<Controller>>,
+) -> io::Result<std::thread::JoinHandle<()>> {
+    // Weak: the workers hold the senders and the controller owns the
+    // workers, so a strong reference here would keep both alive after
+    // shutdown (no final counters, no worker join).
+    let ctl = Arc::downgrade(ctl);
+    std::thread::Builder::new()
+        .name("weft-tunnel-events".into())
+        .spawn(move || {
+            // Learned MACs repeat on every packet until republished: only
+            // a change reaches the controller (and its lock).
+            let mut seen: HashMap<std::net::IpAddr, protocol::wire::EthernetAddress> =
+                HashMap::new();
+            for ev in rx {
+                let Some(ctl) = ctl.upgrade() else { return };
+                match ev {
+                    TunnelEvent::MissingNextHop(remote) => lock(&ctl).report_missing(remote),
+                    TunnelEvent::Learned { remote, mac } => {
+                        if seen.insert(remote, mac) != Some(mac) {
+                            lock(&ctl).learn(remote, mac);
+                        }
+                    }
+                }
+            }
+        })
+}
+
+/// Keeps the underlay facts and next hops current (see
+/// [`crate::underlay`]): reads them through rtnetlink every
+/// [`REFRESH_MS`](crate::underlay::REFRESH_MS) (every
+/// [`RETRY_MS`](crate::underlay::RETRY_MS) while a next hop is
+/// unresolved) and whenever woken, publishes changes, and asks the kernel
+/// to resolve missing neighbours. Runs forever; the netlink socket belongs
+/// to the namespace of the calling thread.
+pub async fn underlay_loop(ctl: Arc<Mutex<Controller>>) {
+    let nl = match Netlink::connect() {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "no netlink: tunnels cannot resolve next hops");
+            lock(&ctl).set_underlay_facts(Some(Err(e.to_string())));
+            return std::future::pending().await;
+        }
+    };
+    let notify = lock(&ctl).underlay_notify();
+    let mut wait = 0u64;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
+            () = notify.notified() => {}
+        }
+        let query = lock(&ctl).underlay_query();
+        let result = match &query {
+            None => None,
+            Some((u, remotes)) => Some(
+                nl.gather(&u.port, &u.host_port, u.local_ip, remotes)
+                    .await
+                    .map_err(|e| e.to_string()),
+            ),
+        };
+        let solicit = lock(&ctl).set_underlay_facts(result);
+        for (index, ip) in &solicit {
+            if let Err(e) = nl.solicit(*index, *ip).await {
+                tracing::debug!(error = %e, "neighbour resolution request");
+            }
+        }
+        wait = if solicit.is_empty() {
+            crate::underlay::REFRESH_MS
+        } else {
+            crate::underlay::RETRY_MS
+        };
+    }
 }
 
 /// Expires timed-out flows every second and broadcasts `FlowRemoved`
@@ -1281,14 +1938,33 @@ mod tests {
             .await,
             Body::Error(CtlError::NoSuchPort { .. })
         ));
-        // Replies are not requests; unsupported requests are typed errors.
+        // The cookie table: replace, then merge (overwriting by cookie).
+        let info = |cookie: u64, name: &str| CookieInfo {
+            cookie: protocol::flow::Cookie(cookie),
+            kind: "NetworkPolicy".into(),
+            namespace: "ns".into(),
+            name: name.into(),
+            rule: 1,
+        };
+        let set = |entries, replace| Body::SetCookieInfo { entries, replace };
+        assert_eq!(
+            c.req(set(vec![info(2, "b"), info(1, "a")], true)).await,
+            Body::Ok
+        );
+        assert_eq!(c.req(set(vec![info(2, "c")], false)).await, Body::Ok);
+        assert_eq!(
+            c.req(Body::DumpCookies).await,
+            Body::Cookies(vec![info(1, "a"), info(2, "c")])
+        );
+        assert_eq!(c.req(set(vec![info(3, "d")], true)).await, Body::Ok);
+        assert_eq!(
+            c.req(Body::DumpCookies).await,
+            Body::Cookies(vec![info(3, "d")])
+        );
+        // Replies are not requests: a typed error.
         assert!(matches!(
             c.req(Body::Ok).await,
             Body::Error(CtlError::UnexpectedMessage { .. })
-        ));
-        assert!(matches!(
-            c.req(Body::DumpCookies).await,
-            Body::Error(CtlError::Unsupported { .. })
         ));
         assert_eq!(c.req(Body::Goodbye).await, Body::Ok);
         assert!(c.read().await.is_none());
@@ -1297,6 +1973,234 @@ mod tests {
         assert_eq!(st.flows.len(), 1);
         assert_eq!(st.ports.keys().collect::<Vec<_>>(), ["p1"]);
         assert_eq!(st.ofports.get("p2"), Some(&PortNo(5)));
+    }
+
+    /// Tunnel ports, the internal port, the underlay, the node table and
+    /// kernel facts, through `handle` with a `NullDatapath`: bad requests
+    /// name the field and change nothing; facts republish the tunnels
+    /// without recompiling; everything configured survives a restart.
+    #[test]
+    fn tunnels_underlay_and_node_table() {
+        use protocol::ctl::{NodeEntry, TunnelConfig, UnderlayConfig};
+        let dir = tempfile::tempdir().unwrap();
+        let pl = Controller::empty_pipeline().unwrap();
+        let mut c = Controller::start(
+            SwitchState::default(),
+            dir.path().to_path_buf(),
+            Arc::clone(&pl),
+            Box::new(NullDatapath::default()),
+        )
+        .unwrap();
+        let add = |c: &mut Controller, name: &str, kind: PortKind, req: Option<u32>| {
+            c.handle(&Body::PortAdd {
+                name: name.into(),
+                kind,
+                requested_ofport: req.map(PortNo),
+            })
+        };
+        assert_eq!(
+            add(&mut c, "weft0", PortKind::Internal, None),
+            Body::PortAdded {
+                port: PortNo::LOCAL
+            }
+        );
+        assert_eq!(
+            add(&mut c, "eth0", PortKind::AfPacket, Some(1)),
+            Body::PortAdded { port: PortNo(1) }
+        );
+        let g = PortKind::Geneve(TunnelConfig::default());
+        assert_eq!(
+            add(&mut c, "geneve0", g.clone(), Some(100)),
+            Body::PortAdded { port: PortNo(100) }
+        );
+        // A second flow-based Geneve port on the same UDP port is refused.
+        let r = add(&mut c, "geneve1", g, None);
+        assert!(
+            matches!(&r, Body::Error(CtlError::BadRequest { field, .. }) if field == "tunnel port"),
+            "{r:?}"
+        );
+        assert!(!c.state().ports.contains_key("geneve1"));
+        let r = add(
+            &mut c,
+            "vx",
+            PortKind::Vxlan(TunnelConfig {
+                key: Some(1 << 24),
+                ..TunnelConfig::default()
+            }),
+            None,
+        );
+        assert!(
+            matches!(r, Body::Error(CtlError::BadRequest { .. })),
+            "{r:?}"
+        );
+        let r = add(&mut c, "eth1", PortKind::AfPacket, Some(PortNo::LOCAL.0));
+        assert!(
+            matches!(r, Body::Error(CtlError::BadRequest { .. })),
+            "{r:?}"
+        );
+        assert_eq!(
+            add(
+                &mut c,
+                "vxlan0",
+                PortKind::Vxlan(TunnelConfig::default()),
+                Some(101)
+            ),
+            Body::PortAdded { port: PortNo(101) }
+        );
+
+        // The underlay: ports must exist and be of the right kind.
+        let u = |port: &str, host: &str| {
+            Body::SetUnderlay(Some(UnderlayConfig {
+                port: port.into(),
+                host_port: host.into(),
+                local_ip: None,
+            }))
+        };
+        for (port, host) in [("nope", "weft0"), ("weft0", "eth0"), ("eth0", "geneve0")] {
+            let r = c.handle(&u(port, host));
+            assert!(
+                matches!(r, Body::Error(CtlError::BadRequest { .. })),
+                "{port} {host}: {r:?}"
+            );
+        }
+        assert_eq!(c.handle(&u("eth0", "weft0")), Body::Ok);
+        let r = c.handle(&Body::PortDel {
+            port: PortRef::Name("eth0".into()),
+        });
+        assert!(
+            matches!(r, Body::Error(CtlError::BadRequest { .. })),
+            "{r:?}"
+        );
+        // Before the kernel facts: bridging only, no tunnel ports.
+        let t = pl.load();
+        assert_eq!(t.tunnels().underlay().map(|u| u.port), Some(PortNo(1)));
+        assert_eq!(
+            t.tunnels().underlay().and_then(|u| u.host_port),
+            Some(PortNo::LOCAL)
+        );
+        assert!(t.tunnels().ports().is_empty());
+
+        // The node table.
+        let n = |name: &str, ip: &str| NodeEntry {
+            name: name.into(),
+            ip: ip.parse().unwrap(),
+        };
+        let r = c.handle(&Body::SetNodes {
+            nodes: vec![n("a", "192.0.2.2"), n("a", "192.0.2.3")],
+            replace: false,
+        });
+        assert!(
+            matches!(r, Body::Error(CtlError::BadRequest { .. })),
+            "{r:?}"
+        );
+        let r = c.handle(&Body::SetNodes {
+            nodes: vec![n("b", "0.0.0.0")],
+            replace: false,
+        });
+        assert!(
+            matches!(r, Body::Error(CtlError::BadRequest { .. })),
+            "{r:?}"
+        );
+        let ok = c.handle(&Body::SetNodes {
+            nodes: vec![n("n2", "192.0.2.2"), n("n3", "192.0.2.3")],
+            replace: false,
+        });
+        assert_eq!(ok, Body::Ok);
+        let r = c.handle(&Body::DelNodes {
+            names: vec!["n9".into()],
+        });
+        assert!(
+            matches!(r, Body::Error(CtlError::BadRequest { .. })),
+            "{r:?}"
+        );
+        assert_eq!(
+            c.handle(&Body::DelNodes {
+                names: vec!["n3".into()]
+            }),
+            Body::Ok
+        );
+        assert_eq!(
+            c.handle(&Body::DumpNodes),
+            Body::Nodes(vec![n("n2", "192.0.2.2")])
+        );
+        let (_, remotes) = c.underlay_query().unwrap();
+        assert_eq!(
+            remotes.into_iter().collect::<Vec<_>>(),
+            vec!["192.0.2.2".parse::<std::net::IpAddr>().unwrap()]
+        );
+
+        // Kernel facts arrive: tunnels are published with the same tables.
+        let link = |index, mac: u8, mtu| crate::underlay::LinkFacts {
+            index,
+            mac: Some(protocol::wire::EthernetAddress([2, 0, 0, 0, 0, mac])),
+            mtu,
+        };
+        let remote: std::net::IpAddr = "192.0.2.2".parse().unwrap();
+        let mut routes = std::collections::BTreeMap::new();
+        routes.insert(
+            remote,
+            Some(crate::underlay::RouteFacts {
+                oif: 7,
+                gateway: None,
+            }),
+        );
+        let facts = UnderlayFacts {
+            host: link(7, 0xaa, 1500),
+            underlay: link(3, 0xbb, 1500),
+            local_ipv4: Some("192.0.2.1".parse().unwrap()),
+            local_ipv6: None,
+            routes,
+            neighbours: vec![crate::underlay::NeighFacts {
+                ifindex: 7,
+                ip: remote,
+                mac: Some(protocol::wire::EthernetAddress([0xcc; 6])),
+                usable: true,
+            }],
+        };
+        let before = pl.load().generation();
+        let solicit = c.set_underlay_facts(Some(Ok(facts.clone())));
+        assert!(solicit.is_empty());
+        let t = pl.load();
+        assert_eq!(t.generation(), before + 1);
+        assert_eq!(t.tunnels().ports().len(), 2);
+        let u = t.tunnels().underlay().unwrap();
+        assert_eq!(
+            u.local_mac,
+            protocol::wire::EthernetAddress([2, 0, 0, 0, 0, 0xaa])
+        );
+        assert_eq!(
+            t.tunnels().next_hops().get(remote),
+            Some(protocol::wire::EthernetAddress([0xcc; 6]))
+        );
+        // The same facts again publish nothing.
+        c.set_underlay_facts(Some(Ok(facts)));
+        assert_eq!(pl.load().generation(), before + 1);
+        let Body::Tunnels(st) = c.handle(&Body::DumpTunnels) else {
+            panic!()
+        };
+        let mtus: Vec<(String, u32, u32)> = st
+            .ports
+            .iter()
+            .map(|p| (p.name.clone(), p.overhead, p.pod_mtu))
+            .collect();
+        assert_eq!(
+            mtus,
+            vec![("geneve0".into(), 58, 1442), ("vxlan0".into(), 50, 1450)]
+        );
+        assert_eq!(st.local_ip, Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(st.underlay_mtu, 1500);
+        let Body::Stats(stats) = c.handle(&Body::DumpStats) else {
+            panic!()
+        };
+        assert!(stats.drops.iter().any(|d| d.reason == "tunnel_too_big"));
+
+        // Everything configured comes back after a restart.
+        drop(c);
+        let st = SwitchState::load(dir.path()).unwrap().unwrap();
+        assert_eq!(st.nodes.len(), 1);
+        assert_eq!(st.underlay.as_ref().map(|u| u.port.as_str()), Some("eth0"));
+        assert_eq!(st.ports["weft0"].ofport, PortNo::LOCAL);
+        assert_eq!(st.ports["geneve0"].ofport, PortNo(100));
     }
 
     /// Counters survive recompilation (another flow added) for unchanged

@@ -1,9 +1,11 @@
 //! `weft-switchd`: the per-node switch daemon.
 //!
 //! Start-up order: enter the network namespace (`--netns`), load the
-//! persisted state, start the worker on an empty snapshot, compile and
-//! publish the restored flows, open the restored ports (only now can the
-//! worker forward), then serve the control socket until SIGTERM/SIGINT.
+//! persisted state, start the `--workers` datapath threads on an empty
+//! snapshot, compile and publish the restored flows, open the restored
+//! ports (only now can a worker forward), then serve the control socket
+//! until SIGTERM/SIGINT, while the underlay loop keeps the tunnel next hops
+//! current (rtnetlink, in the namespace entered first).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -14,7 +16,7 @@ use weft_switchd::control::{self, Controller};
 use weft_switchd::pipeline::FragMode;
 use weft_switchd::port::enter_netns;
 use weft_switchd::state::{Settings, SwitchState};
-use weft_switchd::worker::WorkerHandle;
+use weft_switchd::worker::{Workers, default_workers};
 
 /// Weft's per-node userspace packet switch.
 #[derive(Debug, Parser)]
@@ -36,6 +38,11 @@ struct Args {
     /// value).
     #[arg(long)]
     frag_mode: Option<String>,
+    /// Datapath worker threads (1 to 64). Each port gets one receive and
+    /// transmit queue per worker (AF_PACKET fanout, multi-queue TAP).
+    /// Default: the CPUs available, at most 4.
+    #[arg(long, env = "WEFT_WORKERS")]
+    workers: Option<usize>,
 }
 
 fn main() -> Result<()> {
@@ -75,15 +82,21 @@ fn main() -> Result<()> {
         .context("tokio runtime")?;
     rt.block_on(async move {
         let pipeline = Controller::empty_pipeline()?;
-        let mut worker = WorkerHandle::spawn(Arc::clone(&pipeline)).context("spawning worker")?;
+        let n = args.workers.unwrap_or_else(default_workers);
+        let mut workers = Workers::spawn(&pipeline, n).context("spawning workers")?;
+        tracing::info!(workers = n, "datapath started");
         let (events, _) = tokio::sync::broadcast::channel(control::EVENT_QUEUE);
-        if let Some(rx) = worker.take_packet_in() {
+        if let Some(rx) = workers.take_packet_in() {
             control::spawn_packet_in_bridge(rx, events.clone(), state.settings.vlan_limit)
                 .context("spawning packet-in thread")?;
         }
-        let ctl = Controller::start(state, args.state_dir.clone(), pipeline, Box::new(worker))
+        let tunnel_events = workers.take_tunnel_events();
+        let ctl = Controller::start(state, args.state_dir.clone(), pipeline, Box::new(workers))
             .context("restoring flows")?;
         let ctl = Arc::new(Mutex::new(ctl));
+        if let Some(rx) = tunnel_events {
+            control::spawn_tunnel_event_bridge(rx, &ctl).context("spawning tunnel event thread")?;
+        }
         let listener = control::bind(&args.socket)
             .with_context(|| format!("binding {}", args.socket.display()))?;
         tracing::info!(socket = %args.socket.display(), "listening");
@@ -91,11 +104,12 @@ fn main() -> Result<()> {
         tokio::select! {
             () = control::serve(listener, Arc::clone(&ctl), events.clone()) => {}
             () = control::expiry_loop(Arc::clone(&ctl), events) => {}
+            () = control::underlay_loop(Arc::clone(&ctl)) => {}
             _ = term.recv() => tracing::info!("SIGTERM"),
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
         }
         let _ = std::fs::remove_file(&args.socket);
-        // Dropping the controller stops the worker (WorkerHandle's Drop).
+        // Dropping the controller stops the workers (Workers' Drop).
         drop(ctl);
         Ok::<(), anyhow::Error>(())
     })?;

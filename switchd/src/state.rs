@@ -31,6 +31,18 @@
 //! name while a free one exists. Deleting a port leaves the flows that use
 //! it in place (see [`SwitchState::switch_config`]).
 //!
+//! # Tunnels and the node table
+//!
+//! Tunnel ports (`geneve`, `vxlan`) are ports like any other here: a name,
+//! a stable number, and their options in [`PortEntry::kind`]. The node
+//! table (node name → underlay IP, [`SwitchState::nodes`]) and the
+//! underlay choice ([`SwitchState::underlay`]) are persisted with them;
+//! what the kernel says about the underlay (addresses, MAC, MTU, routes,
+//! neighbours) is not: it is read again at start (see `crate::underlay`).
+//!
+//! An `internal` port (the host stack's interface, OVS `LOCAL`) gets
+//! [`PortNo::LOCAL`] when no number is asked for and `LOCAL` is free.
+//!
 //! # Persistence
 //!
 //! [`SwitchState::save`] writes `<dir>/switchd-state.json` atomically (temp
@@ -43,7 +55,9 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use protocol::ctl::{ChangeCounts, FlowFilter, FlowModify, PortKind};
+use std::net::IpAddr;
+
+use protocol::ctl::{ChangeCounts, FlowFilter, FlowModify, PortKind, TlvMapping, UnderlayConfig};
 use protocol::flow::{Action, Cookie, FlowSpec, Match, PortNo, Priority, TableId};
 use protocol::text::{format_flow, parse_flow};
 use serde::{Deserialize, Serialize};
@@ -116,6 +130,9 @@ pub struct Settings {
     pub mac_table_size: usize,
     /// MAC aging, milliseconds.
     pub mac_aging_ms: u64,
+    /// Geneve option -> `tun_metadataN` map (`SetTlvMap`), in slot order.
+    #[serde(default)]
+    pub tlv_map: Vec<TlvMapping>,
 }
 
 impl Default for Settings {
@@ -127,6 +144,7 @@ impl Default for Settings {
             table_miss: Vec::new(),
             mac_table_size: d.mac_table_size,
             mac_aging_ms: d.mac_aging_ms,
+            tlv_map: Vec::new(),
         }
     }
 }
@@ -163,6 +181,10 @@ pub struct SwitchState {
     pub ofports: BTreeMap<String, PortNo>,
     /// Flows by id.
     pub flows: HashMap<FlowId, FlowEntry>,
+    /// The node table: node name → underlay IP.
+    pub nodes: BTreeMap<String, IpAddr>,
+    /// Which ports face the underlay and the host stack.
+    pub underlay: Option<UnderlayConfig>,
     next_serial: u64,
 }
 
@@ -174,6 +196,11 @@ struct Persisted {
     ports: Vec<PortEntry>,
     ofports: BTreeMap<String, PortNo>,
     flows: Vec<PersistedFlow>,
+    /// Absent in files written before tunnels existed.
+    #[serde(default)]
+    nodes: BTreeMap<String, IpAddr>,
+    #[serde(default)]
+    underlay: Option<UnderlayConfig>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -262,6 +289,15 @@ impl SwitchState {
             mac_table_size: self.settings.mac_table_size,
             mac_aging_ms: self.settings.mac_aging_ms,
         }
+    }
+
+    /// The configured tunnel ports (Geneve and VXLAN kinds), for
+    /// [`crate::tunnel::Tunnels::new`].
+    pub fn tunnel_ports(&self) -> Vec<crate::tunnel::TunnelPort> {
+        self.ports
+            .values()
+            .filter_map(|p| crate::tunnel::TunnelPort::from_port_kind(p.ofport, &p.kind))
+            .collect()
     }
 
     /// Flows sorted for display and compilation: table ascending, priority
@@ -412,6 +448,12 @@ impl SwitchState {
     pub fn allocate_ofport(&self, name: &str, requested: Option<PortNo>) -> Result<PortNo, String> {
         let in_use = |p: PortNo| self.ports.values().any(|e| e.ofport == p);
         if let Some(p) = requested {
+            if p == PortNo::LOCAL {
+                if in_use(p) {
+                    return Err("ofport LOCAL is in use".into());
+                }
+                return Ok(p);
+            }
             if p.0 == 0 || p > PortNo::MAX {
                 return Err(format!("ofport {} is not a valid port number", p.0));
             }
@@ -474,6 +516,8 @@ impl SwitchState {
                     created_ms: e.created_ms,
                 })
                 .collect(),
+            nodes: self.nodes.clone(),
+            underlay: self.underlay.clone(),
         };
         serde_json::to_string_pretty(&p)
     }
@@ -490,6 +534,8 @@ impl SwitchState {
         }
         let mut st = SwitchState::new(p.settings);
         st.ofports = p.ofports;
+        st.nodes = p.nodes;
+        st.underlay = p.underlay;
         for port in p.ports {
             st.insert_port(port);
         }
@@ -752,6 +798,28 @@ mod tests {
     }
 
     #[test]
+    fn old_state_files_load_without_tunnel_fields() {
+        let mut st = SwitchState::default();
+        st.nodes.insert("n".into(), "192.0.2.9".parse().unwrap());
+        let mut v: serde_json::Value = serde_json::from_str(&st.to_json().unwrap()).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.remove("nodes");
+        o.remove("underlay");
+        let back = SwitchState::from_json(&v.to_string()).unwrap();
+        assert!(back.nodes.is_empty() && back.underlay.is_none());
+    }
+
+    #[test]
+    fn local_is_only_given_when_asked() {
+        let st = SwitchState::default();
+        assert_eq!(
+            st.allocate_ofport("weft0", Some(PortNo::LOCAL)),
+            Ok(PortNo::LOCAL)
+        );
+        assert_eq!(st.allocate_ofport("x", None), Ok(PortNo(1)));
+    }
+
+    #[test]
     fn deleted_ports_keep_flows_valid() {
         let mut st = SwitchState::default();
         for (n, p) in [("a", 1), ("b", 2)] {
@@ -794,6 +862,19 @@ mod tests {
             },
         });
         st.ofports.insert("gone".into(), PortNo(9));
+        st.nodes
+            .insert("node-b".into(), "192.0.2.2".parse().unwrap());
+        st.underlay = Some(UnderlayConfig {
+            port: "eth0".into(),
+            host_port: "weft0".into(),
+            local_ip: None,
+        });
+        st.insert_port(PortEntry {
+            name: "geneve0".into(),
+            ofport: PortNo(10),
+            kind: PortKind::Geneve(protocol::ctl::TunnelConfig::default()),
+            config: PortConfig::default(),
+        });
         st.add_flows(
             &[
                 flow(
@@ -808,6 +889,8 @@ mod tests {
         assert_eq!(back.settings, st.settings);
         assert_eq!(back.ports, st.ports);
         assert_eq!(back.ofports, st.ofports);
+        assert_eq!(back.nodes, st.nodes);
+        assert_eq!(back.underlay, st.underlay);
         assert_eq!(texts(&back), texts(&st));
         assert!(back.flows.values().all(|e| e.created_ms == 1234));
         // Overwrite works and leaves no temp file.

@@ -24,257 +24,20 @@
 //! builds it there. When it is missing (`cargo test -p weft-switchd`
 //! alone), the test fails under `CI=true` and otherwise skips loudly.
 //!
-//! Needs root, `ip` and `ping`; namespaces are `weft-e<pid>-{sw,p1,p2,p3}`,
-//! deleted by exact name on drop (after the daemon is killed).
+//! Needs root, `ip`, `ping` and `python3` (see `common/netns.rs`);
+//! namespaces are `weft-e<pid>-{sw,p1,p2,p3}`, deleted by exact name on
+//! drop (after the daemon is killed).
 
 #![allow(clippy::unwrap_used)] // Tests may unwrap (PREAMBLE).
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use weft_switchd::port::{disable_offloads, enter_netns};
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip {args:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-fn have(cmd: &str, arg: &str) -> bool {
-    Command::new(cmd).arg(arg).output().is_ok()
-}
-
-fn switchd_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_weft-switchd"))
-}
-
-fn weftctl_bin() -> PathBuf {
-    switchd_bin().with_file_name("weftctl")
-}
-
-fn can_run(test: &str) -> bool {
-    let mut missing = Vec::new();
-    if !is_root() {
-        missing.push("root (effective uid 0)".to_owned());
-    }
-    if !have("ip", "-V") {
-        missing.push("the `ip` command (iproute2)".to_owned());
-    }
-    if !have("ping", "-V") {
-        missing.push("the `ping` command".to_owned());
-    }
-    if !weftctl_bin().exists() {
-        missing.push(format!(
-            "{} (built by `cargo test --workspace`)",
-            weftctl_bin().display()
-        ));
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: CI=true but missing {}", missing.join(", "));
-    }
-    let msg = format!(
-        "\n**************** SKIP {test}: missing {} ****************\n",
-        missing.join(", ")
-    );
-    let _ = std::io::stderr().write_all(msg.as_bytes());
-    false
-}
-
-/// The namespaces, deleted by exact name on drop.
-struct Namespaces {
-    sw: String,
-    pods: [String; 3],
-    created: Vec<String>,
-}
-
-impl Namespaces {
-    fn create() -> Namespaces {
-        let base = format!("weft-e{}", std::process::id());
-        let mut ns = Namespaces {
-            sw: format!("{base}-sw"),
-            pods: [1, 2, 3].map(|i| format!("{base}-p{i}")),
-            created: Vec::new(),
-        };
-        for name in std::iter::once(ns.sw.clone()).chain(ns.pods.clone()) {
-            ip(&["netns", "add", &name]).unwrap();
-            ns.created.push(name);
-        }
-        for (i, pod) in ns.pods.iter().enumerate() {
-            let sw_end = format!("sw-p{}", i + 1);
-            let addr = format!("10.244.0.{}/24", i + 1);
-            ip(&[
-                "-n", &ns.sw, "link", "add", &sw_end, "type", "veth", "peer", "name", "eth0",
-                "netns", pod,
-            ])
-            .unwrap();
-            ip(&["-n", &ns.sw, "link", "set", &sw_end, "up"]).unwrap();
-            ip(&["-n", pod, "link", "set", "lo", "up"]).unwrap();
-            ip(&["-n", pod, "addr", "add", &addr, "dev", "eth0"]).unwrap();
-            ip(&["-n", pod, "link", "set", "eth0", "up"]).unwrap();
-            // AF_PACKET ports need the peer's offloads off (see
-            // switchd::port::disable_offloads).
-            in_netns(pod, || disable_offloads("eth0"))
-                .join()
-                .unwrap()
-                .unwrap();
-        }
-        ns
-    }
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for name in self.created.iter().rev() {
-            if let Err(e) = ip(&["netns", "del", name]) {
-                eprintln!("cleanup: {e}");
-            }
-        }
-    }
-}
-
-fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
-    let path = PathBuf::from(format!("/run/netns/{ns}"));
-    thread::spawn(move || {
-        enter_netns(&path).unwrap();
-        f()
-    })
-}
-
-/// The daemon, SIGKILLed on drop.
-struct Daemon {
-    child: Child,
-}
-
-impl Daemon {
-    fn start(netns: &str, dir: &Path) -> Daemon {
-        let sock = dir.join("s.sock");
-        let _ = std::fs::remove_file(dir.join("started"));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("switchd.log"))
-            .unwrap();
-        let child = Command::new(switchd_bin())
-            .args(["--netns", netns, "--socket"])
-            .arg(&sock)
-            .arg("--state-dir")
-            .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let d = Daemon { child };
-        // Ready when a Ping-carrying command succeeds.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if sock.exists() && ctl(dir, &["dump-tables"]).is_ok() {
-                return d;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "switchd did not come up: {}",
-                log_of(dir)
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn log_of(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("switchd.log")).unwrap_or_default()
-}
-
-/// Runs weftctl against the daemon in `dir`; stdout or stderr as `Err`.
-fn ctl(dir: &Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(weftctl_bin())
-        .arg("--socket")
-        .arg(dir.join("s.sock"))
-        .args(args)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-fn ctl_ok(dir: &Path, args: &[&str]) -> String {
-    ctl(dir, args)
-        .unwrap_or_else(|e| panic!("weftctl {args:?}: {e}\nswitchd log:\n{}", log_of(dir)))
-}
-
-fn ping(from: &str, to: &str) -> bool {
-    ping_within(from, to, "6")
-}
-
-/// Pings with a deadline of `secs` seconds; `true` if any reply came.
-fn ping_within(from: &str, to: &str, secs: &str) -> bool {
-    Command::new("ip")
-        .args([
-            "netns", "exec", from, "ping", "-c", "3", "-i", "0.2", "-w", secs, "-q", to,
-        ])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-/// JSON dump of the flows: (flow text, n_packets).
-fn flows_json(dir: &Path) -> Vec<(String, u64)> {
-    let v: serde_json::Value =
-        serde_json::from_str(&ctl_ok(dir, &["dump-flows", "--json"])).unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["flow"].as_str().unwrap().to_owned(),
-                f["n_packets"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
+use common::netns::*;
 
 #[test]
 fn switchd_end_to_end() {
@@ -282,7 +45,7 @@ fn switchd_end_to_end() {
         return;
     }
     let t0 = Instant::now();
-    let ns = Namespaces::create();
+    let ns = Namespaces::create("e", 3, 0);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let daemon = Daemon::start(&ns.sw, dir);

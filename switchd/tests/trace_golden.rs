@@ -319,6 +319,37 @@ fn vlan_match_after_push_with_vlan_limit_2() {
     );
 }
 
+/// A push onto two tracked tags removes the inner one first, as OVS (its
+/// flow holds two tags; the datapath commit rewrites the packet to them):
+/// input tag 5, push 10 -> out 2 with tags 10,5; push 5 -> out 1 with
+/// tags 5,10 and the original 5 gone. Same length as the first output.
+#[test]
+fn third_push_vlan_drops_the_inner_tag() {
+    let tagged = pkt(&format!("dl_vlan=5,{TCP}"));
+    let r = golden!(
+        "push_vlan_third",
+        run(
+            "dl_vlan=5,actions=push_vlan:0x8100,mod_vlan_vid:10,output:2,\
+             push_vlan:0x8100,mod_vlan_vid:5,output:3",
+            ports(3),
+            1,
+            &tagged
+        )
+    );
+    assert_eq!(r.ports(), [p(2), p(3)]);
+    assert_eq!(
+        &r.out(0)[12..22],
+        &[0x81, 0x00, 0x00, 10, 0x81, 0x00, 0x00, 5, 0x08, 0x00]
+    );
+    assert_eq!(
+        &r.out(1)[12..22],
+        &[0x81, 0x00, 0x00, 5, 0x81, 0x00, 0x00, 10, 0x08, 0x00]
+    );
+    assert_eq!(r.out(1).len(), r.out(0).len());
+    assert_eq!(&r.out(1)[22..], &tagged[18..]);
+    verify_checksums(r.out(1));
+}
+
 #[test]
 fn registers_load_and_match() {
     let r = golden!(

@@ -12,12 +12,14 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use protocol::ctl::{
-    Body, FlowEntryStats, FlowFilter, FlowModify, FrameDecoder, Message, PortInfo, PortKind,
-    PortRef, decode_message, encode_frame, supported_versions,
+    Body, DatapathStats, FlowEntryStats, FlowFilter, FlowModify, FrameDecoder, Message,
+    NeighbourOrigin, NodeEntry, PortInfo, PortKind, PortRef, TlvMapping, TunnelConfig,
+    TunnelStatus, UnderlayConfig, decode_message, encode_frame, supported_versions,
 };
 use protocol::flow::{Cookie, FlowSpec, PortNo, Priority, TableId};
 use protocol::text::{FlowStats, format_flow, format_flow_with_stats, parse_flow, parse_match};
 use serde_json::json;
+use weft_switchd::tunnel::{format_tlv_mapping, parse_tlv_map};
 
 /// How long to wait for a reply.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -139,6 +141,31 @@ pub(crate) enum PortType {
     Afpacket,
     /// A TAP device created by switchd.
     Tap,
+    /// The host stack's port: a TAP created by switchd, `LOCAL` if it is
+    /// the first (OVS `internal`).
+    Internal,
+    /// A flow-based Geneve tunnel port (UDP 6081).
+    Geneve,
+    /// A flow-based VXLAN tunnel port (UDP 4789).
+    Vxlan,
+}
+
+/// Tunnel options of `add-port` (OVS `options:`); absent means "from the
+/// flow" (`tun_dst`, `tun_id`).
+#[derive(Debug, Clone, ClapArgs)]
+pub(crate) struct TunnelOptions {
+    /// Fixed remote endpoint.
+    #[arg(long)]
+    remote_ip: Option<std::net::IpAddr>,
+    /// Fixed local endpoint.
+    #[arg(long)]
+    local_ip: Option<std::net::IpAddr>,
+    /// Fixed VNI (24 bits).
+    #[arg(long)]
+    key: Option<u32>,
+    /// UDP destination port (default 6081 Geneve, 4789 VXLAN).
+    #[arg(long)]
+    dst_port: Option<u16>,
 }
 
 /// The socket subcommands.
@@ -206,9 +233,11 @@ pub(crate) enum SocketCommand {
         /// What backs it.
         #[arg(long = "type", value_enum)]
         kind: PortType,
-        /// Requested OpenFlow port number.
+        /// Requested OpenFlow port number (`LOCAL` for an internal port).
         #[arg(long)]
-        ofport: Option<u32>,
+        ofport: Option<String>,
+        #[command(flatten)]
+        tunnel: TunnelOptions,
         #[command(flatten)]
         out: Output,
     },
@@ -234,6 +263,184 @@ pub(crate) enum SocketCommand {
         #[command(flatten)]
         out: Output,
     },
+    /// Add or update a node of the node table (node name -> underlay IP).
+    AddNode {
+        /// Node name.
+        name: String,
+        /// Its tunnel endpoint address.
+        ip: std::net::IpAddr,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Remove nodes from the node table.
+    DelNode {
+        /// Node names.
+        #[arg(required = true)]
+        names: Vec<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Print the node table.
+    DumpNodes {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Choose the underlay: the afpacket port facing the underlay network
+    /// and the port holding the node's address (see README, Tunnels).
+    SetUnderlay {
+        /// The afpacket port on the underlay NIC (or veth).
+        #[arg(long, required_unless_present = "clear")]
+        port: Option<String>,
+        /// The internal (or tap, or veth afpacket) port with the node's IP.
+        #[arg(long, required_unless_present = "clear")]
+        host_port: Option<String>,
+        /// Local tunnel endpoint (default: the host port's first address).
+        #[arg(long)]
+        local_ip: Option<std::net::IpAddr>,
+        /// Remove the underlay configuration.
+        #[arg(long, conflicts_with_all = ["port", "host_port", "local_ip"])]
+        clear: bool,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Print the underlay, tunnel ports (overhead, pod MTU) and next hops.
+    DumpTunnels {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Add Geneve option mappings (`ovs-ofctl add-tlv-map` syntax:
+    /// `{class=0xffff,type=0,len=4}->tun_metadata0,...`) to the switch's
+    /// TLV map; an option or slot already mapped is an error.
+    AddTlvMap {
+        /// The mappings.
+        map: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Remove Geneve option mappings (all without an argument).
+    DelTlvMap {
+        /// The mappings to remove (same syntax as add-tlv-map).
+        map: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Print the Geneve option map.
+    DumpTlvMap {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Print datapath counters: packets and drops by reason.
+    DumpStats {
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+fn tunnels(c: &mut Client) -> Result<TunnelStatus> {
+    match c.request(Body::DumpTunnels)? {
+        Body::Tunnels(t) => Ok(t),
+        b => bail!("unexpected reply: {b}"),
+    }
+}
+
+fn nodes(c: &mut Client) -> Result<Vec<NodeEntry>> {
+    match c.request(Body::DumpNodes)? {
+        Body::Nodes(n) => Ok(n),
+        b => bail!("unexpected reply: {b}"),
+    }
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+fn tunnel_config_text(c: &TunnelConfig) -> String {
+    let mut parts = vec![
+        format!(
+            "remote_ip={}",
+            c.remote_ip
+                .map_or_else(|| "flow".to_owned(), |v| v.to_string())
+        ),
+        format!(
+            "key={}",
+            c.key.map_or_else(|| "flow".to_owned(), |v| v.to_string())
+        ),
+    ];
+    if let Some(l) = c.local_ip {
+        parts.push(format!("local_ip={l}"));
+    }
+    if let Some(p) = c.dst_port {
+        parts.push(format!("dst_port={p}"));
+    }
+    parts.join(",")
+}
+
+fn tunnels_json(t: &TunnelStatus) -> serde_json::Value {
+    json!({
+        "underlay": t.underlay.as_ref().map(|u| json!({
+            "port": u.port, "host_port": u.host_port, "local_ip": u.local_ip.map(|i| i.to_string()),
+        })),
+        "local_ip": t.local_ip.map(|i| i.to_string()),
+        "local_mac": t.local_mac.map(|m| m.to_string()),
+        "underlay_mtu": t.underlay_mtu,
+        "ports": t.ports.iter().map(|p| json!({
+            "ofport": p.port.0, "name": p.name, "type": p.kind.name(),
+            "overhead": p.overhead, "pod_mtu": p.pod_mtu,
+        })).collect::<Vec<_>>(),
+        "next_hops": t.next_hops.iter().map(|h| json!({
+            "remote": h.remote.to_string(),
+            "gateway": h.gateway.map(|g| g.to_string()),
+            "mac": h.mac.map(|m| m.to_string()),
+            "origin": origin_name(h.origin),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn origin_name(o: NeighbourOrigin) -> &'static str {
+    match o {
+        NeighbourOrigin::Kernel => "kernel",
+        NeighbourOrigin::Learned => "learned",
+        NeighbourOrigin::Unresolved => "unresolved",
+    }
+}
+
+fn print_tunnels(t: &TunnelStatus) {
+    match &t.underlay {
+        Some(u) => println!(
+            " underlay: port={} host_port={} local_ip={} local_mac={} mtu={}",
+            u.port,
+            u.host_port,
+            opt(t.local_ip),
+            opt(t.local_mac),
+            t.underlay_mtu
+        ),
+        None => println!(" underlay: none (weftctl set-underlay)"),
+    }
+    for p in &t.ports {
+        println!(
+            " tunnel {}({}): overhead={} recommended pod MTU={}",
+            p.port.0, p.name, p.overhead, p.pod_mtu
+        );
+    }
+    for h in &t.next_hops {
+        println!(
+            " next hop {}: via={} mac={} ({})",
+            h.remote,
+            h.gateway
+                .map_or_else(|| "on-link".to_owned(), |g| g.to_string()),
+            opt(h.mac),
+            origin_name(h.origin)
+        );
+    }
+}
+
+fn stats_json(s: &DatapathStats) -> serde_json::Value {
+    let drops: serde_json::Map<String, serde_json::Value> = s
+        .drops
+        .iter()
+        .map(|d| (d.reason.clone(), json!(d.count)))
+        .collect();
+    json!({"packets": s.packets, "outputs": s.outputs, "packet_ins": s.packet_ins, "drops": drops})
 }
 
 /// Parses a `del-flows`/`dump-flows` pattern: a match plus the keywords
@@ -331,6 +538,8 @@ fn port_json(p: &PortInfo) -> serde_json::Value {
         "ofport": p.port.0,
         "name": p.name,
         "type": p.kind.name(),
+        "mac": p.mac.map(|m| m.to_string()),
+        "mtu": p.mtu,
         "link_up": p.link_up,
         "admin_up": p.admin_up,
         "no_flood": p.no_flood,
@@ -341,6 +550,13 @@ fn port_json(p: &PortInfo) -> serde_json::Value {
             "tx_dropped": p.stats.tx_dropped, "tx_errors": p.stats.tx_errors,
         },
     })
+}
+
+fn tlv_map(c: &mut Client) -> Result<Vec<TlvMapping>> {
+    match c.request(Body::DumpTlvMap)? {
+        Body::TlvMap(m) => Ok(m),
+        b => bail!("unexpected reply: {b}"),
+    }
 }
 
 fn ports(c: &mut Client) -> Result<Vec<PortInfo>> {
@@ -421,22 +637,47 @@ pub(crate) fn run(socket: &Path, cmd: &SocketCommand) -> Result<ExitCode> {
             name,
             kind,
             ofport,
+            tunnel,
             out,
         } => {
+            let cfg = TunnelConfig {
+                remote_ip: tunnel.remote_ip,
+                local_ip: tunnel.local_ip,
+                key: tunnel.key,
+                dst_port: tunnel.dst_port,
+            };
             let kind = match kind {
                 PortType::Afpacket => PortKind::AfPacket,
                 PortType::Tap => PortKind::Tap,
+                PortType::Internal => PortKind::Internal,
+                PortType::Geneve => PortKind::Geneve(cfg),
+                PortType::Vxlan => PortKind::Vxlan(cfg),
+            };
+            if !matches!(kind, PortKind::Geneve(_) | PortKind::Vxlan(_))
+                && cfg != TunnelConfig::default()
+            {
+                bail!(
+                    "--remote-ip, --local-ip, --key and --dst-port are for geneve and vxlan ports"
+                );
+            }
+            let requested_ofport = match ofport.as_deref() {
+                None => None,
+                Some(s) => Some(
+                    PortNo::from_reserved_name(s)
+                        .or_else(|| s.parse().ok().map(PortNo))
+                        .ok_or_else(|| anyhow!("--ofport {s}: expected a number or LOCAL"))?,
+                ),
             };
             match c.request(Body::PortAdd {
                 name: name.clone(),
                 kind,
-                requested_ofport: ofport.map(PortNo),
+                requested_ofport,
             })? {
                 Body::PortAdded { port } => {
                     if out.json {
                         println!("{}", json!({"name": name, "ofport": port.0}));
                     } else {
-                        println!("{name}: ofport {}", port.0);
+                        println!("{name}: ofport {port}");
                     }
                 }
                 b => bail!("unexpected reply: {b}"),
@@ -459,8 +700,11 @@ pub(crate) fn run(socket: &Path, cmd: &SocketCommand) -> Result<ExitCode> {
                 for p in &ps {
                     let s = &p.stats;
                     println!(
-                        "  port {:>2}: rx pkts={}, bytes={}, drop={}, errs={}\n           tx pkts={}, bytes={}, drop={}, errs={}",
+                        "  port {:>2}({}): addr={} mtu={}\n           rx pkts={}, bytes={}, drop={}, errs={}\n           tx pkts={}, bytes={}, drop={}, errs={}",
                         p.port.0,
+                        p.name,
+                        p.mac.map_or_else(|| "none".to_owned(), |m| m.to_string()),
+                        p.mtu,
                         s.rx_packets,
                         s.rx_bytes,
                         s.rx_dropped,
@@ -475,27 +719,173 @@ pub(crate) fn run(socket: &Path, cmd: &SocketCommand) -> Result<ExitCode> {
         }
         SocketCommand::Show { out } => {
             let ps = ports(&mut c)?;
+            let t = tunnels(&mut c)?;
+            let ns = nodes(&mut c)?;
             if out.json {
                 let v: Vec<_> = ps.iter().map(port_json).collect();
+                let n: Vec<_> = ns
+                    .iter()
+                    .map(|n| json!({"name": n.name, "ip": n.ip.to_string()}))
+                    .collect();
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&json!({"server": c.server, "ports": v}))?
+                    serde_json::to_string_pretty(&json!({
+                        "server": c.server, "ports": v, "tunnels": tunnels_json(&t), "nodes": n,
+                    }))?
                 );
             } else {
                 println!("{}", c.server);
                 for p in &ps {
+                    let opts = match &p.kind {
+                        PortKind::Geneve(cfg) | PortKind::Vxlan(cfg) => {
+                            format!(" options:{}", tunnel_config_text(cfg))
+                        }
+                        _ => String::new(),
+                    };
                     println!(
-                        " {}({}): type={} link={} config={}{}",
-                        p.port.0,
+                        " {}({}): addr={} mtu={} type={} link={} config={}{}{opts}",
+                        p.port,
                         p.name,
+                        p.mac.map_or_else(|| "none".to_owned(), |m| m.to_string()),
+                        p.mtu,
                         p.kind.name(),
                         if p.link_up { "up" } else { "down" },
                         if p.admin_up { "up" } else { "down" },
                         if p.no_flood { ",no-flood" } else { "" },
                     );
                 }
+                print_tunnels(&t);
+                for n in &ns {
+                    println!(" node {}: {}", n.name, n.ip);
+                }
             }
         }
+        SocketCommand::AddNode { name, ip, out } => {
+            let b = c.request(Body::SetNodes {
+                nodes: vec![NodeEntry {
+                    name: name.clone(),
+                    ip: *ip,
+                }],
+                replace: false,
+            })?;
+            print_changed(&b, out);
+        }
+        SocketCommand::DelNode { names, out } => {
+            let b = c.request(Body::DelNodes {
+                names: names.clone(),
+            })?;
+            print_changed(&b, out);
+        }
+        SocketCommand::DumpNodes { out } => {
+            let ns = nodes(&mut c)?;
+            if out.json {
+                let n: Vec<_> = ns
+                    .iter()
+                    .map(|n| json!({"name": n.name, "ip": n.ip.to_string()}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&n)?);
+            } else {
+                for n in &ns {
+                    println!("{} {}", n.name, n.ip);
+                }
+            }
+        }
+        SocketCommand::SetUnderlay {
+            port,
+            host_port,
+            local_ip,
+            clear,
+            out,
+        } => {
+            let cfg = if *clear {
+                None
+            } else {
+                Some(UnderlayConfig {
+                    port: port.clone().unwrap_or_default(),
+                    host_port: host_port.clone().unwrap_or_default(),
+                    local_ip: *local_ip,
+                })
+            };
+            print_changed(&c.request(Body::SetUnderlay(cfg))?, out);
+        }
+        SocketCommand::DumpTunnels { out } => {
+            let t = tunnels(&mut c)?;
+            if out.json {
+                println!("{}", serde_json::to_string_pretty(&tunnels_json(&t))?);
+            } else {
+                print_tunnels(&t);
+            }
+        }
+        SocketCommand::AddTlvMap { map, out } => {
+            let add = parse_tlv_map(map).map_err(|e| anyhow!(e))?;
+            let mut cur = tlv_map(&mut c)?;
+            for m in add {
+                if let Some(e) = cur
+                    .iter()
+                    .find(|e| e.slot == m.slot || (e.class, e.r#type) == (m.class, m.r#type))
+                {
+                    bail!(
+                        "add-tlv-map: {} conflicts with existing {}",
+                        format_tlv_mapping(&m),
+                        format_tlv_mapping(e)
+                    );
+                }
+                cur.push(m);
+            }
+            print_changed(&c.request(Body::SetTlvMap { mappings: cur })?, out);
+        }
+        SocketCommand::DelTlvMap { map, out } => {
+            let mut cur = tlv_map(&mut c)?;
+            match map {
+                None => cur.clear(),
+                Some(m) => {
+                    for d in parse_tlv_map(m).map_err(|e| anyhow!(e))? {
+                        let before = cur.len();
+                        cur.retain(|e| *e != d);
+                        if cur.len() == before {
+                            bail!("del-tlv-map: {} is not mapped", format_tlv_mapping(&d));
+                        }
+                    }
+                }
+            }
+            print_changed(&c.request(Body::SetTlvMap { mappings: cur })?, out);
+        }
+        SocketCommand::DumpTlvMap { out } => {
+            let cur = tlv_map(&mut c)?;
+            if out.json {
+                let v: Vec<_> = cur
+                    .iter()
+                    .map(|m| json!({"class": m.class, "type": m.r#type, "len": m.len, "field": format!("tun_metadata{}", m.slot)}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!(" mapping table:");
+                println!("  class   type  length  match field");
+                println!(" ------  ----  ------  --------------");
+                for m in &cur {
+                    println!(
+                        "  {:#06x}  {:#x}  {:<6}  tun_metadata{}",
+                        m.class, m.r#type, m.len, m.slot
+                    );
+                }
+            }
+        }
+        SocketCommand::DumpStats { out } => match c.request(Body::DumpStats)? {
+            Body::Stats(s) => {
+                if out.json {
+                    println!("{}", serde_json::to_string_pretty(&stats_json(&s))?);
+                } else {
+                    println!(
+                        "packets={} outputs={} packet_ins={}",
+                        s.packets, s.outputs, s.packet_ins
+                    );
+                    for d in &s.drops {
+                        println!("  drop {}: {}", d.reason, d.count);
+                    }
+                }
+            }
+            b => bail!("unexpected reply: {b}"),
+        },
         SocketCommand::DumpTables { out } => match c.request(Body::DumpTables)? {
             Body::Tables(ts) => {
                 if out.json {
@@ -506,7 +896,11 @@ pub(crate) fn run(socket: &Path, cmd: &SocketCommand) -> Result<ExitCode> {
                     println!("{}", serde_json::to_string_pretty(&v)?);
                 } else {
                     for t in &ts {
-                        println!("  table {}: active={}", t.table.0, t.active);
+                        // OVS `dump-tables` wording: lookup, matched.
+                        println!(
+                            "  table {}: active={}, lookup={}, matched={}",
+                            t.table.0, t.active, t.lookups, t.matched
+                        );
                     }
                 }
             }

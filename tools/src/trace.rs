@@ -21,6 +21,7 @@
 //! `packet_ins`, `walk`); online prints `{"text": "..."}`, because the
 //! protocol's `TraceResult` reply carries only the text.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -32,9 +33,14 @@ use protocol::text::{parse_flow, parse_match};
 use weft_switchd::buf::PacketBuf;
 
 use crate::ctl_client::Client;
+use protocol::ctl::TunnelConfig;
+use protocol::wire::EthernetAddress;
 use weft_switchd::pipeline::packet::packet_from_key;
 use weft_switchd::pipeline::{
     CollectSink, FragMode, MissBehavior, PortConfig, SwitchConfig, TreeTrace, WorkerState, compile,
+};
+use weft_switchd::tunnel::{
+    NextHops, TlvMap, TunnelKind, TunnelPort, Tunnels, Underlay, parse_tlv_map,
 };
 
 /// Arguments of `trace`.
@@ -86,6 +92,206 @@ pub(crate) struct Args {
     /// (repeatable). `--offline` only.
     #[arg(long, value_name = "P=FLAGS")]
     port_config: Vec<String>,
+    /// A tunnel port: `PORT=geneve|vxlan[,remote_ip=IP][,key=VNI]
+    /// [,dst_port=N][,local_ip=IP]` (repeatable; options left out come
+    /// from the flow). `--offline` only.
+    #[arg(long, value_name = "P=KIND[,OPTS]")]
+    tunnel_port: Vec<String>,
+    /// The underlay port (outer frames leave and arrive here).
+    /// `--offline` only.
+    #[arg(long, value_name = "PORT")]
+    underlay: Option<String>,
+    /// The host port non-tunnel underlay traffic is bridged to (e.g.
+    /// LOCAL); default: none, such frames go through the flows.
+    #[arg(long, value_name = "PORT")]
+    host_port: Option<String>,
+    /// A local tunnel endpoint IP (repeatable: one IPv4, one IPv6).
+    #[arg(long, value_name = "IP")]
+    local_ip: Vec<String>,
+    /// The MAC outer frames are sent from (default 02:00:00:00:00:01).
+    #[arg(long, value_name = "MAC")]
+    local_mac: Option<String>,
+    /// The underlay's IP MTU (default 1500).
+    #[arg(long, value_name = "N")]
+    underlay_mtu: Option<u32>,
+    /// A static next hop: `REMOTE_IP=MAC` (repeatable).
+    #[arg(long, value_name = "IP=MAC")]
+    neighbor: Vec<String>,
+    /// Geneve option map, `ovs-ofctl add-tlv-map` syntax.
+    #[arg(long, value_name = "MAP")]
+    tlv_map: Option<String>,
+    /// A file with the tunnel settings, one `key value` per line (keys:
+    /// the flag names above without `--`; `#` comments). Flags add to it.
+    #[arg(long, value_name = "FILE")]
+    tunnel_config: Option<PathBuf>,
+}
+
+/// The tunnel settings of an offline trace (flags and `--tunnel-config`).
+#[derive(Debug, Default)]
+struct TunnelArgs {
+    tunnel_port: Vec<String>,
+    underlay: Option<String>,
+    host_port: Option<String>,
+    local_ip: Vec<String>,
+    local_mac: Option<String>,
+    underlay_mtu: Option<u32>,
+    neighbor: Vec<String>,
+    tlv_map: Option<String>,
+}
+
+impl TunnelArgs {
+    fn from_args(args: &Args) -> anyhow::Result<TunnelArgs> {
+        let mut t = TunnelArgs::default();
+        if let Some(path) = &args.tunnel_config {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            for (i, line) in text.lines().enumerate() {
+                // `#` starts a comment (at the start or after a blank).
+                let l = line
+                    .split(" #")
+                    .next()
+                    .and_then(|l| l.split("\t#").next())
+                    .unwrap_or_default()
+                    .trim();
+                if l.is_empty() || l.starts_with('#') {
+                    continue;
+                }
+                let at = || format!("{}:{}", path.display(), i + 1);
+                let (k, v) = l
+                    .split_once(char::is_whitespace)
+                    .ok_or_else(|| anyhow!("{}: want `key value`", at()))?;
+                let v = v.trim().to_owned();
+                match k {
+                    "tunnel-port" => t.tunnel_port.push(v),
+                    "underlay" => t.underlay = Some(v),
+                    "host-port" => t.host_port = Some(v),
+                    "local-ip" => t.local_ip.push(v),
+                    "local-mac" => t.local_mac = Some(v),
+                    "underlay-mtu" => {
+                        t.underlay_mtu = Some(v.parse().with_context(|| format!("{}: mtu", at()))?)
+                    }
+                    "neighbor" => t.neighbor.push(v),
+                    "tlv-map" => t.tlv_map = Some(v),
+                    _ => bail!("{}: unknown key {k:?}", at()),
+                }
+            }
+        }
+        t.tunnel_port.extend(args.tunnel_port.iter().cloned());
+        t.local_ip.extend(args.local_ip.iter().cloned());
+        t.neighbor.extend(args.neighbor.iter().cloned());
+        for (dst, src) in [
+            (&mut t.underlay, &args.underlay),
+            (&mut t.host_port, &args.host_port),
+            (&mut t.local_mac, &args.local_mac),
+            (&mut t.tlv_map, &args.tlv_map),
+        ] {
+            if src.is_some() {
+                dst.clone_from(src);
+            }
+        }
+        if args.underlay_mtu.is_some() {
+            t.underlay_mtu = args.underlay_mtu;
+        }
+        Ok(t)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tunnel_port.is_empty() && self.underlay.is_none() && self.tlv_map.is_none()
+    }
+
+    fn build(&self) -> anyhow::Result<Tunnels> {
+        let mut ports = Vec::new();
+        for tp in &self.tunnel_port {
+            let (p, rest) = tp
+                .split_once('=')
+                .ok_or_else(|| anyhow!("bad --tunnel-port {tp:?} (want PORT=KIND[,OPTS])"))?;
+            let port = parse_port(p)?;
+            let mut items = rest.split(',').map(str::trim);
+            let kind = match items.next() {
+                Some("geneve") => TunnelKind::Geneve,
+                Some("vxlan") => TunnelKind::Vxlan,
+                k => bail!("--tunnel-port {tp:?}: kind {k:?} is not geneve or vxlan"),
+            };
+            let mut c = TunnelConfig::default();
+            for it in items {
+                let (k, v) = it
+                    .split_once('=')
+                    .ok_or_else(|| anyhow!("--tunnel-port {tp:?}: {it:?} is not key=value"))?;
+                let bad = |what: &str| anyhow!("--tunnel-port {tp:?}: bad {what} {v:?}");
+                match k {
+                    "remote_ip" => c.remote_ip = Some(v.parse().map_err(|_| bad(k))?),
+                    "local_ip" => c.local_ip = Some(v.parse().map_err(|_| bad(k))?),
+                    "key" => c.key = Some(parse_num(v).ok_or_else(|| bad(k))?),
+                    "dst_port" => c.dst_port = Some(v.parse().map_err(|_| bad(k))?),
+                    _ => bail!("--tunnel-port {tp:?}: unknown option {k:?}"),
+                }
+            }
+            ports.push(TunnelPort::new(port, kind, c));
+        }
+        let underlay = match &self.underlay {
+            None => None,
+            Some(u) => {
+                let mut local_ipv4 = None;
+                let mut local_ipv6 = None;
+                for ip in &self.local_ip {
+                    match ip.parse::<IpAddr>() {
+                        Ok(IpAddr::V4(a)) => local_ipv4 = Some(a),
+                        Ok(IpAddr::V6(a)) => local_ipv6 = Some(a),
+                        Err(_) => bail!("bad --local-ip {ip:?}"),
+                    }
+                }
+                let local_mac = match &self.local_mac {
+                    Some(m) => parse_mac(m).ok_or_else(|| anyhow!("bad --local-mac {m:?}"))?,
+                    None => EthernetAddress([2, 0, 0, 0, 0, 1]),
+                };
+                Some(Underlay {
+                    port: parse_port(u)?,
+                    host_port: self.host_port.as_deref().map(parse_port).transpose()?,
+                    local_ipv4,
+                    local_ipv6,
+                    local_mac,
+                    mtu: self.underlay_mtu.unwrap_or(1500),
+                })
+            }
+        };
+        let mut hops = Vec::new();
+        for n in &self.neighbor {
+            let (ip, mac) = n
+                .split_once('=')
+                .ok_or_else(|| anyhow!("bad --neighbor {n:?} (want IP=MAC)"))?;
+            let ip: IpAddr = ip
+                .parse()
+                .map_err(|_| anyhow!("--neighbor {n:?}: bad IP"))?;
+            let mac = parse_mac(mac).ok_or_else(|| anyhow!("--neighbor {n:?}: bad MAC"))?;
+            hops.push((ip, mac));
+        }
+        let tlv = match &self.tlv_map {
+            Some(m) => TlvMap::new(&parse_tlv_map(m).map_err(|e| anyhow!("--tlv-map: {e}"))?)?,
+            None => TlvMap::default(),
+        };
+        Ok(Tunnels::new(
+            ports,
+            underlay,
+            NextHops::from_entries(hops),
+            tlv,
+        )?)
+    }
+}
+
+fn parse_mac(s: &str) -> Option<EthernetAddress> {
+    let mut b = [0u8; 6];
+    let mut parts = s.split(':');
+    for x in &mut b {
+        *x = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(EthernetAddress(b))
+}
+
+fn parse_num(s: &str) -> Option<u32> {
+    match s.strip_prefix("0x") {
+        Some(h) => u32::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
 }
 
 fn parse_port(s: &str) -> anyhow::Result<PortNo> {
@@ -230,6 +436,15 @@ pub(crate) fn run(socket: &Path, args: &Args) -> anyhow::Result<ExitCode> {
             ("--frag-mode", args.frag_mode.is_some()),
             ("--table-miss", !args.table_miss.is_empty()),
             ("--port-config", !args.port_config.is_empty()),
+            ("--tunnel-port", !args.tunnel_port.is_empty()),
+            ("--underlay", args.underlay.is_some()),
+            ("--host-port", args.host_port.is_some()),
+            ("--local-ip", !args.local_ip.is_empty()),
+            ("--local-mac", args.local_mac.is_some()),
+            ("--underlay-mtu", args.underlay_mtu.is_some()),
+            ("--neighbor", !args.neighbor.is_empty()),
+            ("--tlv-map", args.tlv_map.is_some()),
+            ("--tunnel-config", args.tunnel_config.is_some()),
         ];
         if let Some((flag, _)) = offline_only.iter().find(|(_, given)| *given) {
             bail!("{flag} needs --offline (online, switchd's own flows and settings apply)");
@@ -240,8 +455,29 @@ pub(crate) fn run(socket: &Path, args: &Args) -> anyhow::Result<ExitCode> {
         bail!("--offline needs --flows FILE");
     };
     let flows = read_flows(path)?;
-    let cfg = config(args)?;
-    let pl = compile(&flows, cfg).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let mut cfg = config(args)?;
+    let targs = TunnelArgs::from_args(args)?;
+    let tunnels = if targs.is_empty() {
+        Tunnels::default()
+    } else {
+        targs.build()?
+    };
+    if args.ports.is_some() {
+        // Tunnel, underlay and host ports exist too.
+        let extra = tunnels.ports().iter().map(|t| t.port).chain(
+            tunnels
+                .underlay()
+                .into_iter()
+                .flat_map(|u| [Some(u.port), u.host_port])
+                .flatten(),
+        );
+        for p in extra {
+            cfg.ports.entry(p).or_default();
+        }
+    }
+    let pl = compile(&flows, cfg)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?
+        .with_tunnels(std::sync::Arc::new(tunnels));
     let bytes = match input {
         TraceInput::Packet(b) => b,
         TraceInput::Key(k) => packet_from_key(&k),

@@ -235,3 +235,131 @@ fn errors_are_reported_not_panics() {
     ]);
     assert_eq!(o.status.code(), Some(1), "odd hex");
 }
+
+const TUNNEL_CONF: &str = "\
+underlay 1                    # the NIC's port
+host-port LOCAL
+local-ip 192.0.2.1
+local-mac 02:00:00:00:00:01
+underlay-mtu 1500
+tunnel-port 10=geneve         # flow-based
+tunnel-port 11=vxlan,key=42,remote_ip=192.0.2.9
+neighbor 192.0.2.7=02:00:00:00:00:07
+neighbor 192.0.2.9=02:00:00:00:00:09
+tlv-map {class=0xff57,type=0x80,len=4}->tun_metadata0
+";
+
+const TUNNEL_FLOWS: &str = "\
+in_port=2,tcp,actions=set_field:192.0.2.7->tun_dst,set_field:42->tun_id,set_field:0x10002->tun_metadata0,output:10
+in_port=2,udp,actions=output:11
+in_port=10,actions=output:2
+";
+
+#[test]
+fn tunnel_config_file_encapsulates_with_exact_outer_bytes() {
+    let conf = tmp("tun.conf", TUNNEL_CONF);
+    let f = tmp("tunflows", TUNNEL_FLOWS);
+    let base = [
+        "trace",
+        "--offline",
+        "--flows",
+        f.to_str().unwrap(),
+        "--ports",
+        "1-3,LOCAL",
+        "--tunnel-config",
+        conf.to_str().unwrap(),
+        "--in-port",
+        "2",
+        "--json",
+    ];
+    let mut args = base.to_vec();
+    args.extend([
+        "--flow",
+        "tcp,nw_src=10.244.1.2,nw_dst=10.244.2.3,tp_src=1,tp_dst=80",
+    ]);
+    let v = json(&args);
+    let outs = v["outputs"].as_array().unwrap();
+    assert_eq!(outs.len(), 1, "{v}");
+    assert_eq!(outs[0]["port"], 1);
+    let hex = outs[0]["hex"].as_str().unwrap();
+    // Ethernet to the next hop from our MAC, IPv4 with DF, TTL 64, UDP to
+    // 6081, Geneve with one critical option and VNI 42.
+    assert!(hex.starts_with("0200000000070200000000010800"), "{hex}");
+    assert_eq!(&hex[40..44], "4000", "DF, offset 0");
+    assert_eq!(&hex[44..48], "4011", "TTL 64, UDP");
+    assert_eq!(&hex[52..68], "c0000201c0000207");
+    assert_eq!(&hex[72..76], "17c1", "UDP 6081");
+    assert_eq!(
+        &hex[84..116],
+        "0240655800002a00ff57800100010002",
+        "Geneve: 2 words of options, C, TEB, VNI 42; option"
+    );
+    // The fixed VXLAN port: remote and key from the port.
+    let mut args = base.to_vec();
+    args.extend([
+        "--flow",
+        "udp,nw_src=10.244.1.2,nw_dst=10.244.2.3,tp_dst=53",
+    ]);
+    let v = json(&args);
+    let hex = v["outputs"][0]["hex"].as_str().unwrap().to_owned();
+    assert!(hex.starts_with("020000000009"), "{hex}");
+    assert_eq!(&hex[72..76], "12b5", "UDP 4789");
+    assert_eq!(&hex[84..100], "0800000000002a00", "VXLAN I flag, VNI 42");
+}
+
+#[test]
+fn tunnel_flags_decapsulate_a_capture() {
+    let dir = std::env::var_os("WEFT_PCAPS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps"))
+        });
+    let pcap = dir.join("tcpdump-geneve.pcap");
+    let f = tmp(
+        "tunflows2",
+        "in_port=10,tun_metadata0=0xc,actions=output:2\n",
+    );
+    let o = weftctl(&[
+        "trace",
+        "--offline",
+        "--flows",
+        f.to_str().unwrap(),
+        "--in-port",
+        "1",
+        "--underlay",
+        "1",
+        "--local-ip",
+        "20.0.0.2",
+        "--tunnel-port",
+        "10=geneve",
+        "--tlv-map",
+        "{class=0,type=0x80,len=4}->tun_metadata0",
+        "--pcap",
+        pcap.to_str().unwrap(),
+        "--record",
+        "1",
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        text.contains("tun_id=0xa,tun_src=20.0.0.1,tun_dst=20.0.0.2"),
+        "{text}"
+    );
+    assert!(text.contains("tun_metadata0=0xc"), "{text}");
+    assert!(
+        text.contains("geneve packet on underlay port 1: decapsulated (58 outer bytes)"),
+        "{text}"
+    );
+    assert!(text.contains("output 2: fe71d883724f"), "{text}");
+    // Offline-only flags are refused online.
+    let o = weftctl(&[
+        "trace",
+        "--underlay",
+        "1",
+        "--flow",
+        "tcp",
+        "--socket",
+        "/nonexistent",
+    ]);
+    assert!(!o.status.success());
+}

@@ -455,7 +455,7 @@ mod tests {
         );
         // The last known tag decodes.
         assert_eq!(
-            decode_message(&[7, 36]).unwrap_err(),
+            decode_message(&[7, 45]).unwrap_err(),
             CodecError::Truncated { id: Some(7) }
         );
     }

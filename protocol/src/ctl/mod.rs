@@ -54,8 +54,10 @@ pub use frame::{
     FrameDecoder, MAX_DECODED_LEN, MAX_DEPTH, MAX_FRAME_LEN, decode_message, encode_frame,
 };
 pub use msg::{
-    Body, BodyKind, BundleId, ChangeCounts, CookieInfo, FlowChange, FlowEntryStats, FlowFilter,
-    FlowModify, FlowRemoved, MAX_NAME_LEN, MAX_VERSIONS_OFFERED, MIN_PROTOCOL_VERSION, Message,
-    PROTOCOL_VERSION, PacketIn, PortConfig, PortInfo, PortKind, PortRef, PortStats, RemovedReason,
-    TableStat, TlvMapping, TraceInput, TunnelConfig, negotiate, supported_versions,
+    Body, BodyKind, BundleId, ChangeCounts, CookieInfo, DatapathStats, DropCount, FlowChange,
+    FlowEntryStats, FlowFilter, FlowModify, FlowRemoved, MAX_NAME_LEN, MAX_VERSIONS_OFFERED,
+    MIN_PROTOCOL_VERSION, Message, NeighbourOrigin, NextHopInfo, NodeEntry, PROTOCOL_VERSION,
+    PacketIn, PortConfig, PortInfo, PortKind, PortRef, PortStats, RemovedReason, TableStat,
+    TlvMapping, TraceInput, TunnelConfig, TunnelPortInfo, TunnelStatus, UnderlayConfig, negotiate,
+    supported_versions,
 };

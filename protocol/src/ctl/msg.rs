@@ -39,6 +39,19 @@
 //! | `SetCookieInfo` | `Ok`; `DumpCookies`: `Cookies` |
 //! | `Ping` | `Ok` |
 //! | `Goodbye` | `Ok`, then the server closes |
+//! | `SetNodes`, `DelNodes` (v2) | `Ok`; `DumpNodes`: `Nodes` |
+//! | `SetUnderlay` (v2) | `Ok`; `DumpTunnels`: `Tunnels` |
+//! | `DumpStats` (v2) | `Stats` |
+//!
+//! # Versions
+//!
+//! * 1: tags 0 to 36.
+//! * 2: appends tags 37 to 45 (node table, underlay, tunnel status,
+//!   datapath statistics). No earlier variant changed shape, so a version-2
+//!   server serves version-1 clients unchanged; a version-2 client talking
+//!   to a version-1 server sees `HelloReply { version: 1 }` and must not
+//!   send the new requests (a version-1 server would answer
+//!   `UnknownMessage`).
 //!
 //! Any request may instead get `Error(CtlError)`. A request that changes
 //! flows is applied atomically: either all of it is published in one
@@ -57,7 +70,7 @@ use crate::flow::{
 use crate::wire::EthernetAddress;
 
 /// The protocol version this build speaks best.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// The oldest protocol version this build still speaks.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;
 /// At most this many versions in [`Body::Hello`]`.versions`.
@@ -343,12 +356,44 @@ pub enum Body {
     PacketIn(PacketIn),
     /// Tag 36. Event: a flow expired or was deleted.
     FlowRemoved(FlowRemoved),
+
+    // ---- version 2: node table, underlay, tunnels, statistics ----
+    /// Tag 37. Request: adds or updates nodes of the node table (node name
+    /// to underlay IP); with `replace`, the table becomes exactly `nodes`.
+    SetNodes {
+        /// The entries (names unique, at most [`MAX_NAME_LEN`] bytes).
+        nodes: Vec<NodeEntry>,
+        /// Replace the whole table.
+        replace: bool,
+    },
+    /// Tag 38. Request: removes nodes by name (unknown names are an error,
+    /// nothing removed).
+    DelNodes {
+        /// The names.
+        names: Vec<String>,
+    },
+    /// Tag 39. Request: reads the node table.
+    DumpNodes,
+    /// Tag 40. Request: sets (or with `None` clears) the underlay: which
+    /// port faces the underlay network and which carries the node's IP.
+    SetUnderlay(Option<UnderlayConfig>),
+    /// Tag 41. Request: reads the underlay, tunnel ports, their overhead
+    /// and recommended pod MTU, and the next-hop table.
+    DumpTunnels,
+    /// Tag 42. Reply to `DumpNodes`.
+    Nodes(Vec<NodeEntry>),
+    /// Tag 43. Reply to `DumpTunnels`.
+    Tunnels(TunnelStatus),
+    /// Tag 44. Request: datapath counters (packets, drops by reason).
+    DumpStats,
+    /// Tag 45. Reply to `DumpStats`.
+    Stats(DatapathStats),
 }
 
 impl Body {
     /// Number of tags this version knows: a tag `>= TAG_COUNT` is
     /// [`CodecError::UnknownBody`](super::CodecError::UnknownBody).
-    pub const TAG_COUNT: u32 = 37;
+    pub const TAG_COUNT: u32 = 46;
 
     /// The wire tag (variant index).
     pub fn tag(&self) -> u32 {
@@ -390,6 +435,15 @@ impl Body {
             Body::Cookies(_) => 34,
             Body::PacketIn(_) => 35,
             Body::FlowRemoved(_) => 36,
+            Body::SetNodes { .. } => 37,
+            Body::DelNodes { .. } => 38,
+            Body::DumpNodes => 39,
+            Body::SetUnderlay(_) => 40,
+            Body::DumpTunnels => 41,
+            Body::Nodes(_) => 42,
+            Body::Tunnels(_) => 43,
+            Body::DumpStats => 44,
+            Body::Stats(_) => 45,
         }
     }
 
@@ -433,13 +487,22 @@ impl Body {
             Body::Cookies(_) => "Cookies",
             Body::PacketIn(_) => "PacketIn",
             Body::FlowRemoved(_) => "FlowRemoved",
+            Body::SetNodes { .. } => "SetNodes",
+            Body::DelNodes { .. } => "DelNodes",
+            Body::DumpNodes => "DumpNodes",
+            Body::SetUnderlay(_) => "SetUnderlay",
+            Body::DumpTunnels => "DumpTunnels",
+            Body::Nodes(_) => "Nodes",
+            Body::Tunnels(_) => "Tunnels",
+            Body::DumpStats => "DumpStats",
+            Body::Stats(_) => "Stats",
         }
     }
 
     /// Request, reply or event.
     pub fn kind(&self) -> BodyKind {
         match self.tag() {
-            1..=3 | 27..=34 => BodyKind::Reply,
+            1..=3 | 27..=34 | 42 | 43 | 45 => BodyKind::Reply,
             35..=36 => BodyKind::Event,
             _ => BodyKind::Request,
         }
@@ -471,6 +534,14 @@ impl Body {
             }
             Body::HelloReply { server, .. } => name("HelloReply.server", server),
             Body::PortAdd { name: n, .. } => name("PortAdd.name", n),
+            Body::SetNodes { nodes, .. } | Body::Nodes(nodes) => nodes
+                .iter()
+                .try_for_each(|node| name("node name", &node.name)),
+            Body::DelNodes { names } => names.iter().try_for_each(|n| name("node name", n)),
+            Body::SetUnderlay(Some(u)) => {
+                name("underlay port", &u.port)?;
+                name("underlay host_port", &u.host_port)
+            }
             Body::PortDel {
                 port: PortRef::Name(n),
             }
@@ -816,6 +887,112 @@ pub struct PacketIn {
     pub total_len: u32,
 }
 
+/// One node of the cluster: its name and underlay (tunnel endpoint)
+/// address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NodeEntry {
+    /// Node name (Kubernetes node name).
+    pub name: String,
+    /// Its tunnel endpoint address.
+    pub ip: IpAddr,
+}
+
+/// The underlay of a node (see the switchd `underlay` module doc).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct UnderlayConfig {
+    /// The `afpacket` port attached to the underlay network (a NIC or a
+    /// veth); encapsulated frames leave through it.
+    pub port: String,
+    /// The port whose interface holds the node's underlay address (an
+    /// `internal` port, or a `tap`, or an `afpacket` port on one end of a
+    /// veth pair whose other end holds the address): every frame on `port` that is not tunnel
+    /// traffic for this node goes to it untouched, and everything it sends
+    /// goes out of `port`.
+    pub host_port: String,
+    /// The local tunnel endpoint; `None`: the first address of
+    /// `host_port`'s interface (IPv4 first).
+    pub local_ip: Option<IpAddr>,
+}
+
+/// Where a next-hop MAC address came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum NeighbourOrigin {
+    /// The kernel's neighbour table (rtnetlink).
+    Kernel,
+    /// Learned from a received tunnel packet.
+    Learned,
+    /// Not resolved yet (resolution was asked of the kernel).
+    Unresolved,
+}
+
+/// One entry of the next-hop table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NextHopInfo {
+    /// The remote tunnel endpoint.
+    pub remote: IpAddr,
+    /// The gateway the route names (`None`: on-link).
+    pub gateway: Option<IpAddr>,
+    /// The next hop's MAC address, when known.
+    pub mac: Option<EthernetAddress>,
+    /// Where it came from.
+    pub origin: NeighbourOrigin,
+}
+
+/// A tunnel port in a `Tunnels` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelPortInfo {
+    /// OpenFlow number.
+    pub port: PortNo,
+    /// Name.
+    pub name: String,
+    /// `Geneve` or `Vxlan` with its options.
+    pub kind: PortKind,
+    /// Bytes added by encapsulation over an IPv4 underlay (outer Ethernet
+    /// not counted: it does not use MTU).
+    pub overhead: u32,
+    /// Recommended pod MTU: underlay MTU minus `overhead`.
+    pub pod_mtu: u32,
+}
+
+/// Reply to `DumpTunnels`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelStatus {
+    /// The configured underlay.
+    pub underlay: Option<UnderlayConfig>,
+    /// The local tunnel endpoint in use (configured or discovered).
+    pub local_ip: Option<IpAddr>,
+    /// The source MAC of encapsulated frames (the host port's address).
+    pub local_mac: Option<EthernetAddress>,
+    /// The underlay interface's MTU (0: unknown).
+    pub underlay_mtu: u32,
+    /// Tunnel ports.
+    pub ports: Vec<TunnelPortInfo>,
+    /// The next-hop table published to the workers.
+    pub next_hops: Vec<NextHopInfo>,
+}
+
+/// One drop counter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DropCount {
+    /// The reason (snake_case, as the datapath names it).
+    pub reason: String,
+    /// Packets dropped for it.
+    pub count: u64,
+}
+
+/// Reply to `DumpStats`: datapath counters summed over workers.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DatapathStats {
+    /// Packets processed by the pipeline.
+    pub packets: u64,
+    /// Copies sent to ports.
+    pub outputs: u64,
+    /// Packet-ins sent.
+    pub packet_ins: u64,
+    /// Drops by reason (every reason, zero counts included).
+    pub drops: Vec<DropCount>,
+}
+
 /// Why a flow was removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum RemovedReason {
@@ -857,35 +1034,36 @@ mod tests {
     #[test]
     fn negotiate_picks_highest_common() {
         assert_eq!(negotiate(&[1]), Ok(1));
-        assert_eq!(negotiate(&[3, 1, 2]), Ok(1));
+        assert_eq!(negotiate(&[3, 1, 2]), Ok(2));
+        assert_eq!(negotiate(&[1, 3]), Ok(1));
         assert_eq!(negotiate(&[0, 1]), Ok(1));
         assert_eq!(negotiate(&[PROTOCOL_VERSION, 9]), Ok(PROTOCOL_VERSION));
     }
 
     #[test]
     fn negotiate_mismatch() {
-        let e = negotiate(&[2, 3]).unwrap_err();
+        let e = negotiate(&[3, 4]).unwrap_err();
         assert_eq!(
             e,
             CtlError::VersionMismatch {
-                offered: vec![2, 3],
-                supported: vec![1]
+                offered: vec![3, 4],
+                supported: vec![1, 2]
             }
         );
         assert_eq!(
             e.to_string(),
-            "version mismatch: peer offered [2, 3], this side supports [1]"
+            "version mismatch: peer offered [3, 4], this side supports [1, 2]"
         );
         assert_eq!(
             negotiate(&[]),
             Err(CtlError::VersionMismatch {
                 offered: vec![],
-                supported: vec![1]
+                supported: vec![1, 2]
             })
         );
         assert_eq!(
             negotiate(&[0]).unwrap_err().to_string(),
-            "version mismatch: peer offered [0], this side supports [1]"
+            "version mismatch: peer offered [0], this side supports [1, 2]"
         );
     }
 
@@ -903,7 +1081,7 @@ mod tests {
 
     #[test]
     fn supported_range() {
-        assert_eq!(supported_versions(), vec![1]);
+        assert_eq!(supported_versions(), vec![1, 2]);
         const { assert!(MIN_PROTOCOL_VERSION <= PROTOCOL_VERSION) };
     }
 

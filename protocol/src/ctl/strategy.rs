@@ -542,7 +542,101 @@ pub(crate) fn body() -> impl Strategy<Value = Body> {
                 })
             })
             .boxed(),
+        (vec(node(), 0..4), any::<bool>())
+            .prop_map(|(nodes, replace)| Body::SetNodes { nodes, replace })
+            .boxed(),
+        vec(name(), 0..4)
+            .prop_map(|names| Body::DelNodes { names })
+            .boxed(),
+        Just(Body::DumpNodes).boxed(),
+        option::of(underlay()).prop_map(Body::SetUnderlay).boxed(),
+        Just(Body::DumpTunnels).boxed(),
+        vec(node(), 0..4).prop_map(Body::Nodes).boxed(),
+        tunnel_status().prop_map(Body::Tunnels).boxed(),
+        Just(Body::DumpStats).boxed(),
+        (any::<[u64; 3]>(), vec((name(), any::<u64>()), 0..4))
+            .prop_map(|(c, d)| {
+                Body::Stats(DatapathStats {
+                    packets: c[0],
+                    outputs: c[1],
+                    packet_ins: c[2],
+                    drops: d
+                        .into_iter()
+                        .map(|(reason, count)| DropCount { reason, count })
+                        .collect(),
+                })
+            })
+            .boxed(),
     ])
+}
+
+fn ip_addr() -> impl Strategy<Value = IpAddr> {
+    prop_oneof![
+        any::<u32>().prop_map(|a| IpAddr::V4(Ipv4Addr::from(a))),
+        any::<u128>().prop_map(|a| IpAddr::V6(Ipv6Addr::from(a))),
+    ]
+}
+
+fn node() -> impl Strategy<Value = NodeEntry> {
+    (name(), ip_addr()).prop_map(|(name, ip)| NodeEntry { name, ip })
+}
+
+fn underlay() -> impl Strategy<Value = UnderlayConfig> {
+    (name(), name(), option::of(ip_addr())).prop_map(|(port, host_port, local_ip)| UnderlayConfig {
+        port,
+        host_port,
+        local_ip,
+    })
+}
+
+fn tunnel_status() -> impl Strategy<Value = TunnelStatus> {
+    (
+        option::of(underlay()),
+        option::of(ip_addr()),
+        option::of(mac()),
+        any::<u32>(),
+        vec(
+            (port(), name(), port_kind(), any::<[u32; 2]>()).prop_map(|(port, name, kind, m)| {
+                TunnelPortInfo {
+                    port,
+                    name,
+                    kind,
+                    overhead: m[0],
+                    pod_mtu: m[1],
+                }
+            }),
+            0..3,
+        ),
+        vec(
+            (
+                ip_addr(),
+                option::of(ip_addr()),
+                option::of(mac()),
+                prop_oneof![
+                    Just(NeighbourOrigin::Kernel),
+                    Just(NeighbourOrigin::Learned),
+                    Just(NeighbourOrigin::Unresolved),
+                ],
+            )
+                .prop_map(|(remote, gateway, mac, origin)| NextHopInfo {
+                    remote,
+                    gateway,
+                    mac,
+                    origin,
+                }),
+            0..3,
+        ),
+    )
+        .prop_map(
+            |(underlay, local_ip, local_mac, underlay_mtu, ports, next_hops)| TunnelStatus {
+                underlay,
+                local_ip,
+                local_mac,
+                underlay_mtu,
+                ports,
+                next_hops,
+            },
+        )
 }
 
 /// Any message.

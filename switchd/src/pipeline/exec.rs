@@ -35,6 +35,26 @@
 //!   output), and only if it has an output or resubmit (OVS
 //!   `ofpacts_execute_action_set`). At most [`SET_MAX`] sets/moves are
 //!   kept.
+//! * At most two VLAN tags are tracked, and a `push_vlan` onto two tracked
+//!   tags first removes the inner one from the packet: after three pushes
+//!   the packet carries the last two. This is what OVS does for flows
+//!   added with `ovs-ofctl`'s default protocol settings. Evidence from the
+//!   OVS source: `ovs-ofctl` allows every OpenFlow version by default
+//!   (`OFPUTIL_DEFAULT_VERSIONS` = all supported, `ofp-protocol.h`), and
+//!   parsing `push_vlan` limits the usable protocols to OpenFlow 1.1+
+//!   (`parse_PUSH_VLAN`: `OFPUTIL_P_OF11_UP`), so the flow is sent as a
+//!   real `OFPAT11_PUSH_VLAN` (`open_vconn_for_flow_mod`; under OpenFlow
+//!   1.0 only, `ovs-ofctl` refuses the flow, there is no 1.0 form). The
+//!   translation (`do_xlate_actions`, `OFPACT_PUSH_VLAN`) calls
+//!   `flow_push_vlan_uninit`, which shifts `vlans[0]` into `vlans[1]` of a
+//!   two-slot array (`FLOW_MAX_VLAN_HEADERS`), forgetting the old
+//!   `vlans[1]`; `commit_vlan_action` then pops the packet's differing
+//!   tags and pushes the flow's, so the forgotten tag leaves the wire.
+//!   Tags beyond `vlan-limit` were never tracked and stay (payload), in
+//!   both. The differential test (`tools/tests/ovs_diff.rs`,
+//!   `vlan_stack_cases`) checks this against a real OVS. Unlike OVS, a
+//!   flow whose own actions push a third tag is not refused at compile
+//!   time (`OFPBAC_BAD_TAG`); it gets the same runtime behaviour.
 
 use protocol::flow::key::{VLAN_CFI, VLAN_PCP_MASK, VLAN_PCP_SHIFT, VLAN_VID_MASK};
 use protocol::flow::{
@@ -42,12 +62,16 @@ use protocol::flow::{
 };
 
 use super::config::MissBehavior;
+use super::emc::{PathRec, Step};
+use super::normal::MacTable;
 use super::normal::{self, Learned};
 use super::rewrite;
 use super::table::Op;
+use super::table::Rule;
 use super::trace::{TraceNote, TraceSink};
-use super::{DropReason, OutputSink, Pipeline, WorkerState};
+use super::{DropReason, OutputSink, Pipeline, TableCounter};
 use crate::buf::PacketBuf;
+use crate::tunnel::{EncapError, IcmpError, TunnelEvent, TunnelPort, TunnelWorker, too_big_reply};
 
 /// Most nested resubmits (OVS `MAX_DEPTH`).
 pub const MAX_DEPTH: u32 = 64;
@@ -134,13 +158,20 @@ enum Next {
 }
 
 /// One packet's translation state.
-pub(crate) struct Ctx<'p, 'b, O, T> {
+pub(crate) struct Ctx<'p, 'b, 'e, O, T> {
     pub(crate) pl: &'p Pipeline,
     pub(crate) pkt: &'b mut PacketBuf,
     pub(crate) key: FlowKey,
     pub(crate) layers: Layers,
     pub(crate) now_ms: u64,
-    pub(crate) ws: &'b mut WorkerState,
+    /// The worker's `NORMAL` MAC table.
+    pub(crate) mac: &'b mut MacTable,
+    /// Tunnel scratch buffer and counters.
+    pub(crate) tunnel: &'b mut TunnelWorker,
+    /// The worker's per-table lookup counters.
+    pub(crate) tables: &'b mut [TableCounter],
+    /// Where lookups come from (see [`super::emc`]).
+    pub(crate) path: PathMode<'e>,
     pub(crate) out: &'b mut O,
     pub(crate) trace: &'b mut T,
     pub(crate) set: ActionSet<'p>,
@@ -150,12 +181,43 @@ pub(crate) struct Ctx<'p, 'b, O, T> {
     pub(crate) packet_ins: u32,
     pub(crate) missed: bool,
     pub(crate) error: Option<DropReason>,
+    /// The first tunnel output failure (counted, does not stop the
+    /// translation).
+    pub(crate) tunnel_drop: Option<DropReason>,
     /// Table of the rule running now.
     pub(crate) table: TableId,
     /// Cookie of the rule running now.
     pub(crate) cookie: Cookie,
     /// Zero L4 ports during lookups (fragment under `frag_mode normal`).
     pub(crate) zero_ports_in_lookup: bool,
+    /// Packet length when the translation started (recorded path deltas).
+    pub(crate) base_len: usize,
+}
+
+/// How a translation does its lookups.
+pub(crate) enum PathMode<'e> {
+    /// Classifier lookups, rules credited per packet.
+    Live,
+    /// Classifier lookups, credited per packet, each recorded.
+    Record(&'e mut PathRec),
+    /// Lookups answered from a cached path; rules are credited by the
+    /// caller per group ([`super::emc`]).
+    Replay {
+        steps: &'e [u64],
+        pos: usize,
+        base_len: usize,
+    },
+    /// A replay whose walk left the recorded path (see [`super::emc`]):
+    /// everything so far was credited, the rest is live.
+    Diverged,
+}
+
+/// Credits `rule` of `pl` for the packets of a replayed path step.
+#[inline]
+pub(crate) fn credit_step(pl: &Pipeline, s: Step, packets: u64, bytes: u64, now_ms: u64) {
+    if let Some(rule) = s.rule().and_then(|r| pl.table(TableId(s.table()))?.rule(r)) {
+        rule.stats.credit_n(packets, bytes, now_ms);
+    }
 }
 
 #[inline]
@@ -198,7 +260,7 @@ fn is_vlan_field(f: Field) -> bool {
     )
 }
 
-impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
+impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, '_, O, T> {
     /// Runs the tables from `table` (honouring table-miss behaviour) and
     /// then the action set.
     pub(crate) fn run(&mut self, table: TableId) {
@@ -230,13 +292,77 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
     }
 
     /// Looks `table` up; `in_port` replaces the key's input port for the
-    /// lookup only.
+    /// lookup only. Counts the lookup in the table counters and credits the
+    /// rule (except on a replay, see [`PathMode`]).
     #[inline]
     fn lookup(
         &mut self,
         table: TableId,
         in_port: Option<PortNo>,
-    ) -> Option<(&'p super::table::Rule, Option<u32>)> {
+    ) -> Option<(&'p Rule, Option<u32>)> {
+        let hit = if let PathMode::Replay {
+            steps,
+            pos,
+            base_len,
+        } = &mut self.path
+        {
+            match steps.get(*pos).map(|s| Step(*s)) {
+                Some(s) if s.table() == table.0 => {
+                    *pos += 1;
+                    s.rule()
+                        .and_then(|r| self.pl.table(table)?.rule(r))
+                        .map(|r| (r, None))
+                }
+                _ => {
+                    // Left the recorded path: credit what was replayed and
+                    // go on live.
+                    let (done, base) = (steps.get(..*pos).unwrap_or_default(), *base_len);
+                    for s in done.iter().map(|s| Step(*s)) {
+                        let len = (base as i64 + i64::from(s.delta())).max(0) as u64;
+                        credit_step(self.pl, s, 1, len, self.now_ms);
+                    }
+                    self.path = PathMode::Diverged;
+                    self.live_lookup(table, in_port)
+                }
+            }
+        } else {
+            self.live_lookup(table, in_port)
+        };
+        if let Some(c) = self.tables.get_mut(usize::from(table.0)) {
+            c.lookups += 1;
+            c.matched += u64::from(hit.is_some());
+        }
+        hit
+    }
+
+    /// A classifier lookup (see [`lookup`](Self::lookup)), credited and
+    /// recorded.
+    #[inline]
+    fn live_lookup(
+        &mut self,
+        table: TableId,
+        in_port: Option<PortNo>,
+    ) -> Option<(&'p Rule, Option<u32>)> {
+        let hit = self.classify(table, in_port);
+        if let Some((rule, _, _)) = hit {
+            rule.stats.credit(self.pkt.len(), self.now_ms);
+        }
+        if let PathMode::Record(rec) = &mut self.path {
+            let delta = self.pkt.len() as i64 - self.base_len as i64;
+            match i16::try_from(delta) {
+                Ok(d) => rec.push(Step::new(table.0, hit.map(|h| h.2), d)),
+                Err(_) => rec.uncacheable = true,
+            }
+        }
+        hit.map(|(r, c, _)| (r, c))
+    }
+
+    #[inline]
+    fn classify(
+        &mut self,
+        table: TableId,
+        in_port: Option<PortNo>,
+    ) -> Option<(&'p Rule, Option<u32>, u32)> {
         let t = self.pl.table(table)?;
         let saved = (self.key.in_port(), self.key.tp_src(), self.key.tp_dst());
         if let Some(p) = in_port {
@@ -250,7 +376,17 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
         self.key.set_in_port(saved.0);
         self.key.set_tp_src(saved.1);
         self.key.set_tp_dst(saved.2);
-        hit.map(|h| (h.value, h.conj_id))
+        let h = hit?;
+        t.rule(*h.value).map(|r| (r, h.conj_id, *h.value))
+    }
+
+    /// A rewrite failed on the packet bytes: noted, and the translation is
+    /// not cached (see [`super::emc`]).
+    fn vlan_unchanged(&mut self) {
+        self.trace.note(TraceNote::VlanUnchanged);
+        if let PathMode::Record(rec) = &mut self.path {
+            rec.uncacheable = true;
+        }
     }
 
     /// The table chain: lookup, actions, goto or miss-continue.
@@ -263,7 +399,6 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
             self.table = *table;
             match self.lookup(*table, lookup_port) {
                 Some((rule, conj_id)) => {
-                    rule.stats.credit(self.pkt.len(), self.now_ms);
                     self.trace.table(*table, Some(rule), conj_id);
                     self.cookie = rule.spec.cookie;
                     match self.run_list(&rule.ops, &rule.spec.actions) {
@@ -400,6 +535,9 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
         if self.depth >= MAX_DEPTH || self.resubmits >= MAX_RESUBMITS {
             self.error = Some(DropReason::ResubmitLimit);
             self.trace.note(TraceNote::ResubmitLimit);
+            if let PathMode::Record(rec) = &mut self.path {
+                rec.uncacheable = true;
+            }
             return;
         }
         self.resubmits += 1;
@@ -431,11 +569,17 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
                 u128::from(self.key.vlan0_tci()),
             );
             if !rewrite::commit_vlan(old_tci, self.pkt, &mut self.key, &mut self.layers) {
-                self.trace.note(TraceNote::VlanUnchanged);
+                self.vlan_unchanged();
             }
             return;
         }
         field.set(&mut self.key, new);
+        if let Field::TunMetadata(i) = field {
+            // Writing an option slot makes the option present (OVS), so
+            // a tunnel output sends it.
+            let p = self.key.tun_metadata_present() | (1u8 << (i & 7));
+            self.key.set_tun_metadata_present(p);
+        }
         self.trace.field(field, old, new);
         rewrite::commit_field(field, self.pkt.data_mut(), &self.key, &self.layers);
     }
@@ -471,9 +615,27 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
         }
     }
 
+    /// `push_vlan`. The key tracks at most two tags, as OVS's flow
+    /// (`FLOW_MAX_VLAN_HEADERS`); when both are in use, OVS's translation
+    /// (`flow_push_vlan_uninit`) forgets the inner one and its datapath
+    /// commit (`commit_vlan_action`) rewrites the packet to carry exactly
+    /// the two tags of the flow: the inner tracked tag leaves the wire. So
+    /// does Weft's: a third push removes the tag at the inner position
+    /// first. Tags never parsed into the key (beyond `vlan-limit`) are
+    /// payload and stay, as in OVS.
     fn push_vlan(&mut self, tpid: u16) {
+        if self.key.vlan1_tci() & VLAN_CFI != 0 {
+            let inner = self.key.vlan1_tci() & !VLAN_CFI;
+            if !rewrite::remove_inner_tag(self.pkt, &mut self.layers) {
+                self.vlan_unchanged();
+                return;
+            }
+            self.key.set_vlan1_tci(0);
+            self.key.set_vlan1_tpid(0);
+            self.trace.note(TraceNote::VlanInnerDropped(inner));
+        }
         if !rewrite::insert_tag(self.pkt, tpid, 0, &mut self.layers) {
-            self.trace.note(TraceNote::VlanUnchanged);
+            self.vlan_unchanged();
             return;
         }
         // OVS `flow_push_vlan_uninit`: the outer tag moves in.
@@ -486,7 +648,7 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
 
     fn pop_vlan(&mut self) {
         if !self.key.has_vlan() || !rewrite::remove_tag(self.pkt, &mut self.layers) {
-            self.trace.note(TraceNote::VlanUnchanged);
+            self.vlan_unchanged();
             return;
         }
         self.key.set_vlan0_tci(self.key.vlan1_tci());
@@ -507,7 +669,7 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
         self.trace
             .field(Field::VlanTci, u128::from(old), u128::from(new));
         if !rewrite::commit_vlan(old, self.pkt, &mut self.key, &mut self.layers) {
-            self.trace.note(TraceNote::VlanUnchanged);
+            self.vlan_unchanged();
         }
     }
 
@@ -537,10 +699,73 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
             self.trace.note(TraceNote::NoForward(port));
             return;
         }
+        if let Some(tp) = self.pl.tunnels.port(port) {
+            self.emit_tunnel(*tp);
+            return;
+        }
         let bytes = self.pkt.data();
         self.out.output(port, bytes);
         self.trace.output(port, bytes);
         self.outputs += 1;
+    }
+
+    /// Output to a tunnel port: encapsulate in the headroom, send out of
+    /// the underlay port, restore the inner frame (see [`crate::tunnel`]).
+    fn emit_tunnel(&mut self, tp: TunnelPort) {
+        let pl = self.pl;
+        match pl.tunnels.encap(&tp, &self.key, &self.layers, self.pkt) {
+            Ok(n) => {
+                let underlay = pl.tunnels.underlay().map_or(PortNo::LOCAL, |u| u.port);
+                self.trace.note(TraceNote::TunnelEncap {
+                    port: tp.port,
+                    kind: tp.kind,
+                    underlay,
+                    header_len: u16::try_from(n).unwrap_or(u16::MAX),
+                });
+                let bytes = self.pkt.data();
+                self.out.output(underlay, bytes);
+                self.trace.output(underlay, bytes);
+                self.outputs += 1;
+                self.tunnel.encapsulated += 1;
+                self.pkt.pull_front(n);
+            }
+            Err(e) => {
+                let d = e.drop_reason();
+                self.trace.note(TraceNote::TunnelDrop(d));
+                if self.tunnel_drop.is_none() {
+                    self.tunnel_drop = Some(d.into());
+                }
+                match e {
+                    EncapError::NoNextHop(ip) => {
+                        self.out.tunnel_event(TunnelEvent::MissingNextHop(ip));
+                    }
+                    EncapError::TooBig { inner_mtu } => self.too_big(inner_mtu),
+                    EncapError::Drop(_) => {}
+                }
+            }
+        }
+    }
+
+    /// Sends the ICMP/ICMPv6 "too big" error back out of the input port.
+    fn too_big(&mut self, inner_mtu: u32) {
+        let in_port = PortNo(self.key.in_port());
+        if self.pl.tunnels.port(in_port).is_some() || in_port.reserved_name().is_some() {
+            self.trace
+                .note(TraceNote::TunnelNoIcmp(inner_mtu, IcmpError::NoReturnPort));
+            return;
+        }
+        let scratch = &mut self.tunnel.scratch[..];
+        match too_big_reply(self.pkt.data(), &self.layers, inner_mtu, scratch) {
+            Ok(len) => {
+                let bytes = scratch.get(..len).unwrap_or_default();
+                self.trace.note(TraceNote::TunnelIcmpTooBig(inner_mtu));
+                self.out.output(in_port, bytes);
+                self.trace.output(in_port, bytes);
+                self.outputs += 1;
+                self.tunnel.icmp_too_big += 1;
+            }
+            Err(e) => self.trace.note(TraceNote::TunnelNoIcmp(inner_mtu, e)),
+        }
     }
 
     fn packet_in(&mut self, reason: ControllerReason, max_len: u16) {
@@ -572,7 +797,7 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
         }
         let aging = self.pl.config.mac_aging_ms;
         if !src.is_multicast()
-            && self.ws.mac.learn(src, vlan, in_port, self.now_ms, aging) != Learned::Refreshed
+            && self.mac.learn(src, vlan, in_port, self.now_ms, aging) != Learned::Refreshed
         {
             self.trace
                 .note(TraceNote::NormalLearned(src, vlan, in_port));
@@ -580,7 +805,7 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, O, T> {
         let known = if dst.is_multicast() {
             None
         } else {
-            self.ws.mac.lookup(dst, vlan, self.now_ms, aging)
+            self.mac.lookup(dst, vlan, self.now_ms, aging)
         };
         match known {
             Some(p) if p == in_port => self.trace.note(TraceNote::NormalInputPort(p)),

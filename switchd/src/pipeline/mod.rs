@@ -7,6 +7,12 @@
 //! # Stages of [`Pipeline::process`] (OVS `dp_netdev_input__` +
 //! `xlate_actions`)
 //!
+//! 0. Tunnels ([`crate::tunnel`], only if the snapshot has tunnel
+//!    configuration): a frame on the underlay port that is tunnel traffic
+//!    for us is decapsulated and continues with `in_port` = the tunnel port
+//!    and the `tun_*` fields set; other underlay traffic is bridged to and
+//!    from the host port untouched without a lookup. Output to a tunnel
+//!    port encapsulates (in [`exec`]).
 //! 1. `extract` the key once (then [`exec`] keeps it in sync with every
 //!    header rewrite); `in_port` set. Malformed packets (extraction failed
 //!    at L2, VLAN or L3) are dropped ([`DropReason::Malformed`]); an L4
@@ -17,10 +23,29 @@
 //! 5. The action set, if it holds an output.
 //! 6. The [`Verdict`], counted in the [`WorkerState`].
 //!
+//! # Batches and the exact-match cache ([`Pipeline::process_batch`])
+//!
+//! The worker hands over a whole rx batch (up to 32 packets from one port)
+//! with one snapshot and one clock reading. Per packet: stages 1 to 3, then
+//! the worker's exact-match cache ([`emc`]) keyed by the extracted key; a
+//! hit replays the cached rule path (stage 4 without classifier lookups), a
+//! miss runs stage 4 in full, recording the path. Hits sharing an entry
+//! form a group whose rule counters are credited once. Results are exactly
+//! those of [`Pipeline::process`] per packet (a property test,
+//! `tests/emc_equivalence.rs`). [`Pipeline::process`] itself (and so every
+//! trace) never uses the cache.
+//!
+//! # Table statistics
+//!
+//! Every lookup, cached or not, counts in the worker's own
+//! [`WorkerCounters::tables`] (lookups, matched, as OVS `dump-tables`);
+//! the control thread sums the workers' published copies on request.
+//!
 //! The per-packet path does not allocate (tested under a counting
-//! allocator in `tests/pipeline_alloc.rs`), takes no lock, does not log and
-//! does not read the clock (`now_ms` is passed in). Rule counters are
-//! relaxed atomics shared with the control thread.
+//! allocator in `tests/pipeline_alloc.rs`, with cache hits, misses,
+//! evictions and invalidations), takes no lock, does not log and does not
+//! read the clock (`now_ms` is passed in). Rule counters are relaxed
+//! atomics shared with the control thread.
 //!
 //! # Publication
 //!
@@ -32,6 +57,7 @@
 
 pub mod classifier;
 pub mod config;
+pub mod emc;
 pub mod exec;
 pub mod normal;
 pub mod packet;
@@ -40,15 +66,20 @@ pub mod table;
 pub mod trace;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use protocol::flow::{
-    ControllerReason, Cookie, ExtractConfig, FlowKey, FlowSpec, Layer, PortNo, TableId, extract,
-    key::NW_FRAG_ANY,
+    ControllerReason, Cookie, ExtractConfig, FlowKey, FlowSpec, Layer, Layers, PortNo, TableId,
+    extract, key::NW_FRAG_ANY,
 };
 
-use crate::buf::PacketBuf;
+use crate::buf::{BATCH_MAX, PacketBuf};
+use crate::tunnel::{Decap, TunnelDrop, TunnelEvent, TunnelWorker, Tunnels};
+use emc::{Emc, PathRec, Step, cacheable, emc_hash, emc_key};
+use exec::PathMode;
 
 pub use config::{FragMode, MissBehavior, PortConfig, SwitchConfig};
+pub use emc::{EMC_ENTRIES, MAX_PATH};
 pub use exec::{MAX_DEPTH, MAX_RESUBMITS, SET_MAX};
 pub use normal::MacTable;
 pub use table::{CompileError, Rule, RuleStats, Table};
@@ -63,6 +94,10 @@ pub trait OutputSink {
     /// A packet-in for the controller: why, from which table, the cookie of
     /// the rule (all ones for a table miss) and the (possibly cut) bytes.
     fn packet_in(&mut self, reason: ControllerReason, table: TableId, cookie: Cookie, bytes: &[u8]);
+    /// Something the daemon should act on (a missing tunnel next hop).
+    /// Default: ignored.
+    #[inline(always)]
+    fn tunnel_event(&mut self, _event: TunnelEvent) {}
 }
 
 /// An [`OutputSink`] that keeps copies of everything (tests, tools; it
@@ -73,6 +108,8 @@ pub struct CollectSink {
     pub outputs: Vec<(PortNo, Vec<u8>)>,
     /// (reason, table, cookie, bytes) in order.
     pub packet_ins: Vec<(ControllerReason, TableId, Cookie, Vec<u8>)>,
+    /// Tunnel events in order.
+    pub events: Vec<TunnelEvent>,
 }
 
 impl OutputSink for CollectSink {
@@ -88,6 +125,9 @@ impl OutputSink for CollectSink {
     ) {
         self.packet_ins
             .push((reason, table, cookie, bytes.to_vec()));
+    }
+    fn tunnel_event(&mut self, event: TunnelEvent) {
+        self.events.push(event);
     }
 }
 
@@ -110,11 +150,52 @@ pub enum DropReason {
     /// The actions ran to the end without sending the packet anywhere
     /// (explicit `drop`, empty actions, only skipped outputs).
     NoOutput,
+    // Tunnel reasons ([`TunnelDrop`]). On output (encap) they count a copy
+    // that could not be sent; other copies may have gone out (the reason
+    // is recorded once per packet).
+    /// Output to a tunnel port with no underlay configured.
+    TunnelNoUnderlay,
+    /// Output to a flow-based tunnel port without `tun_dst`/`tun_ipv6_dst`.
+    TunnelNoRemote,
+    /// No local endpoint IP of the remote's family.
+    TunnelNoLocalIp,
+    /// No next-hop MAC for the remote (a `TunnelEvent` was reported).
+    TunnelNoNextHop,
+    /// Too big for the underlay MTU after encapsulation (an ICMP error
+    /// may have been sent back).
+    TunnelTooBig,
+    /// No headroom for the outer headers.
+    TunnelNoHeadroom,
+    /// Malformed tunnel packet addressed to us.
+    TunnelMalformed,
+    /// Unknown critical Geneve option (RFC 8926).
+    TunnelCriticalOption,
+    /// No tunnel port matches the remote and VNI.
+    TunnelNoPort,
+    /// Geneve protocol type other than Ethernet, IPv4, IPv6.
+    TunnelUnsupported,
+}
+
+impl From<TunnelDrop> for DropReason {
+    fn from(d: TunnelDrop) -> DropReason {
+        match d {
+            TunnelDrop::NoUnderlay => DropReason::TunnelNoUnderlay,
+            TunnelDrop::NoRemote => DropReason::TunnelNoRemote,
+            TunnelDrop::NoLocalIp => DropReason::TunnelNoLocalIp,
+            TunnelDrop::NoNextHop => DropReason::TunnelNoNextHop,
+            TunnelDrop::TooBig => DropReason::TunnelTooBig,
+            TunnelDrop::NoHeadroom => DropReason::TunnelNoHeadroom,
+            TunnelDrop::Malformed => DropReason::TunnelMalformed,
+            TunnelDrop::CriticalOption => DropReason::TunnelCriticalOption,
+            TunnelDrop::NoPort => DropReason::TunnelNoPort,
+            TunnelDrop::Unsupported => DropReason::TunnelUnsupported,
+        }
+    }
 }
 
 impl DropReason {
     /// Number of reasons (size of the counter array).
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 16;
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Malformed,
@@ -123,6 +204,16 @@ impl DropReason {
         DropReason::TableMiss,
         DropReason::ResubmitLimit,
         DropReason::NoOutput,
+        DropReason::TunnelNoUnderlay,
+        DropReason::TunnelNoRemote,
+        DropReason::TunnelNoLocalIp,
+        DropReason::TunnelNoNextHop,
+        DropReason::TunnelTooBig,
+        DropReason::TunnelNoHeadroom,
+        DropReason::TunnelMalformed,
+        DropReason::TunnelCriticalOption,
+        DropReason::TunnelNoPort,
+        DropReason::TunnelUnsupported,
     ];
 
     /// Stable snake_case name (counter label, JSON).
@@ -134,6 +225,16 @@ impl DropReason {
             DropReason::TableMiss => "table_miss",
             DropReason::ResubmitLimit => "resubmit_limit",
             DropReason::NoOutput => "no_output",
+            DropReason::TunnelNoUnderlay => "tunnel_no_underlay",
+            DropReason::TunnelNoRemote => "tunnel_no_remote",
+            DropReason::TunnelNoLocalIp => "tunnel_no_local_ip",
+            DropReason::TunnelNoNextHop => "tunnel_no_next_hop",
+            DropReason::TunnelTooBig => "tunnel_too_big",
+            DropReason::TunnelNoHeadroom => "tunnel_no_headroom",
+            DropReason::TunnelMalformed => "tunnel_malformed",
+            DropReason::TunnelCriticalOption => "tunnel_critical_option",
+            DropReason::TunnelNoPort => "tunnel_no_port",
+            DropReason::TunnelUnsupported => "tunnel_unsupported",
         }
     }
 
@@ -152,7 +253,9 @@ pub struct Verdict {
     /// Packet-ins sent.
     pub packet_ins: u32,
     /// Why the packet was dropped, or why its translation was cut short
-    /// (only [`DropReason::ResubmitLimit`] can come with outputs).
+    /// (only [`DropReason::ResubmitLimit`] and the tunnel reasons of an
+    /// output, e.g. [`DropReason::TunnelTooBig`] with the ICMP error sent
+    /// back, can come with outputs).
     pub reason: Option<DropReason>,
 }
 
@@ -164,8 +267,22 @@ impl Verdict {
     }
 }
 
+/// Lookups in one table by one worker (OVS `dump-tables` "lookup" and
+/// "matched").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableCounter {
+    /// Lookups in the table (table-0 entries, gotos, resubmits,
+    /// miss-continues), cached or not.
+    pub lookups: u64,
+    /// Lookups that found a rule.
+    pub matched: u64,
+}
+
+/// Number of tables.
+pub const N_TABLES: usize = 255;
+
 /// Per-worker counters, aggregated by the control thread on read.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerCounters {
     /// Packets processed.
     pub packets: u64,
@@ -177,6 +294,28 @@ pub struct WorkerCounters {
     pub packet_ins: u64,
     /// Drops by [`DropReason::index`].
     pub drops: [u64; DropReason::COUNT],
+    /// Packets whose translation was replayed from the exact-match cache.
+    pub emc_hits: u64,
+    /// Packets looked up in the exact-match cache and not found (the
+    /// full translation ran; inserted if cacheable).
+    pub emc_misses: u64,
+    /// Lookups by table id.
+    pub tables: Box<[TableCounter; N_TABLES]>,
+}
+
+impl Default for WorkerCounters {
+    fn default() -> Self {
+        WorkerCounters {
+            packets: 0,
+            bytes: 0,
+            outputs: 0,
+            packet_ins: 0,
+            drops: [0; DropReason::COUNT],
+            emc_hits: 0,
+            emc_misses: 0,
+            tables: Box::new([TableCounter::default(); N_TABLES]),
+        }
+    }
 }
 
 impl WorkerCounters {
@@ -184,24 +323,45 @@ impl WorkerCounters {
     pub fn drops_for(&self, reason: DropReason) -> u64 {
         self.drops.get(reason.index()).copied().unwrap_or(0)
     }
+
+    /// The lookup counters of table `t`.
+    pub fn table(&self, t: TableId) -> TableCounter {
+        self.tables
+            .get(usize::from(t.0))
+            .copied()
+            .unwrap_or_default()
+    }
 }
 
-/// State owned by one worker thread: counters and the MAC-learning table.
-/// Never shared; allocated once.
+/// State owned by one worker thread: counters, the MAC-learning table and
+/// the exact-match cache. Never shared; allocated once.
 #[derive(Debug, Clone)]
 pub struct WorkerState {
     /// Counters.
     pub counters: WorkerCounters,
     /// `NORMAL`'s MAC table.
     pub mac: MacTable,
+    /// Tunnel scratch buffer and counters.
+    pub tunnel: TunnelWorker,
+    /// The exact-match cache used by [`Pipeline::process_batch`].
+    pub emc: Emc,
 }
 
 impl WorkerState {
-    /// A worker state sized by `config.mac_table_size`.
+    /// A worker state sized by `config.mac_table_size`, with an
+    /// [`EMC_ENTRIES`]-entry cache.
     pub fn new(config: &SwitchConfig) -> WorkerState {
+        WorkerState::with_emc_entries(config, EMC_ENTRIES)
+    }
+
+    /// Like [`new`](Self::new) with an `entries`-entry cache (`0`: none;
+    /// every packet takes the full translation).
+    pub fn with_emc_entries(config: &SwitchConfig, entries: usize) -> WorkerState {
         WorkerState {
             counters: WorkerCounters::default(),
             mac: MacTable::new(config.mac_table_size),
+            tunnel: TunnelWorker::default(),
+            emc: Emc::new(entries),
         }
     }
 }
@@ -218,7 +378,14 @@ pub struct Pipeline {
     miss: Box<[MissBehavior; 255]>,
     extract: ExtractConfig,
     generation: u64,
+    /// Tunnel ports, underlay, next hops, TLV map (empty: no hooks run).
+    tunnels: Arc<Tunnels>,
+    /// Unique per compiled snapshot (exact-match cache ownership).
+    uid: u64,
 }
+
+/// Source of [`Pipeline::uid`]s.
+static NEXT_UID: AtomicU64 = AtomicU64::new(1);
 
 /// The shared, swappable current snapshot (control thread stores, workers
 /// load once per batch).
@@ -261,12 +428,49 @@ impl Pipeline {
             },
             config,
             generation,
+            tunnels: Arc::new(Tunnels::default()),
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
         })
+    }
+
+    /// This snapshot with the tunnel configuration `tunnels` (builder, at
+    /// publication time).
+    pub fn with_tunnels(mut self, tunnels: Arc<Tunnels>) -> Pipeline {
+        self.tunnels = tunnels;
+        self
+    }
+
+    /// A new snapshot sharing this one's tables (and rule counters) with
+    /// other tunnel configuration and generation `generation`: for
+    /// next-hop and underlay changes, without recompiling flows.
+    pub fn with_new_tunnels(&self, tunnels: Arc<Tunnels>, generation: u64) -> Pipeline {
+        Pipeline {
+            tables: self.tables.clone(),
+            config: self.config.clone(),
+            flood_ports: self.flood_ports.clone(),
+            miss: self.miss.clone(),
+            extract: self.extract,
+            generation,
+            tunnels,
+            // A new snapshot: the workers' caches start over with it.
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// The tunnel configuration.
+    pub fn tunnels(&self) -> &Tunnels {
+        &self.tunnels
     }
 
     /// This snapshot's generation.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// A number unique to this compiled snapshot in the process (two
+    /// snapshots with the same generation still differ).
+    pub fn uid(&self) -> u64 {
+        self.uid
     }
 
     /// The settings it was compiled with.
@@ -303,6 +507,7 @@ impl Pipeline {
     /// and packet-ins go to `out`, every step to `trace`, counters to `ws`.
     /// `pkt` is edited in place (it holds the last version of the packet
     /// afterwards). See the [module documentation](self) for the stages.
+    /// Never uses the exact-match cache (traces always take this path).
     pub fn process(
         &self,
         pkt: &mut PacketBuf,
@@ -312,52 +517,259 @@ impl Pipeline {
         out: &mut impl OutputSink,
         trace: &mut impl TraceSink,
     ) -> Verdict {
-        self.process_inner(pkt, in_port, None, now_ms, ws, out, trace)
+        let WorkerState {
+            counters,
+            mac,
+            tunnel,
+            ..
+        } = ws;
+        let (key, layers) = match self.ingress(pkt, in_port, counters, tunnel, out, trace) {
+            Ok(k) => k,
+            Err(v) => return finish(counters, trace, v),
+        };
+        let (v, _) = self.translate(
+            pkt,
+            key,
+            layers,
+            now_ms,
+            counters,
+            mac,
+            tunnel,
+            out,
+            trace,
+            PathMode::Live,
+        );
+        v
     }
 
-    /// [`process`](Self::process) for a packet that arrived through a
-    /// tunnel and was already decapsulated: `pkt` is the inner frame and
-    /// the key's tunnel metadata (`tun_id`, `tun_src`, `tun_dst`,
-    /// `tun_flags`, `tun_metadata0..7` and their present bits) is taken
-    /// from `tunnel` before table 0, exactly as a decapsulating port would
-    /// fill it in. Used by the controller's offline policy check to carry
-    /// the tunnel hop between two nodes' pipelines until tunnel ports do
-    /// this themselves.
-    #[allow(clippy::too_many_arguments)]
-    pub fn process_with_tunnel(
+    /// Runs a batch of packets received on `in_port` (the worker's unit:
+    /// one snapshot, one clock reading) with the exact-match cache of `ws`
+    /// (see [`emc`]): each packet is extracted and looked up in the cache;
+    /// a hit replays the cached rule path (no classifier lookups), a miss
+    /// runs the full translation and caches its path. Packets are executed
+    /// in arrival order; rule counters of hits are credited once per group
+    /// of packets sharing a cache entry. Results (outputs, packet-ins,
+    /// counters, MAC learning) are those of [`process`](Self::process) on
+    /// each packet in turn. Each buffer holds its last version afterwards.
+    pub fn process_batch(
         &self,
-        pkt: &mut PacketBuf,
+        pkts: &mut [PacketBuf],
         in_port: PortNo,
-        tunnel: &TunnelMetadata,
         now_ms: u64,
         ws: &mut WorkerState,
         out: &mut impl OutputSink,
-        trace: &mut impl TraceSink,
-    ) -> Verdict {
-        self.process_inner(pkt, in_port, Some(tunnel), now_ms, ws, out, trace)
+    ) {
+        let WorkerState {
+            counters,
+            mac,
+            emc,
+            tunnel,
+        } = ws;
+        emc.sync(self.uid);
+        let enabled = emc.enabled();
+        // Pending group credits: (slot, packets, bytes at entry).
+        let mut groups = [(usize::MAX, 0u64, 0u64); BATCH_MAX];
+        let mut n_groups = 0usize;
+        let trace = &mut NoTrace;
+        for pkt in pkts.iter_mut() {
+            let (key, layers) = match self.ingress(pkt, in_port, counters, tunnel, out, trace) {
+                Ok(k) => k,
+                Err(v) => {
+                    finish(counters, trace, v);
+                    continue;
+                }
+            };
+            if !enabled || !cacheable(&key) {
+                self.translate(
+                    pkt,
+                    key,
+                    layers,
+                    now_ms,
+                    counters,
+                    mac,
+                    tunnel,
+                    out,
+                    trace,
+                    PathMode::Live,
+                );
+                continue;
+            }
+            let w = emc_key(&key);
+            let h = emc_hash(&w);
+            let base_len = pkt.len();
+            if let Some(slot) = emc.find(h, &w) {
+                counters.emc_hits += 1;
+                let replay = PathMode::Replay {
+                    steps: emc.path(slot),
+                    pos: 0,
+                    base_len,
+                };
+                let (_, path) = self.translate(
+                    pkt, key, layers, now_ms, counters, mac, tunnel, out, trace, replay,
+                );
+                match path {
+                    PathMode::Replay { steps, pos, .. } if pos == steps.len() => {
+                        let g = match groups
+                            .get(..n_groups)
+                            .and_then(|g| g.iter().position(|e| e.0 == slot))
+                        {
+                            Some(g) => g,
+                            None => {
+                                if n_groups == BATCH_MAX {
+                                    self.flush_groups(emc, &groups, now_ms);
+                                    n_groups = 0;
+                                }
+                                if let Some(e) = groups.get_mut(n_groups) {
+                                    *e = (slot, 0, 0);
+                                }
+                                n_groups += 1;
+                                n_groups - 1
+                            }
+                        };
+                        if let Some(e) = groups.get_mut(g) {
+                            e.1 += 1;
+                            e.2 += base_len as u64;
+                        }
+                    }
+                    PathMode::Replay { steps, pos, .. } => {
+                        // Fewer lookups than recorded: credit this packet
+                        // alone (see `emc`).
+                        for s in steps.get(..pos).unwrap_or_default() {
+                            let s = Step(*s);
+                            let len = (base_len as i64 + i64::from(s.delta())).max(0) as u64;
+                            exec::credit_step(self, s, 1, len, now_ms);
+                        }
+                    }
+                    _ => {}
+                }
+            } else {
+                counters.emc_misses += 1;
+                let mut rec = PathRec::new();
+                self.translate(
+                    pkt,
+                    key,
+                    layers,
+                    now_ms,
+                    counters,
+                    mac,
+                    tunnel,
+                    out,
+                    trace,
+                    PathMode::Record(&mut rec),
+                );
+                if !rec.uncacheable {
+                    let slot = emc.victim(h);
+                    let pending = groups
+                        .get(..n_groups)
+                        .and_then(|g| g.iter().position(|e| e.0 == slot));
+                    if let Some(g) = pending {
+                        // Its hits so far are credited before the path goes.
+                        if let Some(&e) = groups.get(g) {
+                            self.flush_groups(emc, &[e], now_ms);
+                        }
+                        groups.copy_within(g + 1..n_groups, g);
+                        n_groups -= 1;
+                    }
+                    emc.insert_at(slot, h, &w, &rec);
+                }
+            }
+        }
+        self.flush_groups(emc, groups.get(..n_groups).unwrap_or_default(), now_ms);
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Credits the rules of each group's cached path.
+    fn flush_groups(&self, emc: &Emc, groups: &[(usize, u64, u64)], now_ms: u64) {
+        for &(slot, packets, bytes) in groups {
+            for s in emc.path(slot) {
+                let s = Step(*s);
+                let b = (bytes as i64 + i64::from(s.delta()) * packets as i64).max(0) as u64;
+                exec::credit_step(self, s, packets, b, now_ms);
+            }
+        }
+    }
+
+    /// Stages 1 to 3: counts the packet, extracts its key, applies the
+    /// early drops. `Err` holds the verdict of a dropped packet.
     #[inline]
-    fn process_inner(
+    fn ingress(
         &self,
         pkt: &mut PacketBuf,
         in_port: PortNo,
-        tunnel: Option<&TunnelMetadata>,
-        now_ms: u64,
-        ws: &mut WorkerState,
+        counters: &mut WorkerCounters,
+        tunnel: &mut TunnelWorker,
         out: &mut impl OutputSink,
         trace: &mut impl TraceSink,
-    ) -> Verdict {
-        ws.counters.packets += 1;
-        ws.counters.bytes += pkt.len() as u64;
+    ) -> Result<(FlowKey, Layers), Verdict> {
+        counters.packets += 1;
+        counters.bytes += pkt.len() as u64;
         let mut key = FlowKey::default();
+        let mut in_port = in_port;
+        let mut decap_note = None;
+        if let Some(u) = self.tunnels.underlay() {
+            if in_port == u.port {
+                // The outer source MAC, for next-hop learning below.
+                let mut outer_src = [0u8; 6];
+                if let Some(m) = pkt.data().get(6..12) {
+                    outer_src.copy_from_slice(m);
+                }
+                match self.tunnels.decap(pkt, &mut key) {
+                    Decap::Inner {
+                        port,
+                        kind,
+                        outer_len,
+                        dummy_eth,
+                    } => {
+                        tunnel.decapsulated += 1;
+                        // Learning (as the kernel VXLAN device and OVS's
+                        // neighbour snooping): tell the daemon when the
+                        // sender's MAC is not our next hop for it. One
+                        // binary search; an event only on a difference.
+                        let remote = if key.tun_ipv6_src().is_unspecified() {
+                            core::net::IpAddr::V4(key.tun_src())
+                        } else {
+                            core::net::IpAddr::V6(key.tun_ipv6_src())
+                        };
+                        let mac = protocol::wire::EthernetAddress(outer_src);
+                        if self.tunnels.next_hops().get(remote) != Some(mac) {
+                            out.tunnel_event(TunnelEvent::Learned { remote, mac });
+                        }
+                        decap_note = Some(TraceNote::TunnelDecap {
+                            from: in_port,
+                            port,
+                            kind,
+                            outer_len: u16::try_from(outer_len).unwrap_or(u16::MAX),
+                            dummy_eth,
+                        });
+                        in_port = port;
+                    }
+                    Decap::NotTunnel => {
+                        if let Some(h) = u.host_port {
+                            return Err(self.bridge(pkt, in_port, h, tunnel, out, trace));
+                        }
+                    }
+                    Decap::Drop(d) => {
+                        key.set_in_port(in_port.0);
+                        extract(pkt.data(), &self.extract, &mut key);
+                        trace.begin(in_port, &key);
+                        trace.note(TraceNote::TunnelDrop(d));
+                        let v = Verdict {
+                            outputs: 0,
+                            packet_ins: 0,
+                            reason: Some(d.into()),
+                        };
+                        return Err(v);
+                    }
+                }
+            } else if Some(in_port) == u.host_port {
+                return Err(self.bridge(pkt, in_port, u.port, tunnel, out, trace));
+            }
+        }
         key.set_in_port(in_port.0);
         let ex = extract(pkt.data(), &self.extract, &mut key);
-        if let Some(t) = tunnel {
-            t.apply(&mut key);
-        }
         trace.begin(in_port, &key);
+        if let Some(n) = decap_note {
+            trace.note(n);
+        }
         let early = if let Some(e) = ex.error
             && e.layer != Layer::L4
         {
@@ -372,31 +784,51 @@ impl Pipeline {
         } else {
             None
         };
-        if let Some(r) = early {
-            return finish(
-                ws,
-                trace,
-                Verdict {
-                    outputs: 0,
-                    packet_ins: 0,
-                    reason: Some(r),
-                },
-            );
+        match early {
+            Some(r) => Err(Verdict {
+                outputs: 0,
+                packet_ins: 0,
+                reason: Some(r),
+            }),
+            None => Ok((key, ex.layers)),
         }
+    }
+
+    /// Stages 4 to 6 for an extracted packet; returns the verdict and the
+    /// path mode as the translation left it.
+    #[allow(clippy::too_many_arguments)] // The worker state, split for borrowing.
+    #[inline]
+    fn translate<'e, O: OutputSink, T: TraceSink>(
+        &self,
+        pkt: &mut PacketBuf,
+        key: FlowKey,
+        layers: Layers,
+        now_ms: u64,
+        counters: &mut WorkerCounters,
+        mac: &mut MacTable,
+        tunnel: &mut TunnelWorker,
+        out: &mut O,
+        trace: &mut T,
+        path: PathMode<'e>,
+    ) -> (Verdict, PathMode<'e>) {
         let zero_ports =
             key.nw_frag() & NW_FRAG_ANY != 0 && self.config.frag_mode == FragMode::Normal;
         if zero_ports {
             trace.note(TraceNote::FragmentPortsZeroed);
         }
+        let base_len = pkt.len();
         let mut ctx = exec::Ctx {
             pl: self,
             pkt,
             key,
-            layers: ex.layers,
+            layers,
             now_ms,
-            ws,
+            mac,
+            tunnel,
+            tables: &mut counters.tables[..],
+            path,
             out,
-            trace,
+            trace: &mut *trace,
             set: exec::ActionSet::EMPTY,
             depth: 0,
             resubmits: 0,
@@ -407,12 +839,14 @@ impl Pipeline {
             table: TableId(0),
             cookie: Cookie(0),
             zero_ports_in_lookup: zero_ports,
+            tunnel_drop: None,
+            base_len,
         };
         ctx.run(TableId(0));
         let mut v = Verdict {
             outputs: ctx.outputs,
             packet_ins: ctx.packet_ins,
-            reason: ctx.error,
+            reason: ctx.error.or(ctx.tunnel_drop),
         };
         if v.reason.is_none() && v.dropped() {
             v.reason = Some(if ctx.missed {
@@ -421,79 +855,47 @@ impl Pipeline {
                 DropReason::NoOutput
             });
         }
-        finish(ctx.ws, ctx.trace, v)
+        let path = std::mem::replace(&mut ctx.path, PathMode::Live);
+        (finish(counters, trace, v), path)
     }
 }
 
-/// The tunnel metadata of a decapsulated packet (see
-/// [`Pipeline::process_with_tunnel`]): the outer header's VNI and
-/// endpoints, tunnel flags and the Geneve option slots already mapped to
-/// `tun_metadata0..7`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TunnelMetadata {
-    /// `tun_id` (the VNI).
-    pub tun_id: u64,
-    /// `tun_src` (the remote endpoint).
-    pub tun_src: core::net::Ipv4Addr,
-    /// `tun_dst` (the local endpoint).
-    pub tun_dst: core::net::Ipv4Addr,
-    /// `tun_flags`.
-    pub tun_flags: u16,
-    /// `tun_metadata0..7`; `None` = option absent.
-    pub metadata: [Option<u64>; protocol::flow::TUN_METADATA_SLOTS],
-}
-
-impl Default for TunnelMetadata {
-    fn default() -> Self {
-        TunnelMetadata {
-            tun_id: 0,
-            tun_src: core::net::Ipv4Addr::UNSPECIFIED,
-            tun_dst: core::net::Ipv4Addr::UNSPECIFIED,
-            tun_flags: 0,
-            metadata: [None; protocol::flow::TUN_METADATA_SLOTS],
-        }
-    }
-}
-
-impl TunnelMetadata {
-    /// Reads the tunnel fields of `key` (e.g. as set by the sending node's
-    /// flows before `output` to a tunnel port).
-    pub fn from_key(key: &FlowKey) -> TunnelMetadata {
-        let mut metadata = [None; protocol::flow::TUN_METADATA_SLOTS];
-        for (i, m) in metadata.iter_mut().enumerate() {
-            if key.tun_metadata_present() & (1 << i) != 0 {
-                *m = Some(key.tun_metadata(i));
-            }
-        }
-        TunnelMetadata {
-            tun_id: key.tun_id(),
-            tun_src: key.tun_src(),
-            tun_dst: key.tun_dst(),
-            tun_flags: key.tun_flags(),
-            metadata,
-        }
-    }
-
-    /// Writes these fields into `key`.
-    pub fn apply(&self, key: &mut FlowKey) {
-        key.set_tun_id(self.tun_id);
-        key.set_tun_src(self.tun_src);
-        key.set_tun_dst(self.tun_dst);
-        key.set_tun_flags(self.tun_flags);
-        for (i, m) in self.metadata.iter().enumerate() {
-            if let Some(v) = m {
-                key.set_tun_metadata(i, *v);
-            }
+impl Pipeline {
+    /// Sends a non-tunnel frame between the underlay and host ports
+    /// untouched, without a table lookup (see [`crate::tunnel`]).
+    #[inline]
+    fn bridge(
+        &self,
+        pkt: &PacketBuf,
+        in_port: PortNo,
+        to: PortNo,
+        tunnel: &mut TunnelWorker,
+        out: &mut impl OutputSink,
+        trace: &mut impl TraceSink,
+    ) -> Verdict {
+        let mut key = FlowKey::default();
+        key.set_in_port(in_port.0);
+        extract(pkt.data(), &self.extract, &mut key);
+        trace.begin(in_port, &key);
+        trace.note(TraceNote::TunnelHostBridge(to));
+        out.output(to, pkt.data());
+        trace.output(to, pkt.data());
+        tunnel.host_bridged += 1;
+        // The caller counts it (`finish`).
+        Verdict {
+            outputs: 1,
+            packet_ins: 0,
+            reason: None,
         }
     }
 }
 
 #[inline]
-fn finish(ws: &mut WorkerState, trace: &mut impl TraceSink, v: Verdict) -> Verdict {
-    ws.counters.outputs += u64::from(v.outputs);
-    ws.counters.packet_ins += u64::from(v.packet_ins);
+fn finish(counters: &mut WorkerCounters, trace: &mut impl TraceSink, v: Verdict) -> Verdict {
+    counters.outputs += u64::from(v.outputs);
+    counters.packet_ins += u64::from(v.packet_ins);
     if let Some(r) = v.reason {
-        if let Some(c) = ws.counters.drops.get_mut(r.index()) {
+        if let Some(c) = counters.drops.get_mut(r.index()) {
             *c += 1;
         }
         trace.drop_reason(r);

@@ -428,6 +428,20 @@ pub(crate) fn insert_tag(pkt: &mut PacketBuf, tpid: u16, tci: u16, layers: &mut 
     true
 }
 
+/// Removes the second (inner) tag from the bytes: the one after the outer
+/// tag. `false` if the bytes do not hold two tags there.
+pub(crate) fn remove_inner_tag(pkt: &mut PacketBuf, layers: &mut Layers) -> bool {
+    let d = pkt.data();
+    if !is_tag(d) || d.len() < 22 || !matches!(rd16(d, VLAN_TPID_OFS + 4), Some(0x8100 | 0x88a8)) {
+        return false;
+    }
+    if !pkt.remove(VLAN_TPID_OFS + 4, 4) {
+        return false;
+    }
+    shift_layers(layers, false);
+    true
+}
+
 /// Removes the outer tag from the bytes.
 pub(crate) fn remove_tag(pkt: &mut PacketBuf, layers: &mut Layers) -> bool {
     if !is_tag(pkt.data()) {

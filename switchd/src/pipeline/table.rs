@@ -57,6 +57,15 @@ impl RuleStats {
         self.last_used_ms.store(now_ms, Ordering::Relaxed);
     }
 
+    /// Credits `packets` packets totalling `bytes` bytes at `now_ms` (a
+    /// group of exact-match-cache hits).
+    #[inline]
+    pub fn credit_n(&self, packets: u64, bytes: u64, now_ms: u64) {
+        self.n_packets.fetch_add(packets, Ordering::Relaxed);
+        self.n_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.last_used_ms.store(now_ms, Ordering::Relaxed);
+    }
+
     /// (packets, bytes, last used).
     pub fn get(&self) -> (u64, u64, u64) {
         (
@@ -124,10 +133,17 @@ pub struct Rule {
 }
 
 /// One flow table.
+///
+/// The classifier holds indexes into `rules`, so that a rule has a small
+/// stable identity within the snapshot (the exact-match cache records
+/// `(table, index)` pairs, see [`super::emc`]). A rule replaced at compile
+/// time (same match and priority) stays in `rules` unreferenced.
 #[derive(Debug, Default)]
 pub struct Table {
-    /// The rules.
-    pub(crate) cls: Classifier<Rule>,
+    /// The classifier: values are indexes into `rules`.
+    pub(crate) cls: Classifier<u32>,
+    /// Rules by index.
+    pub(crate) rules: Vec<Rule>,
 }
 
 impl Table {
@@ -143,7 +159,15 @@ impl Table {
 
     /// Every rule, in no particular order.
     pub fn rules(&self) -> impl Iterator<Item = &Rule> + '_ {
-        self.cls.iter().map(|e| e.value)
+        self.cls
+            .iter()
+            .filter_map(|e| self.rules.get(*e.value as usize))
+    }
+
+    /// The rule with index `i` (as the classifier returns it).
+    #[inline]
+    pub(crate) fn rule(&self, i: u32) -> Option<&Rule> {
+        self.rules.get(i as usize)
     }
 }
 
@@ -504,12 +528,15 @@ pub(crate) fn build_tables(
         }
         let table = tables[t].get_or_insert_with(Table::default);
         let (m, pri) = (spec.r#match, spec.priority);
+        let idx =
+            u32::try_from(table.rules.len()).map_err(|_| wrap(bad("table", "too many flows")))?;
+        table.rules.push(rule);
         if conj.is_empty() {
-            table.cls.insert(m, pri, rule);
+            table.cls.insert(m, pri, idx);
         } else {
             table
                 .cls
-                .insert_soft(m, pri, rule, &conj)
+                .insert_soft(m, pri, idx, &conj)
                 .map_err(|e: ConjError| wrap(bad("conjunction", e.to_string())))?;
         }
     }

@@ -52,6 +52,7 @@ use serde_json::{Value, json};
 use super::config::MissBehavior;
 use super::table::Rule;
 use super::{DropReason, Verdict};
+use crate::tunnel::{IcmpError, TunnelDrop, TunnelKind};
 
 /// A fact worth showing in a trace that is not an action or a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +78,9 @@ pub enum TraceNote {
     TtlExpired,
     /// A VLAN tag was pushed (TPID, TCI).
     VlanPushed(u16, u16),
+    /// A push found two tracked tags: the inner one (its TCI) was removed
+    /// first, as OVS does (its flow holds at most two tags).
+    VlanInnerDropped(u16),
     /// The outer VLAN tag was popped.
     VlanPopped,
     /// A VLAN edit was skipped (no tag to pop, or no headroom).
@@ -101,6 +105,41 @@ pub enum TraceNote {
     ActionSetCleared,
     /// `continue` on a miss in the last table: nothing follows.
     NoNextTable,
+    /// Decapsulated a frame received on the underlay port `from`: it
+    /// continues on tunnel port `port` (the `Flow:` line shows the `tun_*`
+    /// fields).
+    TunnelDecap {
+        /// The underlay port.
+        from: PortNo,
+        /// The tunnel port.
+        port: PortNo,
+        /// Geneve or VXLAN.
+        kind: TunnelKind,
+        /// Outer bytes removed.
+        outer_len: u16,
+        /// An inner IP packet got a dummy Ethernet header.
+        dummy_eth: bool,
+    },
+    /// Non-tunnel underlay/host traffic bridged to this port untouched.
+    TunnelHostBridge(PortNo),
+    /// A tunnel packet dropped (decap or encap).
+    TunnelDrop(TunnelDrop),
+    /// Encapsulated for tunnel `port`, `header_len` outer bytes, sent out
+    /// of `underlay`.
+    TunnelEncap {
+        /// The tunnel port.
+        port: PortNo,
+        /// Geneve or VXLAN.
+        kind: TunnelKind,
+        /// The underlay port.
+        underlay: PortNo,
+        /// Outer header bytes.
+        header_len: u16,
+    },
+    /// Too big for the tunnel: ICMP error with this next-hop MTU sent back.
+    TunnelIcmpTooBig(u32),
+    /// Too big for the tunnel (inner MTU), no ICMP error sent, and why.
+    TunnelNoIcmp(u32, IcmpError),
 }
 
 /// Receives the steps of one packet's trip through the pipeline. Every
@@ -304,6 +343,9 @@ fn note_text(n: &TraceNote) -> String {
         TraceNote::VlanPushed(tpid, tci) => {
             format!("pushed VLAN tag tpid={tpid:#06x} tci={tci:#06x}")
         }
+        TraceNote::VlanInnerDropped(tci) => {
+            format!("two VLAN tags already: inner tag tci={tci:#06x} removed (at most two, as OVS)")
+        }
         TraceNote::VlanPopped => "popped outer VLAN tag".into(),
         TraceNote::VlanUnchanged => "no VLAN change (no tag, or no headroom)".into(),
         TraceNote::NormalReserved => "NORMAL: 802.1D reserved destination: dropped".into(),
@@ -318,6 +360,38 @@ fn note_text(n: &TraceNote) -> String {
         TraceNote::ActionSetFull => "action set full: action not added".into(),
         TraceNote::ActionSetCleared => "action set cleared".into(),
         TraceNote::NoNextTable => "no next table".into(),
+        TraceNote::TunnelDecap {
+            from,
+            port,
+            kind,
+            outer_len,
+            dummy_eth,
+        } => format!(
+            "{kind} packet on underlay port {from}: decapsulated ({outer_len} outer bytes{}), continuing on tunnel port {port}",
+            if *dummy_eth {
+                ", inner IP got a dummy Ethernet header"
+            } else {
+                ""
+            }
+        ),
+        TraceNote::TunnelHostBridge(p) => {
+            format!("not tunnel traffic for this node: bridged untouched to port {p}")
+        }
+        TraceNote::TunnelDrop(d) => format!("tunnel: dropped ({})", DropReason::from(*d).as_str()),
+        TraceNote::TunnelEncap {
+            port,
+            kind,
+            underlay,
+            header_len,
+        } => format!(
+            "{kind} port {port}: encapsulated ({header_len} outer bytes), out of underlay port {underlay}"
+        ),
+        TraceNote::TunnelIcmpTooBig(mtu) => {
+            format!("too big for the tunnel: ICMP error with MTU {mtu} sent back to the input port")
+        }
+        TraceNote::TunnelNoIcmp(mtu, e) => {
+            format!("too big for the tunnel (inner MTU {mtu}): no ICMP error ({e:?})")
+        }
     }
 }
 

@@ -17,6 +17,35 @@
 //!   pipeline sees the bytes that were on the wire (OVS `netdev-linux.c`
 //!   `netdev_linux_rxq_recv_sock` does the same).
 //!
+//! # Several workers: `PACKET_FANOUT`
+//!
+//! [`AfPacketPort::open_group`] opens one socket per worker on the same
+//! interface and joins them to one fanout group (OVS's netdev-afxdp and
+//! DPDK's af_packet PMD spread queues the same way):
+//!
+//! * mode `PACKET_FANOUT_HASH`: the kernel's *symmetric* flow hash
+//!   (`__skb_get_hash_symmetric`) picks the socket, so every packet of a
+//!   flow reaches the same worker, in order, and both directions of a
+//!   connection hash alike. Non-first IP fragments carry no ports and may
+//!   hash elsewhere (fragments can be reordered; receivers reassemble).
+//! * no `PACKET_FANOUT_FLAG_ROLLOVER` (moving a busy socket's frames to
+//!   another would reorder flows) and no `PACKET_FANOUT_FLAG_DEFRAG` (the
+//!   kernel would hand us reassembled datagrams, changing the bytes).
+//! * `PACKET_FANOUT_FLAG_IGNORE_OUTGOING` (4.20+): the per-socket
+//!   `PACKET_IGNORE_OUTGOING` does not apply to group members, the group
+//!   flag does; without it the packet-type check drops our own frames.
+//! * the group id is chosen by the kernel (`PACKET_FANOUT_FLAG_UNIQUEID`
+//!   on the first socket), so two switches, or a capture tool, in the same
+//!   namespace cannot collide.
+//! * the second and later sockets are opened with a drop-all BPF filter,
+//!   joined, then the filter removed: between bind and join a socket would
+//!   otherwise get a *copy* of frames the group also delivers (duplicates).
+//!   Frames hashed to a socket in the microseconds between join and filter
+//!   removal are lost, only while the port is being added.
+//!
+//! Each worker transmits on its own socket of the group, so transmit needs
+//! no lock either.
+//!
 //! Batches: one `recvmmsg` receives up to [`BATCH_MAX`] frames straight into
 //! the caller's [`PacketBuf`]s, one `sendmmsg` transmits the queue.
 //!
@@ -30,7 +59,6 @@
 //!   veth must not hand us partial checksums or TSO super-frames: turn its
 //!   offloads off ([`super::disable_offloads`]). Frames longer than a
 //!   [`PacketBuf`] are counted in `rx_errors` and dropped.
-//! * `PACKET_FANOUT` over several sockets (one socket per port for now).
 //! * Noticing that the interface was deleted on receive: the socket simply
 //!   goes quiet; transmit then fails with `ENXIO`, which `flush` reports.
 
@@ -68,15 +96,48 @@ impl AfPacketPort {
     /// it later.
     pub fn open(ifname: &str) -> io::Result<AfPacketPort> {
         let ifindex = sys::if_index(ifname)?;
-        let sock = PacketSocket::open(ifindex)?;
-        Ok(AfPacketPort {
+        let sock = PacketSocket::open(ifindex, false)?;
+        Ok(Self::with_socket(ifname, ifindex, sock))
+    }
+
+    fn with_socket(ifname: &str, ifindex: u32, sock: PacketSocket) -> AfPacketPort {
+        AfPacketPort {
             name: ifname.to_owned(),
             ifindex,
             sock,
             txq: TxQueue::new(),
             stats: PortStats::default(),
             kernel_drops: Cell::new(0),
-        })
+        }
+    }
+
+    /// Opens `n` sockets on interface `ifname`, one per worker, as one
+    /// `PACKET_FANOUT_HASH` group (see the module documentation). `n == 1`
+    /// is [`AfPacketPort::open`] (no group).
+    pub fn open_group(ifname: &str, n: usize) -> io::Result<Vec<AfPacketPort>> {
+        if n <= 1 {
+            return Ok(vec![Self::open(ifname)?]);
+        }
+        let ifindex = sys::if_index(ifname)?;
+        let fanout_err = |e: io::Error| {
+            io::Error::new(
+                e.kind(),
+                format!("{ifname}: joining a PACKET_FANOUT group for {n} workers: {e}"),
+            )
+        };
+        let first = PacketSocket::open(ifindex, false)?;
+        let id = first
+            .join_fanout(None, sys::PACKET_FANOUT_HASH)
+            .map_err(fanout_err)?;
+        let mut ports = vec![Self::with_socket(ifname, ifindex, first)];
+        for _ in 1..n {
+            let s = PacketSocket::open(ifindex, true)?;
+            s.join_fanout(Some(id), sys::PACKET_FANOUT_HASH)
+                .map_err(fanout_err)?;
+            s.unquiet()?;
+            ports.push(Self::with_socket(ifname, ifindex, s));
+        }
+        Ok(ports)
     }
 
     /// The interface index the socket is bound to.

@@ -24,7 +24,10 @@
 //!
 //! # Threading
 //!
-//! A port is owned by exactly one worker thread: the trait takes `&mut self`
+//! Every worker has its own handle on every port: for AF_PACKET one socket
+//! per worker in a `PACKET_FANOUT` group ([`AfPacketPort::open_group`]),
+//! for TAP one queue per worker of a multi-queue device
+//! ([`TapPort::open_queues`]). A handle is owned by exactly one worker thread: the trait takes `&mut self`
 //! for I/O and requires only `Send` (so a port can be handed to the worker
 //! that will own it), not `Sync`. Nothing in a port is locked on the data
 //! path ([`MemoryPort`] takes one uncontended lock per batch, not per frame).
@@ -53,7 +56,7 @@ use crate::buf::{BATCH_MAX, PacketBuf};
 
 pub use af_packet::AfPacketPort;
 pub use memory::{MemoryPort, MemoryPortHandle};
-pub use sys::{disable_offloads, enter_netns};
+pub use sys::{LinkInfo, disable_offloads, enter_netns, link_info};
 pub use tap::TapPort;
 
 /// What kind of device backs a port.

@@ -132,6 +132,83 @@ pub fn disable_offloads(name: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// `PACKET_FANOUT` socket option and its mode and flags (`linux/if_packet.h`;
+/// not all of them are in every `libc` release).
+const PACKET_FANOUT: libc::c_int = 18;
+/// Fanout mode: by the kernel's symmetric flow hash.
+pub(crate) const PACKET_FANOUT_HASH: u32 = 0;
+/// The kernel picks an unused group id (Linux 4.3); only for the first socket.
+const PACKET_FANOUT_FLAG_UNIQUEID: u32 = 0x2000;
+/// The group does not see frames sent on the interface (Linux 4.20); the
+/// group-level form of `PACKET_IGNORE_OUTGOING`, which does not apply to
+/// members of a group.
+const PACKET_FANOUT_FLAG_IGNORE_OUTGOING: u32 = 0x4000;
+
+/// Link-layer facts about an interface, read with `SIOCGIF*` ioctls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// Hardware address (all zeros for devices without one).
+    pub mac: [u8; 6],
+    /// MTU in bytes.
+    pub mtu: u32,
+    /// `IFF_UP` and `IFF_RUNNING` (administratively up with carrier).
+    pub running: bool,
+}
+
+/// An `ifreq` carrying interface name `c`.
+fn ifreq_named(c: &CString) -> libc::ifreq {
+    // SAFETY: all-zero bytes are a valid `ifreq` (a name array and a union of plain data).
+    let mut ifr: libc::ifreq = unsafe { mem::zeroed() };
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(c.as_bytes()) {
+        *dst = *src as libc::c_char;
+    }
+    ifr
+}
+
+/// MAC address, MTU and state of interface `name` in the calling thread's
+/// network namespace (`SIOCGIFHWADDR`, `SIOCGIFMTU`, `SIOCGIFFLAGS`).
+pub fn link_info(name: &str) -> io::Result<LinkInfo> {
+    let c = ifname_c(name)?;
+    let sock = Socket::new(Domain::IPV4, Type::DGRAM.cloexec(), None)?;
+    let mut ifr = ifreq_named(&c);
+    // SAFETY: `ifr` is a valid ifreq naming the interface; the kernel writes its hwaddr member.
+    cvt(unsafe {
+        libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCGIFHWADDR,
+            ptr::from_mut(&mut ifr),
+        )
+    })?;
+    // SAFETY: SIOCGIFHWADDR succeeded, so the union holds `ifru_hwaddr`.
+    let hw = unsafe { ifr.ifr_ifru.ifru_hwaddr.sa_data };
+    let mut mac = [0u8; 6];
+    for (m, b) in mac.iter_mut().zip(hw.iter()) {
+        *m = *b as u8;
+    }
+    let mut ifr = ifreq_named(&c);
+    // SAFETY: as above; the kernel writes the mtu member.
+    cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFMTU, ptr::from_mut(&mut ifr)) })?;
+    // SAFETY: SIOCGIFMTU succeeded, so the union holds `ifru_mtu`.
+    let mtu = unsafe { ifr.ifr_ifru.ifru_mtu };
+    let mut ifr = ifreq_named(&c);
+    // SAFETY: as above; the kernel writes the flags member.
+    cvt(unsafe {
+        libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCGIFFLAGS,
+            ptr::from_mut(&mut ifr),
+        )
+    })?;
+    // SAFETY: SIOCGIFFLAGS succeeded, so the union holds `ifru_flags`.
+    let flags = i32::from(unsafe { ifr.ifr_ifru.ifru_flags });
+    let up = libc::IFF_UP | libc::IFF_RUNNING;
+    Ok(LinkInfo {
+        mac,
+        mtu: u32::try_from(mtu).unwrap_or(0),
+        running: flags & up == up,
+    })
+}
+
 /// What the kernel said about one received frame.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct RxMeta {
@@ -168,10 +245,35 @@ impl PacketSocket {
     /// `PACKET_AUXDATA` on, our own transmissions not looped back
     /// (`PACKET_IGNORE_OUTGOING`, Linux 4.20; also filtered by packet type in
     /// [`PacketSocket::recv_batch`]), transmit bypassing the qdisc.
-    pub(crate) fn open(ifindex: u32) -> io::Result<PacketSocket> {
+    ///
+    /// With `quiet`, a drop-everything BPF filter is attached before the
+    /// bind, so the socket queues nothing until [`PacketSocket::unquiet`]:
+    /// used by sockets that join an existing fanout group, which would
+    /// otherwise receive a copy of every frame between bind and join.
+    pub(crate) fn open(ifindex: u32, quiet: bool) -> io::Result<PacketSocket> {
         // Protocol 0: the socket receives nothing until it is bound below,
         // so no frame of another interface is ever queued.
         let sock = Socket::new(Domain::PACKET, Type::RAW.nonblocking().cloexec(), None)?;
+        if quiet {
+            // `ret #0`: accept zero bytes of every frame.
+            let mut drop_all = [libc::sock_filter {
+                code: 0x06,
+                jt: 0,
+                jf: 0,
+                k: 0,
+            }];
+            let prog = libc::sock_fprog {
+                len: 1,
+                filter: drop_all.as_mut_ptr(),
+            };
+            // The kernel copies the program during the call.
+            setsockopt(
+                sock.as_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                &prog,
+            )?;
+        }
         // Room for bursts between two polls (the default ~200 KiB is ~90
         // frames of truesize). Above `net.core.rmem_max` only with
         // CAP_NET_ADMIN (SO_RCVBUFFORCE); otherwise take what is allowed.
@@ -218,6 +320,60 @@ impl PacketSocket {
             &mreq,
         )?;
         Ok(PacketSocket { fd })
+    }
+
+    /// Joins fanout group `id` (or, with `None`, a new group with an id
+    /// the kernel chooses) in `mode`, with the group ignoring outgoing
+    /// frames where the kernel supports it; returns the group id.
+    pub(crate) fn join_fanout(&self, id: Option<u16>, mode: u32) -> io::Result<u16> {
+        let join = |flags: u32| -> io::Result<()> {
+            let uniq = if id.is_none() {
+                PACKET_FANOUT_FLAG_UNIQUEID
+            } else {
+                0
+            };
+            let arg = u32::from(id.unwrap_or(0)) | ((mode | flags | uniq) << 16);
+            setsockopt(
+                self.fd.as_fd(),
+                libc::SOL_PACKET,
+                PACKET_FANOUT,
+                &(arg as libc::c_int),
+            )
+        };
+        // Kernels before 4.20 refuse the flag; the packet-type check in
+        // `recv_batch` then drops outgoing frames instead. Every member of
+        // a group must use the same flags, so the first socket's choice
+        // holds for the group.
+        if let Err(e) = join(PACKET_FANOUT_FLAG_IGNORE_OUTGOING) {
+            if e.raw_os_error() != Some(libc::EINVAL) {
+                return Err(e);
+            }
+            join(0)?;
+        }
+        let mut val: libc::c_int = 0;
+        let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `val`/`len` are live and describe a buffer of exactly `len` bytes.
+        cvt(unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                PACKET_FANOUT,
+                ptr::from_mut(&mut val).cast(),
+                &mut len,
+            )
+        })?;
+        Ok((val & 0xffff) as u16)
+    }
+
+    /// Removes the filter [`PacketSocket::open`] attached with `quiet`.
+    pub(crate) fn unquiet(&self) -> io::Result<()> {
+        let zero: libc::c_int = 0;
+        setsockopt(
+            self.fd.as_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_DETACH_FILTER,
+            &zero,
+        )
     }
 
     /// The descriptor, for poll/epoll.

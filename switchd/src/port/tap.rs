@@ -11,6 +11,20 @@
 //! loops `read` until `EAGAIN` or the batch is full, `flush` loops `write`
 //! (one syscall per frame).
 //!
+//! # Several workers: `IFF_MULTI_QUEUE`
+//!
+//! [`TapPort::open_queues`] with `n > 1` creates the device with
+//! `IFF_MULTI_QUEUE` and attaches `n` queues (tun-rs `try_clone`, one
+//! `TUNSETIFF` per queue), one per worker. Frames the pod sends are spread
+//! over the queues by the tun driver (`tun_select_queue`: its flow table,
+//! else the symmetric flow hash), so a flow stays on one queue while the
+//! driver's steering entry for it does not change; each worker writes to
+//! its own queue. All queues must be attached while the netdev is still in
+//! the switch's namespace (the lookup is by name), which is how the daemon
+//! opens them. Attaching to an existing TAP needs its multi-queue flag to
+//! match: a single-queue persistent TAP can only be used with one worker
+//! (`--workers 1`); the kernel refuses the attach with `EINVAL` otherwise.
+//!
 //! # Not (yet) supported
 //!
 //! * `IFF_VNET_HDR` offload (`tun-rs` `offload(true)`): with it the pod's
@@ -20,7 +34,6 @@
 //!   checksum/TSO features, so the pod computes checksums and segments
 //!   itself: slower, but every frame is a plain Ethernet frame. Offload comes
 //!   with the performance work.
-//! * `IFF_MULTI_QUEUE` (one queue, one worker per TAP for now).
 //! * Persistent devices (`TUNSETPERSIST`): tun-rs does not do it on Linux; the
 //!   CNI plugin creating a TAP for the switch to attach later would add it in
 //!   `sys.rs`.
@@ -56,20 +69,52 @@ impl TapPort {
     /// of that name) in the calling thread's network namespace, sets it up
     /// and makes the descriptor non-blocking.
     pub fn open(name: &str) -> io::Result<TapPort> {
+        let mut v = Self::open_queues(name, 1)?;
+        v.pop()
+            .ok_or_else(|| io::Error::other("no TAP queue opened"))
+    }
+
+    /// Like [`TapPort::open`], with `n` queues (one per worker): `n > 1`
+    /// uses `IFF_MULTI_QUEUE` (see the module documentation).
+    pub fn open_queues(name: &str, n: usize) -> io::Result<Vec<TapPort>> {
+        let mq_err = |e: io::Error| {
+            if n > 1 {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{name}: opening {n} queues of a multi-queue TAP (an existing \
+                         single-queue TAP needs --workers 1): {e}"
+                    ),
+                )
+            } else {
+                e
+            }
+        };
         let dev = DeviceBuilder::new()
             .name(name)
             .layer(Layer::L2)
             .packet_information(false)
             .offload(false)
+            .multi_queue(n > 1)
             .enable(true)
-            .build_sync()?;
-        dev.set_nonblocking(true)?;
-        Ok(TapPort {
-            name: name.to_owned(),
-            dev,
-            txq: TxQueue::new(),
-            stats: PortStats::default(),
-        })
+            .build_sync()
+            .map_err(mq_err)?;
+        let mut devs = Vec::with_capacity(n.max(1));
+        for _ in 1..n {
+            devs.push(dev.try_clone().map_err(mq_err)?);
+        }
+        devs.insert(0, dev);
+        devs.into_iter()
+            .map(|dev| {
+                dev.set_nonblocking(true)?;
+                Ok(TapPort {
+                    name: name.to_owned(),
+                    dev,
+                    txq: TxQueue::new(),
+                    stats: PortStats::default(),
+                })
+            })
+            .collect()
     }
 }
 

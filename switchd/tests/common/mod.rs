@@ -1,5 +1,9 @@
-//! Helpers shared by the pipeline integration tests.
+//! Helpers shared by the integration tests: pipeline runs here, the
+//! namespace set-up in [`netns`].
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+pub mod netns;
+pub mod nodes;
 
 use protocol::flow::{ExtractConfig, FlowKey, FlowSpec, PortNo, extract};
 use protocol::text::{parse_flow, parse_match};

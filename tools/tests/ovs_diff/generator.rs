@@ -360,3 +360,82 @@ pub(crate) fn cases(seed: u64, n: usize) -> Vec<Case> {
         })
         .collect()
 }
+
+/// Hand-written cases where the packet meets a third `push_vlan` (two
+/// tags already tracked) across tables, which random tables almost never
+/// produce (OVS refuses a third push within one flow, so it can only
+/// happen through `resubmit`/`goto_table`). Ids start at `first_id`.
+pub(crate) fn vlan_stack_cases(first_id: usize) -> Vec<Case> {
+    let tcp = |vid: Option<u16>| {
+        let mut k = FlowKey::default();
+        k.set_dl_src(EthernetAddress::from_bytes(&[2, 0, 0, 0, 0, 1]));
+        k.set_dl_dst(EthernetAddress::from_bytes(&[2, 0, 0, 0, 0, 2]));
+        k.set_dl_type(0x0800);
+        if let Some(v) = vid {
+            k.set_vlan0_tci(0x1000 | v);
+            k.set_vlan0_tpid(0x8100);
+        }
+        k.set_nw_src(Ipv4Addr::new(10, 0, 0, 1));
+        k.set_nw_dst(Ipv4Addr::new(10, 0, 0, 2));
+        k.set_nw_ttl(64);
+        k.set_nw_proto(6);
+        k.set_tp_src(1234);
+        k.set_tp_dst(80);
+        packet_from_key(&k)
+    };
+    let tables: [(&[&str], Option<u16>); 5] = [
+        // Tagged input, two pushes.
+        (
+            &[
+                "table=0,priority=10,dl_vlan=5,actions=push_vlan:0x8100,mod_vlan_vid:10,output:2,resubmit(,1)",
+                "table=1,priority=0,actions=push_vlan:0x8100,mod_vlan_vid:100,output:3",
+            ],
+            Some(5),
+        ),
+        // Untagged input, three pushes over three tables, outputs between.
+        (
+            &[
+                "table=0,priority=0,actions=push_vlan:0x8100,mod_vlan_vid:5,resubmit(,1)",
+                "table=1,priority=0,actions=push_vlan:0x8100,mod_vlan_vid:10,output:2,goto_table:2",
+                "table=2,priority=0,actions=push_vlan:0x8100,mod_vlan_vid:100,mod_vlan_pcp:3,output:3,output:4",
+            ],
+            None,
+        ),
+        // A third push, then a pop: the lost tag does not come back.
+        (
+            &[
+                "table=0,priority=0,actions=push_vlan:0x8100,mod_vlan_vid:10,resubmit(,1)",
+                "table=1,priority=0,actions=push_vlan:0x8100,mod_vlan_vid:100,output:2,strip_vlan,output:3",
+            ],
+            Some(5),
+        ),
+        // Four pushes: only the last two tags stay.
+        (
+            &[
+                "table=0,priority=0,actions=push_vlan:0x8100,mod_vlan_vid:10,resubmit(,1),output:4",
+                "table=1,priority=0,actions=push_vlan:0x8100,mod_vlan_vid:100,resubmit(,2)",
+                "table=2,priority=0,actions=push_vlan:0x8100,mod_vlan_vid:5,output:2",
+            ],
+            Some(7),
+        ),
+        // Third push with L3 rewrites around it.
+        (
+            &[
+                "table=0,priority=0,ip,actions=push_vlan:0x8100,mod_vlan_vid:10,mod_nw_dst:10.0.0.9,goto_table:1",
+                "table=1,priority=5,tcp,actions=push_vlan:0x8100,mod_vlan_vid:100,dec_ttl,mod_tp_dst:443,output:2",
+                "table=1,priority=0,actions=drop",
+            ],
+            Some(5),
+        ),
+    ];
+    tables
+        .iter()
+        .enumerate()
+        .map(|(i, (flows, vid))| Case {
+            id: first_id + i,
+            flows: flows.iter().map(|f| (*f).to_owned()).collect(),
+            in_port: 1,
+            packet: tcp(*vid),
+        })
+        .collect()
+}

@@ -1,0 +1,232 @@
+//! Loader and translation errors: each bad-manifest case gets an error that
+//! names file, document, object and field; nothing panics.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+
+use weft_controller::source::{LoadErrorKind, MAX_FILE_BYTES, load_path, load_str};
+use weft_controller::translate::{load_model, translate};
+
+fn err(text: &str) -> String {
+    match load_str("bad.yaml", text).and_then(|m| translate(&m)) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: ns}\nspec: {nodeName: n1, containers: [{name: c, image: i}]}\n";
+
+#[test]
+fn unknown_kind() {
+    let e = err(&format!(
+        "{POD}---\napiVersion: v1\nkind: ConfigMapp\nmetadata: {{name: cm}}\n"
+    ));
+    assert!(
+        e.starts_with("bad.yaml: document 1: ConfigMapp cm: unknown kind \"ConfigMapp\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_cidr() {
+    let e =
+        err("apiVersion: v1\nkind: Node\nmetadata: {name: n1}\nspec: {podCIDR: 10.244.0.0/33}\n");
+    assert_eq!(
+        e,
+        "bad.yaml: document 0: Node n1: spec.podCIDR: \"10.244.0.0/33\" is not a CIDR (e.g. 10.244.0.0/16)"
+    );
+    let e = err(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: ns}\nspec:\n  podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8, except: [11.0.0.0/16]}}]}]\n",
+    );
+    assert!(e.contains("NetworkPolicy ns/p: spec.ingress[0].from[0].ipBlock.except[0]: 11.0.0.0/16 is not strictly inside 10.0.0.0/8"), "{e}");
+}
+
+#[test]
+fn selector_syntax_error() {
+    let e = err(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: ns}\nspec:\n  podSelector: {matchExpressions: [{key: app, operator: Equals, values: [a]}]}\n",
+    );
+    assert!(e.contains("NetworkPolicy ns/p: spec.podSelector.matchExpressions[0].operator: unknown operator \"Equals\""), "{e}");
+    let e = err(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: ns}\nspec:\n  podSelector: {}\n  egress: [{to: [{namespaceSelector: {matchExpressions: [{key: env, operator: In}]}}]}]\n",
+    );
+    assert!(e.contains("spec.egress[0].to[0].namespaceSelector.matchExpressions[0].values: operator In needs at least one value"), "{e}");
+}
+
+#[test]
+fn missing_fields() {
+    let e = err("apiVersion: v1\nkind: Pod\nmetadata: {namespace: ns}\nspec: {containers: []}\n");
+    assert!(
+        e.contains("metadata.name: required field is missing"),
+        "{e}"
+    );
+    let e = err(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: ns}\n",
+    );
+    assert!(
+        e.ends_with("NetworkPolicy ns/p: spec: required field is missing"),
+        "{e}"
+    );
+    let e = err(
+        "apiVersion: weft.dev/v1alpha1\nkind: Subnet\nmetadata: {name: s}\nspec: {tenant: default}\n",
+    );
+    assert!(e.contains("Subnet s: spec: missing field `cidr`"), "{e}");
+    let e = err("kind: Pod\nmetadata: {name: p}\n");
+    assert!(e.contains("apiVersion and kind"), "{e}");
+}
+
+#[test]
+fn wrong_types_and_unknown_crd_fields() {
+    let e = err(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, ports: [{containerPort: eighty}]}]}\n",
+    );
+    assert!(
+        e.contains("Pod default/p: spec.containers[0].ports[0].containerPort:"),
+        "{e}"
+    );
+    let e = err(
+        "apiVersion: weft.dev/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec: {namespaces: [], cidrs: [], cidr: 10.0.0.0/8}\n",
+    );
+    assert!(
+        e.contains("Tenant t: spec.cidr: unknown field `cidr`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_ports_and_policy_types() {
+    let np = |s: &str| {
+        format!(
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: p, namespace: ns}}\nspec:\n  podSelector: {{}}\n{s}"
+        )
+    };
+    assert!(
+        err(&np("  ingress: [{ports: [{port: 90, endPort: 80}]}]\n"))
+            .contains("spec.ingress[0].ports[0].endPort: 80 is below port 90")
+    );
+    assert!(
+        err(&np("  ingress: [{ports: [{port: http, endPort: 80}]}]\n"))
+            .contains("endPort cannot be used with a named port")
+    );
+    assert!(
+        err(&np("  ingress: [{ports: [{port: 70000}]}]\n"))
+            .contains("spec.ingress[0].ports[0].port: 70000 is not a port")
+    );
+    assert!(
+        err(&np("  ingress: [{ports: [{protocol: ICMP}]}]\n"))
+            .contains("spec.ingress[0].ports[0].protocol: unknown protocol \"ICMP\"")
+    );
+    assert!(
+        err(&np("  policyTypes: [Inbound]\n"))
+            .contains("spec.policyTypes[0]: \"Inbound\" is not Ingress or Egress")
+    );
+    assert!(
+        err(&np("  ingress: [{from: [{}]}]\n")).contains("spec.ingress[0].from[0]: a peer needs")
+    );
+}
+
+#[test]
+fn conflicts() {
+    let e = err(&format!("{POD}---\n{POD}"));
+    assert!(
+        e.contains("document 1: Pod ns/p: metadata.name: Pod defined twice"),
+        "{e}"
+    );
+    let e = err(
+        "apiVersion: weft.dev/v1alpha1\nkind: Tenant\nmetadata: {name: a}\nspec: {namespaces: [nn], cidrs: []}\n---\napiVersion: weft.dev/v1alpha1\nkind: Tenant\nmetadata: {name: b}\nspec: {namespaces: [nn], cidrs: []}\n",
+    );
+    assert!(
+        e.contains("Tenant b: spec.namespaces[0]: namespace nn already belongs to tenant a"),
+        "{e}"
+    );
+    let two = format!(
+        "{POD}status: {{podIP: 10.244.0.5}}\n---\n{}status: {{podIP: 10.244.0.5}}\n",
+        POD.replace("name: p,", "name: q,")
+    );
+    assert!(err(&two).contains("10.244.0.5 is already used by pod ns/p"));
+}
+
+#[test]
+fn bad_yaml_and_non_objects() {
+    assert!(err("a: [unclosed\n").starts_with("bad.yaml: not valid YAML"));
+    assert!(
+        err("- 1\n- 2\n")
+            .contains("document 0: not a Kubernetes object: the document is not a mapping")
+    );
+}
+
+#[test]
+fn ten_megabyte_file_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("big.yaml");
+    std::fs::write(&f, vec![b'#'; 10 << 20]).unwrap();
+    let e = load_path(&f).unwrap_err();
+    assert_eq!(e.kind, LoadErrorKind::TooLarge { size: 10 << 20 });
+    assert!(
+        e.to_string()
+            .contains("big.yaml: file is 10485760 bytes, larger than the 8388608-byte limit"),
+        "{e}"
+    );
+    assert!(load_str("m", &"#".repeat(MAX_FILE_BYTES as usize + 1)).is_err());
+}
+
+#[test]
+fn directory_reads_yaml_and_yml_only_and_list_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), POD).unwrap();
+    std::fs::write(dir.path().join("b.yml"), "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata: {name: ns}\n").unwrap();
+    std::fs::write(dir.path().join("c.txt"), "not yaml: [").unwrap();
+    let m = load_path(dir.path()).unwrap();
+    assert_eq!((m.pods.len(), m.namespaces.len()), (1, 1));
+    let t = load_model(dir.path()).unwrap();
+    let a: BTreeSet<_> = t
+        .assumptions
+        .iter()
+        .map(|s| s.split(' ').take(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert!(a.contains("assumed node n1"), "{a:?}");
+    assert!(a.contains("assumed pod ns/p"), "{a:?}");
+}
+
+#[test]
+fn host_route_for_address_outside_the_pod_cidr() {
+    let text = format!(
+        "apiVersion: v1\nkind: Node\nmetadata: {{name: n1}}\nspec: {{podCIDR: 10.244.1.0/24}}\n---\n{POD}status: {{podIP: 10.9.9.9}}\n"
+    );
+    let t = translate(&load_str("m.yaml", &text).unwrap()).unwrap();
+    assert!(
+        t.assumptions
+            .iter()
+            .any(|s| s.contains("10.9.9.9") && s.contains("host route")),
+        "{:?}",
+        t.assumptions
+    );
+    let r = &t.model.routers.values().next().unwrap().routes;
+    assert!(r.iter().any(|r| r.prefix.to_string() == "10.9.9.9/32"));
+}
+
+#[test]
+fn crd_schemas_match_types() {
+    // Every field the Rust types accept is in the CRD schema, and back.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds");
+    for (file, fields) in [
+        ("tenant.yaml", vec!["cidrs", "namespaces"]),
+        (
+            "subnet.yaml",
+            vec!["cidr", "gateway", "namespaces", "tenant"],
+        ),
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        let props = &v["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+        let mut keys: Vec<&str> = props
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, fields, "{file}");
+    }
+}

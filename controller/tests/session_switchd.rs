@@ -1,0 +1,470 @@
+//! Sessions against real `weft-switchd` processes (no ports, no root, no
+//! namespaces: a temporary socket and state directory each).
+//!
+//! `weft-switchd` is found in the target directory next to this test's
+//! `deps/` (built by `cargo test --workspace`, or `cargo build -p
+//! weft-switchd`); without it the tests fail under `CI=true` and otherwise
+//! skip loudly. Nothing here is timed: every wait has a generous deadline
+//! and the assertions are on state.
+
+#![allow(clippy::unwrap_used)] // Tests may unwrap (PREAMBLE).
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use protocol::ctl::{Body, CookieInfo, CtlError};
+use protocol::flow::{Cookie, FlowSpec};
+use protocol::text::{format_flow, parse_flow};
+use weft_controller::session::{
+    Connection, DesiredState, NodeSession, NodeStatus, SessionConfig, SessionManager,
+};
+
+/// Every wait is bounded by this (generous: 2 shared cores).
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn switchd_bin() -> Option<PathBuf> {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent()?.parent()?.join("weft-switchd");
+    if bin.exists() {
+        return Some(bin);
+    }
+    let msg = format!(
+        "{} missing (built by `cargo test --workspace` or `cargo build -p weft-switchd`)",
+        bin.display()
+    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+    let _ = std::io::stderr().write_all(format!("\n******** SKIP: {msg} ********\n").as_bytes());
+    None
+}
+
+/// A running switchd; killed (SIGKILL) on drop.
+struct Daemon {
+    child: Child,
+}
+
+impl Daemon {
+    async fn start(bin: &Path, dir: &Path) -> Daemon {
+        let child = Command::new(bin)
+            .arg("--socket")
+            .arg(sock(dir))
+            .arg("--state-dir")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let d = Daemon { child };
+        tokio::time::timeout(DEADLINE, async {
+            while Connection::connect(&sock(dir), "test").await.is_err() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("switchd did not come up");
+        d
+    }
+
+    /// kill -9 and reap.
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sock(dir: &Path) -> PathBuf {
+    dir.join("s.sock")
+}
+
+fn cfg() -> SessionConfig {
+    SessionConfig {
+        backoff_initial: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(200),
+        // Small, so a 4-change diff spans two `BundleAdd` frames.
+        bundle_chunk: 3,
+        ..SessionConfig::default()
+    }
+}
+
+fn flows(lines: &[&str]) -> Vec<FlowSpec> {
+    lines.iter().map(|l| parse_flow(l).unwrap()).collect()
+}
+
+fn cookie(c: u64, name: &str) -> CookieInfo {
+    CookieInfo {
+        cookie: Cookie(c),
+        kind: "NetworkPolicy".into(),
+        namespace: "default".into(),
+        name: name.into(),
+        rule: 0,
+    }
+}
+
+fn state(generation: u64, f: &[&str], cookies: Vec<CookieInfo>) -> Arc<DesiredState> {
+    Arc::new(DesiredState {
+        generation,
+        flows: flows(f),
+        cookies,
+    })
+}
+
+fn text_set(flows: &[FlowSpec]) -> BTreeSet<String> {
+    flows.iter().map(format_flow).collect()
+}
+
+/// The node's flow table and cookie table, read over a separate
+/// connection (as `weftctl` would).
+async fn on_node(dir: &Path) -> (BTreeSet<String>, Vec<CookieInfo>) {
+    let mut c = Connection::connect(&sock(dir), "test").await.unwrap();
+    let dump = c.dump_flows().await.unwrap();
+    let Body::Cookies(cookies) = c.request(Body::DumpCookies).await.unwrap() else {
+        panic!("DumpCookies")
+    };
+    c.goodbye().await;
+    (dump.iter().map(|e| format_flow(&e.spec)).collect(), cookies)
+}
+
+async fn assert_node_holds(dir: &Path, want: &DesiredState) {
+    let (flows, cookies) = on_node(dir).await;
+    assert_eq!(
+        flows,
+        text_set(&want.flows),
+        "generation {}",
+        want.generation
+    );
+    assert_eq!(cookies, want.cookies, "generation {}", want.generation);
+}
+
+async fn wait_status(s: &NodeSession, what: &str, f: impl Fn(&NodeStatus) -> bool) -> NodeStatus {
+    let mut rx = s.watch_status();
+    match tokio::time::timeout(DEADLINE, rx.wait_for(|st| f(st))).await {
+        Ok(Ok(st)) => st.clone(),
+        _ => panic!("{}: waiting for {what}: {:?}", s.name(), s.status()),
+    }
+}
+
+async fn acked(s: &NodeSession, generation: u64) {
+    tokio::time::timeout(DEADLINE, s.wait_acked(generation))
+        .await
+        .unwrap_or_else(|_| panic!("{} did not ack {generation}: {:?}", s.name(), s.status()))
+        .unwrap();
+}
+
+const GEN1: &[&str] = &[
+    "cookie=0x1,table=0,priority=100,ip,nw_dst=10.244.1.0/24,actions=resubmit(,10)",
+    "cookie=0x2,table=10,priority=50,tcp,tp_dst=80,actions=drop",
+    "table=10,priority=40,udp,actions=drop",
+    "table=10,priority=0,actions=NORMAL",
+];
+/// GEN1 with one flow deleted (udp), one with new actions (tcp), one with
+/// a new cookie (the 10.244.1.0/24 flow) and one added (arp).
+const GEN2: &[&str] = &[
+    "cookie=0x3,table=0,priority=100,ip,nw_dst=10.244.1.0/24,actions=resubmit(,10)",
+    "cookie=0x2,table=10,priority=50,tcp,tp_dst=80,actions=NORMAL",
+    "table=10,priority=0,actions=NORMAL",
+    "table=0,priority=90,arp,actions=NORMAL",
+];
+
+#[tokio::test]
+async fn full_sync_then_diff() {
+    let Some(bin) = switchd_bin() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _d = Daemon::start(&bin, dir).await;
+    let s = NodeSession::spawn("node-a", sock(dir), cfg());
+
+    let g1 = state(1, GEN1, vec![cookie(1, "a"), cookie(2, "b")]);
+    s.set_desired(g1.clone());
+    acked(&s, 1).await;
+    assert_node_holds(dir, &g1).await;
+    let st = s.status();
+    assert!(st.connected);
+    assert_eq!(st.full_syncs, 1);
+    let c = st.last_full_sync.unwrap();
+    assert_eq!((c.added, c.modified, c.removed), (4, 0, 0));
+
+    let g2 = state(2, GEN2, vec![cookie(2, "b"), cookie(3, "c")]);
+    s.set_desired(g2.clone());
+    acked(&s, 2).await;
+    assert_node_holds(dir, &g2).await;
+    let st = s.status();
+    // A diff in one bundle, not a second full sync.
+    assert_eq!(st.full_syncs, 1);
+    let c = st.last_change.unwrap();
+    // switchd's counts: arp added; the tcp flow (new actions, a strict
+    // modify) and the 10.244.1.0/24 flow (new cookie, replaced by an add)
+    // modified; udp removed.
+    assert_eq!((c.added, c.modified, c.removed), (1, 2, 1), "{c:?}");
+    assert_eq!(st.connects, 1);
+    assert!(st.last_error.is_none());
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn switchd_killed_and_restarted() {
+    let Some(bin) = switchd_bin() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let d = Daemon::start(&bin, dir).await;
+    let s = NodeSession::spawn("node-b", sock(dir), cfg());
+    let g1 = state(1, GEN1, vec![cookie(1, "a")]);
+    s.set_desired(g1.clone());
+    acked(&s, 1).await;
+
+    // kill -9; a new desired state arrives while the node is down.
+    d.kill9();
+    wait_status(&s, "disconnect", |st| !st.connected).await;
+    let g2 = state(2, GEN2, vec![cookie(3, "c")]);
+    s.set_desired(g2.clone());
+    // The session retries (with backoff) until switchd is back.
+    wait_status(&s, "a failed reconnect", |st| {
+        st.last_connect_error.is_some()
+    })
+    .await;
+    let d = Daemon::start(&bin, dir).await;
+    acked(&s, 2).await;
+    assert_node_holds(dir, &g2).await;
+    let st = s.status();
+    assert_eq!(st.connects, 2);
+    assert_eq!(st.full_syncs, 2);
+    // switchd had persisted GEN1: the full sync sent only the difference.
+    let c = st.last_full_sync.unwrap();
+    assert_eq!((c.added, c.modified, c.removed), (1, 2, 1), "{c:?}");
+
+    // Again, but the switchd comes back with no state at all: the session
+    // pushes the whole table.
+    d.kill9();
+    wait_status(&s, "disconnect", |st| !st.connected).await;
+    std::fs::remove_file(dir.join("switchd-state.json")).unwrap();
+    let _d = Daemon::start(&bin, dir).await;
+    let st = wait_status(&s, "third full sync", |st| st.full_syncs == 3).await;
+    let c = st.last_full_sync.unwrap();
+    assert_eq!((c.added, c.modified, c.removed), (4, 0, 0), "{c:?}");
+    assert_eq!(st.acked_generation, Some(2));
+    assert_node_holds(dir, &g2).await;
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn controller_restart_disturbs_nothing() {
+    let Some(bin) = switchd_bin() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _d = Daemon::start(&bin, dir).await;
+    let g1 = state(7, GEN1, vec![cookie(1, "a")]);
+    let s = NodeSession::spawn("node-c", sock(dir), cfg());
+    s.set_desired(g1.clone());
+    acked(&s, 7).await;
+    s.shutdown().await;
+
+    // The controller is gone: switchd keeps its tables.
+    assert_node_holds(dir, &g1).await;
+    let mut c = Connection::connect(&sock(dir), "test").await.unwrap();
+    let before = c.dump_flows().await.unwrap();
+
+    // A new controller with the same desired state: the full sync changes
+    // nothing (no flow replaced: ages keep growing, nothing reset).
+    let s = NodeSession::spawn("node-c", sock(dir), cfg());
+    s.set_desired(g1.clone());
+    acked(&s, 7).await;
+    let st = s.status();
+    assert_eq!(st.full_syncs, 1);
+    let ch = st.last_full_sync.unwrap();
+    assert_eq!(
+        (ch.added, ch.modified, ch.removed),
+        (0, 0, 0),
+        "replace computed a change: {ch:?}"
+    );
+    let after = c.dump_flows().await.unwrap();
+    assert_eq!(before.len(), after.len());
+    for b in &before {
+        let a = after.iter().find(|a| a.spec == b.spec).unwrap();
+        assert!(
+            a.duration_ms >= b.duration_ms,
+            "{} was re-added",
+            format_flow(&a.spec)
+        );
+    }
+    c.goodbye().await;
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn refused_state_is_reported_and_not_retried() {
+    let Some(bin) = switchd_bin() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _d = Daemon::start(&bin, dir).await;
+    let mut m = SessionManager::new(cfg());
+    m.add_node("node-d", sock(dir)).await;
+    let g1 = state(1, GEN1, vec![cookie(1, "a")]);
+    m.set_desired("node-d", g1.clone()).unwrap();
+    tokio::time::timeout(DEADLINE, m.wait_all_acked(1))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Port 0 is not a valid port: switchd refuses the flow (it parses).
+    let mut bad = GEN2.to_vec();
+    bad.push("table=10,priority=60,icmp,actions=output:0");
+    m.set_desired("node-d", state(2, &bad, vec![])).unwrap();
+    let errs = tokio::time::timeout(DEADLINE, m.wait_all_acked(2))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(errs.len(), 1);
+    let e = &errs[0];
+    assert_eq!((e.node.as_str(), e.generation), ("node-d", 2));
+    assert!(
+        e.flow.as_deref().is_some_and(|f| f.contains("output:0")),
+        "{e}"
+    );
+    assert!(matches!(*e.error, CtlError::BundleFailed { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(
+        text.starts_with("node node-d: generation 2: flow "),
+        "{text}"
+    );
+    // The node keeps the previous table; the session does not retry.
+    assert_node_holds(dir, &g1).await;
+    let st = m.status()["node-d"].clone();
+    assert_eq!(st.acked_generation, Some(1));
+    assert_eq!((st.syncs, st.refusals), (1, 1));
+    // Nothing else is sent for generation 2: a Ping round trip through
+    // the same switchd, then the status is unchanged.
+    let mut c = Connection::connect(&sock(dir), "test").await.unwrap();
+    assert_eq!(c.request(Body::Ping).await.unwrap(), Body::Ok);
+    assert_eq!(m.status()["node-d"], st);
+
+    // A good newer state is applied as usual.
+    let g3 = state(3, GEN2, vec![]);
+    m.set_desired("node-d", g3.clone()).unwrap();
+    tokio::time::timeout(DEADLINE, m.wait_all_acked(3))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_node_holds(dir, &g3).await;
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn refused_state_after_reconnect_falls_back_to_last_good() {
+    let Some(bin) = switchd_bin() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let d = Daemon::start(&bin, dir).await;
+    let s = NodeSession::spawn("node-e", sock(dir), cfg());
+    let g1 = state(1, GEN1, vec![]);
+    s.set_desired(g1.clone());
+    acked(&s, 1).await;
+    let mut bad = GEN1.to_vec();
+    bad.push("priority=60,icmp,actions=output:0");
+    s.set_desired(state(2, &bad, vec![]));
+    assert!(
+        tokio::time::timeout(DEADLINE, s.wait_acked(2))
+            .await
+            .unwrap()
+            .is_err()
+    );
+    // switchd restarts empty: the session restores the last accepted table
+    // (not the refused one, and it does not leave the node empty).
+    d.kill9();
+    wait_status(&s, "disconnect", |st| !st.connected).await;
+    std::fs::remove_file(dir.join("switchd-state.json")).unwrap();
+    let _d = Daemon::start(&bin, dir).await;
+    let st = wait_status(&s, "second full sync", |st| st.full_syncs == 2).await;
+    assert_eq!(st.acked_generation, Some(1));
+    assert_node_holds(dir, &g1).await;
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn many_quick_states_coalesce() {
+    let Some(bin) = switchd_bin() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _d = Daemon::start(&bin, dir).await;
+    let s = NodeSession::spawn("node-f", sock(dir), cfg());
+    let mut last = None;
+    for g in 1..=200u64 {
+        let f = format!(
+            "table=0,priority={},ip,nw_dst=10.0.{}.0/24,actions=drop",
+            1000 + g,
+            g
+        );
+        let st = Arc::new(DesiredState {
+            generation: g,
+            flows: vec![
+                parse_flow(&f).unwrap(),
+                parse_flow("priority=0,actions=NORMAL").unwrap(),
+            ],
+            cookies: vec![cookie(g, "p")],
+        });
+        s.set_desired(st.clone());
+        last = Some(st);
+    }
+    let last = last.unwrap();
+    acked(&s, 200).await;
+    assert_node_holds(dir, &last).await;
+    let st = s.status();
+    assert_eq!(st.acked_generation, Some(200));
+    assert!(st.last_error.is_none());
+    // The test runs on a current-thread runtime and `set_desired` never
+    // yields, so the session saw only the newest state: one sync in all.
+    assert_eq!(st.syncs, 1, "{st:?}");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn manager_waits_for_every_node() {
+    let Some(bin) = switchd_bin() else { return };
+    let tmps: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut daemons = Vec::new();
+    for t in &tmps {
+        daemons.push(Daemon::start(&bin, t.path()).await);
+    }
+    let mut m = SessionManager::new(cfg());
+    for (i, t) in tmps.iter().enumerate() {
+        m.add_node(&format!("node-{i}"), sock(t.path())).await;
+    }
+    for g in 1..=3u64 {
+        let want = state(
+            g,
+            if g % 2 == 1 { GEN1 } else { GEN2 },
+            vec![cookie(g, "x")],
+        );
+        for i in 0..3 {
+            m.set_desired(&format!("node-{i}"), want.clone()).unwrap();
+        }
+        tokio::time::timeout(DEADLINE, m.wait_all_acked(g))
+            .await
+            .unwrap()
+            .unwrap();
+        for t in &tmps {
+            assert_node_holds(t.path(), &want).await;
+        }
+    }
+    let status = m.status();
+    assert_eq!(status.len(), 3);
+    for st in status.values() {
+        assert!(st.connected);
+        assert_eq!(st.acked_generation, Some(3));
+        assert_eq!(st.full_syncs, 1);
+        // GEN2 -> GEN1: arp removed, udp added, two modified.
+        let c = st.last_change.unwrap();
+        assert_eq!((c.added, c.modified, c.removed), (1, 2, 1), "{st:?}");
+    }
+    assert!(m.set_desired("nosuch", state(4, GEN1, vec![])).is_err());
+    m.shutdown().await;
+}

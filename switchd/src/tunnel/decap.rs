@@ -1,0 +1,303 @@
+//! Decapsulation of frames received on the underlay port (see the
+//! [module documentation](super) for what counts as tunnel traffic and
+//! how the key is filled).
+
+use core::net::IpAddr;
+
+use protocol::flow::FlowKey;
+use protocol::flow::PortNo;
+use protocol::flow::key::{TUN_FLAG_CSUM, TUN_FLAG_DONT_FRAGMENT, TUN_FLAG_KEY, TUN_FLAG_OAM};
+use protocol::wire::{EtherType, EthernetFrame, IpProtocol, geneve, ipv4, ipv6, udp, vxlan};
+
+use super::{ETH_LEN, IPV6_LEN, TunnelDrop, TunnelKind, TunnelPort, Tunnels, UDP_LEN};
+use crate::buf::PacketBuf;
+
+/// The outcome of [`Tunnels::decap`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Decap {
+    /// Not tunnel traffic for a local endpoint: the packet is unchanged.
+    NotTunnel,
+    /// Decapsulated: the buffer holds the inner Ethernet frame and the
+    /// key's tunnel fields are set; the packet enters the pipeline on
+    /// `port`.
+    Inner {
+        /// The tunnel port it arrived on.
+        port: PortNo,
+        /// Its kind.
+        kind: TunnelKind,
+        /// Outer bytes removed.
+        outer_len: usize,
+        /// The inner packet was IP without Ethernet; a dummy Ethernet
+        /// header (zero MACs) was put in front.
+        dummy_eth: bool,
+    },
+    /// Tunnel traffic for us that is dropped (counted by the caller); the
+    /// packet is unchanged.
+    Drop(TunnelDrop),
+}
+
+/// What the outer headers said, before the buffer is changed.
+struct Outer {
+    remote: IpAddr,
+    local: IpAddr,
+    tos: u8,
+    ttl: u8,
+    df: bool,
+    /// Offset of the UDP header.
+    udp_ofs: usize,
+    /// UDP length field (validated against the IP payload).
+    udp_len: usize,
+    udp_dst: u16,
+    csum: bool,
+}
+
+impl Tunnels {
+    /// Returns the outer headers if `frame` is IPv4/IPv6 + UDP addressed to
+    /// a local endpoint, with the UDP header readable; `Err` if it is ours
+    /// but its UDP length is wrong.
+    fn outer(&self, frame: &[u8]) -> Option<Result<Outer, TunnelDrop>> {
+        let u = self.underlay.as_ref()?;
+        let eth = EthernetFrame::new_checked(frame).ok()?;
+        let l3 = frame.get(ETH_LEN..)?;
+        let (remote, local, tos, ttl, df, udp_ofs, ip_payload_len) = match eth.ethertype() {
+            EtherType::Ipv4 => {
+                let ip = ipv4::Packet::new_checked(l3).ok()?;
+                let dst = ip.dst_addr();
+                let local = u.local_ipv4 == Some(dst)
+                    || self
+                        .ports
+                        .iter()
+                        .any(|p| p.config.local_ip == Some(IpAddr::V4(dst)));
+                if !local
+                    || ip.next_header() != IpProtocol::Udp
+                    || ip.more_frags()
+                    || ip.frag_offset() != 0
+                {
+                    return None;
+                }
+                let hl = usize::from(ip.header_len());
+                (
+                    IpAddr::V4(ip.src_addr()),
+                    IpAddr::V4(dst),
+                    (ip.dscp() << 2) | ip.ecn(),
+                    ip.ttl(),
+                    ip.dont_frag(),
+                    ETH_LEN + hl,
+                    usize::from(ip.total_len()).saturating_sub(hl),
+                )
+            }
+            EtherType::Ipv6 => {
+                let ip = ipv6::Packet::new_checked(l3).ok()?;
+                let dst = ip.dst_addr();
+                let local = u.local_ipv6 == Some(dst)
+                    || self
+                        .ports
+                        .iter()
+                        .any(|p| p.config.local_ip == Some(IpAddr::V6(dst)));
+                if !local || ip.next_header() != IpProtocol::Udp {
+                    return None;
+                }
+                (
+                    IpAddr::V6(ip.src_addr()),
+                    IpAddr::V6(dst),
+                    ip.traffic_class(),
+                    ip.hop_limit(),
+                    false,
+                    ETH_LEN + IPV6_LEN,
+                    usize::from(ip.payload_len()),
+                )
+            }
+            _ => return None,
+        };
+        let seg = frame.get(udp_ofs..)?;
+        if seg.len() < UDP_LEN {
+            return None;
+        }
+        let up = udp::Packet::new_unchecked(seg);
+        let udp_dst = up.dst_port();
+        if !self.ports.iter().any(|p| p.udp_port() == udp_dst) {
+            return None;
+        }
+        let udp_len = usize::from(up.len());
+        if udp_len < UDP_LEN || udp_len > ip_payload_len || udp_len > seg.len() {
+            return Some(Err(TunnelDrop::Malformed));
+        }
+        Some(Ok(Outer {
+            remote,
+            local,
+            tos,
+            ttl,
+            df,
+            udp_ofs,
+            udp_len,
+            udp_dst,
+            csum: up.checksum() != 0,
+        }))
+    }
+
+    /// The port a packet from `remote` with `vni` on UDP port `udp`
+    /// belongs to (module doc: fixed remote and key first).
+    fn find_port(
+        &self,
+        kind: TunnelKind,
+        udp: u16,
+        remote: IpAddr,
+        vni: u32,
+    ) -> Option<&TunnelPort> {
+        let mut best: Option<(u8, &TunnelPort)> = None;
+        for p in self.ports.iter() {
+            if p.kind != kind || p.udp_port() != udp {
+                continue;
+            }
+            let r = match p.config.remote_ip {
+                Some(ip) if ip == remote => 2,
+                Some(_) => continue,
+                None => 0,
+            };
+            let k = match p.config.key {
+                Some(k) if k == vni => 1,
+                Some(_) => continue,
+                None => 0,
+            };
+            let score = r + k;
+            if best.is_none_or(|(s, _)| score > s) {
+                best = Some((score, p));
+            }
+        }
+        best.map(|b| b.1)
+    }
+
+    /// Decapsulates `pkt` if it is tunnel traffic for a local endpoint
+    /// (received on the underlay port). On [`Decap::Inner`] the buffer
+    /// holds the inner frame and `key`'s tunnel fields (`tun_*`,
+    /// `tun_metadataN`) are set; the caller sets `in_port` and extracts.
+    /// Otherwise neither is changed.
+    pub fn decap(&self, pkt: &mut PacketBuf, key: &mut FlowKey) -> Decap {
+        let frame = pkt.data();
+        let o = match self.outer(frame) {
+            None => return Decap::NotTunnel,
+            Some(Err(d)) => return Decap::Drop(d),
+            Some(Ok(o)) => o,
+        };
+        let tun_start = o.udp_ofs + UDP_LEN;
+        let end = o.udp_ofs + o.udp_len;
+        let Some(payload) = frame.get(tun_start..end) else {
+            return Decap::Drop(TunnelDrop::Malformed);
+        };
+        // The kind listening on this UDP port (`Tunnels::new` allows one).
+        let kind = if self
+            .ports
+            .iter()
+            .any(|p| p.kind == TunnelKind::Vxlan && p.udp_port() == o.udp_dst)
+        {
+            TunnelKind::Vxlan
+        } else {
+            TunnelKind::Geneve
+        };
+        let mut flags = TUN_FLAG_KEY;
+        if o.csum {
+            flags |= TUN_FLAG_CSUM;
+        }
+        if o.df {
+            flags |= TUN_FLAG_DONT_FRAGMENT;
+        }
+        let (vni, tun_len, proto, options) = match kind {
+            TunnelKind::Vxlan => {
+                let p = vxlan::Packet::new_unchecked(payload);
+                match vxlan::Repr::parse(&p) {
+                    Ok(r) => (
+                        r.vni.get(),
+                        vxlan::HEADER_LEN,
+                        EtherType::TransparentEthernet,
+                        &[][..],
+                    ),
+                    Err(_) => return Decap::Drop(TunnelDrop::Malformed),
+                }
+            }
+            TunnelKind::Geneve => {
+                let Ok(p) = geneve::Packet::new_checked(payload) else {
+                    return Decap::Drop(TunnelDrop::Malformed);
+                };
+                let Ok(r) = geneve::Repr::parse(&p) else {
+                    return Decap::Drop(TunnelDrop::Malformed);
+                };
+                if r.oam {
+                    flags |= TUN_FLAG_OAM;
+                }
+                (r.vni.get(), r.header_len(), r.protocol_type, r.options)
+            }
+        };
+        let Some(tp) = self.find_port(kind, o.udp_dst, o.remote, vni) else {
+            return Decap::Drop(TunnelDrop::NoPort);
+        };
+        let port = tp.port;
+        let dummy_eth = match proto {
+            EtherType::TransparentEthernet => false,
+            EtherType::Ipv4 | EtherType::Ipv6 => true,
+            _ => return Decap::Drop(TunnelDrop::Unsupported),
+        };
+        let inner_len = payload.len().saturating_sub(tun_len);
+        if inner_len == 0 || (!dummy_eth && inner_len < ETH_LEN) {
+            return Decap::Drop(TunnelDrop::Malformed);
+        }
+        // Options: mapped ones to their slots, unknown critical ones drop.
+        let mut meta = [(0u64, false); protocol::flow::key::TUN_METADATA_SLOTS];
+        for opt in geneve::Options::new(options) {
+            let Ok(opt) = opt else {
+                return Decap::Drop(TunnelDrop::Malformed);
+            };
+            match self.tlv.find(opt.class, opt.kind) {
+                Some((slot, len)) if usize::from(len) == opt.data.len() => {
+                    let mut v = [0u8; 8];
+                    let at = 8 - opt.data.len();
+                    if let Some(dst) = v.get_mut(at..) {
+                        dst.copy_from_slice(opt.data);
+                    }
+                    if let Some(m) = meta.get_mut(slot) {
+                        *m = (u64::from_be_bytes(v), true);
+                    }
+                }
+                _ if opt.critical => return Decap::Drop(TunnelDrop::CriticalOption),
+                _ => {}
+            }
+        }
+
+        // Committed: fill the key and strip the outer headers.
+        match (o.remote, o.local) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                key.set_tun_src(s);
+                key.set_tun_dst(d);
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                key.set_tun_ipv6_src(s);
+                key.set_tun_ipv6_dst(d);
+            }
+            _ => {}
+        }
+        key.set_tun_id(u64::from(vni));
+        key.set_tun_flags(flags);
+        key.set_tun_tos(o.tos);
+        key.set_tun_ttl(o.ttl);
+        for (i, (v, present)) in meta.iter().enumerate() {
+            if *present {
+                key.set_tun_metadata(i, *v);
+            }
+        }
+        let outer_len = tun_start + tun_len;
+        pkt.truncate(end);
+        pkt.pull_front(outer_len);
+        if dummy_eth {
+            let ty = u16::from(proto).to_be_bytes();
+            if let Some(b) = pkt.push_front(ETH_LEN) {
+                b[..12].fill(0);
+                b[12..14].copy_from_slice(&ty);
+            }
+        }
+        Decap::Inner {
+            port,
+            kind,
+            outer_len,
+            dummy_eth,
+        }
+    }
+}
