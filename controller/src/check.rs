@@ -2,15 +2,33 @@
 //! of every node are loaded with `switchd::pipeline::compile`, a packet is
 //! built as the source pod would send it (its MAC and IP; to the
 //! destination pod's MAC when both share a switch, else to the gateway's)
-//! and run through `Pipeline::process` on the source node. If it leaves
-//! through the tunnel port, the tunnel hop is carried here: the fields the
-//! source node's flows wrote (`tun_id`, `tun_dst`, `tun_metadata0`) are
-//! observed through a [`TraceSink`], the destination node is the one whose
-//! underlay address is `tun_dst`, and the frame as it left is processed
-//! there with [`Pipeline::process_with_tunnel`] (tunnel ports do not
-//! encapsulate in switchd yet; when they do, this hop becomes a real
-//! encap/decap). The verdict is "allow" if the frame leaves on the
-//! destination pod's port, "deny" otherwise.
+//! and run through `Pipeline::process` on the source node. The verdict is
+//! "allow" if the frame leaves on the destination pod's port, "deny"
+//! otherwise.
+//!
+//! # The tunnel hop: real encapsulation and decapsulation
+//!
+//! Each node's pipeline is built with switchd's tunnel layer
+//! (`Pipeline::with_tunnels`), configured as `weft-switchd` (or `weftctl
+//! trace --offline --tunnel-port ... --underlay ...`) would be on that
+//! node:
+//!
+//! - one flow-based Geneve port at [`CompileConfig::tunnel_port`];
+//! - an underlay port [`UNDERLAY_OFPORT`] whose local endpoint is the
+//!   node's `underlay_ip` and whose MAC is [`underlay_mac`] of it;
+//! - static next hops: every other node's underlay address at its
+//!   [`underlay_mac`] (an on-link underlay, as the namespace tests build);
+//! - the TLV map the compiler needs (class `0xff57`, type `0x80`, 4 bytes
+//!   -> `tun_metadata0`).
+//!
+//! A packet that the source node's flows output to the tunnel port is
+//! encapsulated by switchd (outer Ethernet/IPv4/UDP/Geneve with the
+//! option) and leaves on the underlay port. That outer frame is handed to
+//! the node whose underlay address is its outer IPv4 destination, on that
+//! node's underlay port, where switchd decapsulates it and the flows of
+//! table 0 continue with the tunnel fields as received. So the probe
+//! crosses the same bytes a real cluster would put on the wire; a frame
+//! whose outer destination is no node is lost, as on a real underlay.
 //!
 //! What decided: the rules hit in the two ACL stages (their cookies, named
 //! through the compiler's cookie table). A denied packet names the drop
@@ -24,14 +42,15 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use protocol::flow::{Cookie, Field, FlowKey, PortNo, TableId};
 use serde::Serialize;
 use weft_switchd::buf::PacketBuf;
 use weft_switchd::pipeline::{
-    self, CollectSink, Pipeline, Rule, SwitchConfig, TraceSink, TreeTrace, TunnelMetadata,
-    WorkerState,
+    self, CollectSink, Pipeline, Rule, SwitchConfig, TraceSink, TreeTrace, WorkerState,
 };
+use weft_switchd::tunnel::{NextHops, TlvMap, TunnelKind, TunnelPort, Tunnels, Underlay};
 
 use crate::compile::{CompileConfig, Compiler, table, units::ofport};
 use crate::model::{L4Protocol, LogicalModel, LogicalPort, PortKind};
@@ -114,26 +133,12 @@ pub struct Cluster {
 struct Walk {
     /// (table, cookie, priority) of every rule hit.
     hits: Vec<(TableId, Cookie, u16)>,
-    /// Tunnel fields written.
-    tun: FlowKey,
 }
 
 impl TraceSink for Walk {
     fn table(&mut self, table: TableId, rule: Option<&Rule>, _conj_id: Option<u32>) {
         if let Some(r) = rule {
             self.hits.push((table, r.spec.cookie, r.spec.priority.0));
-        }
-    }
-    fn field(&mut self, field: Field, _old: u128, new: u128) {
-        if matches!(
-            field,
-            Field::TunId | Field::TunDst | Field::TunMetadata(_) | Field::TunFlags
-        ) {
-            field.set(&mut self.tun, new);
-            if let Field::TunMetadata(i) = field {
-                let p = self.tun.tun_metadata_present() | (1 << i);
-                self.tun.set_tun_metadata_present(p);
-            }
         }
     }
 }
@@ -173,7 +178,6 @@ impl TraceSink for Both<'_> {
         }
     }
     fn field(&mut self, field: Field, old: u128, new: u128) {
-        self.walk.field(field, old, new);
         if let Some(t) = self.tree.as_deref_mut() {
             t.field(field, old, new);
         }
@@ -242,11 +246,14 @@ impl Cluster {
         let mut pipelines = BTreeMap::new();
         for node in compiler.nodes().map(str::to_owned).collect::<Vec<_>>() {
             let flows = compiler.flows(&node);
+            let err = |e: String| CheckError::Switchd {
+                node: node.clone(),
+                error: e,
+            };
+            let tunnels = node_tunnels(compiler.model(), &node, &cfg).map_err(err)?;
             let pl = pipeline::compile(&flows, node_config(compiler.model(), &node, &cfg))
-                .map_err(|e| CheckError::Switchd {
-                    node: node.clone(),
-                    error: e.to_string(),
-                })?;
+                .map_err(|e| err(e.to_string()))?
+                .with_tunnels(Arc::new(tunnels));
             pipelines.insert(node, pl);
         }
         Ok(Cluster {
@@ -254,6 +261,11 @@ impl Cluster {
             pipelines,
             cfg,
         })
+    }
+
+    /// The compile configuration (tunnel port).
+    pub fn config(&self) -> &CompileConfig {
+        &self.cfg
     }
 
     /// The compiler (flows, cookies).
@@ -377,34 +389,24 @@ impl Cluster {
         let target = dst.map(|d| (d.node.clone(), ofport(d.id)));
         let mut hits = Vec::new();
         let mut nodes = vec![node.clone()];
-        let (out, walk) = self.walk(&node, &bytes, ofport(src.id), None, traces.as_deref_mut());
+        let (out, walk) = self.walk(&node, &bytes, ofport(src.id), traces.as_deref_mut());
         hits.extend(walk.hits.iter().map(|h| (node.clone(), *h)));
         let mut allowed = false;
         for (p, frame) in &out.outputs {
             if Some((Some(node.clone()), *p)) == target {
                 allowed = true;
             }
-            if *p == self.cfg.tunnel_port {
-                // The tunnel hop.
-                let Some(next) = m
-                    .nodes
-                    .values()
-                    .find(|n| n.underlay_ip == IpAddr::V4(walk.tun.tun_dst()))
+            if *p == UNDERLAY_OFPORT {
+                // The tunnel hop: switchd encapsulated; the outer IPv4
+                // destination names the receiving node.
+                let Some(next) = outer_ipv4_dst(frame)
+                    .and_then(|d| m.nodes.values().find(|n| n.underlay_ip == IpAddr::V4(d)))
                 else {
                     continue;
                 };
-                let mut tm = TunnelMetadata::from_key(&walk.tun);
-                if let Some(IpAddr::V4(a)) = m.nodes.get(&node).map(|n| n.underlay_ip) {
-                    tm.tun_src = a;
-                }
                 nodes.push(next.name.clone());
-                let (out2, walk2) = self.walk(
-                    &next.name,
-                    frame,
-                    self.cfg.tunnel_port,
-                    Some(&tm),
-                    traces.as_deref_mut(),
-                );
+                let (out2, walk2) =
+                    self.walk(&next.name, frame, UNDERLAY_OFPORT, traces.as_deref_mut());
                 hits.extend(walk2.hits.iter().map(|h| (next.name.clone(), *h)));
                 if out2
                     .outputs
@@ -427,7 +429,6 @@ impl Cluster {
         node: &str,
         bytes: &[u8],
         in_port: PortNo,
-        tunnel: Option<&TunnelMetadata>,
         traces: Option<&mut Vec<NodeTrace>>,
     ) -> (CollectSink, Walk) {
         let mut out = CollectSink::default();
@@ -441,12 +442,7 @@ impl Cluster {
         };
         let mut ws = WorkerState::new(pl.config());
         let mut buf = PacketBuf::from_slice(bytes);
-        let v = match tunnel {
-            Some(t) => {
-                pl.process_with_tunnel(&mut buf, in_port, t, 0, &mut ws, &mut out, &mut sink)
-            }
-            None => pl.process(&mut buf, in_port, 0, &mut ws, &mut out, &mut sink),
-        };
+        let v = pl.process(&mut buf, in_port, 0, &mut ws, &mut out, &mut sink);
         let walk = sink.walk;
         if let (Some(traces), Some(tree)) = (traces, tree) {
             traces.push(NodeTrace {
@@ -571,9 +567,88 @@ fn gateway_mac(m: &LogicalModel, p: &LogicalPort) -> Option<protocol::wire::Ethe
         .map(|rp| rp.mac)
 }
 
-/// The switch configuration of `node`: its pods' ports and the tunnel port.
+/// The switch configuration of `node`: its pods' ports, the tunnel port
+/// and the underlay port.
 pub fn node_config(m: &LogicalModel, node: &str, cfg: &CompileConfig) -> SwitchConfig {
     let mut ports: Vec<PortNo> = m.ports_on_node(node).map(|p| ofport(p.id)).collect();
     ports.push(cfg.tunnel_port);
+    ports.push(UNDERLAY_OFPORT);
     SwitchConfig::with_ports(ports)
+}
+
+/// The underlay port of every node in a check (after the tunnel port, so
+/// never a pod's port).
+pub const UNDERLAY_OFPORT: PortNo = PortNo(crate::compile::TUNNEL_OFPORT + 1);
+
+/// The Geneve option the compiler carries the logical ports in (DESIGN.md),
+/// mapped to `tun_metadata0`.
+pub const WEFT_TLV: protocol::ctl::TlvMapping = protocol::ctl::TlvMapping {
+    class: 0xff57,
+    r#type: 0x80,
+    len: 4,
+    slot: 0,
+};
+
+/// The underlay MAC a check gives the node with underlay address `ip`: a
+/// locally administered address derived from the address, so next hops
+/// are static and distinct.
+pub fn underlay_mac(ip: IpAddr) -> protocol::wire::EthernetAddress {
+    let o = match ip {
+        IpAddr::V4(a) => a.octets(),
+        IpAddr::V6(a) => {
+            let b = a.octets();
+            [b[12], b[13], b[14], b[15]]
+        }
+    };
+    protocol::wire::EthernetAddress([0x02, 0x57, o[0], o[1], o[2], o[3]])
+}
+
+/// `node`'s tunnel configuration (module doc): a flow-based Geneve port,
+/// the underlay with the node's endpoint, the other nodes as static next
+/// hops, the Weft TLV map.
+pub fn node_tunnels(m: &LogicalModel, node: &str, cfg: &CompileConfig) -> Result<Tunnels, String> {
+    let me = m
+        .nodes
+        .get(node)
+        .ok_or_else(|| format!("no node {node} in the model"))?;
+    let (local_ipv4, local_ipv6) = match me.underlay_ip {
+        IpAddr::V4(a) => (Some(a), None),
+        IpAddr::V6(a) => (None, Some(a)),
+    };
+    let underlay = Underlay {
+        port: UNDERLAY_OFPORT,
+        host_port: None,
+        local_ipv4,
+        local_ipv6,
+        local_mac: underlay_mac(me.underlay_ip),
+        mtu: 1500,
+    };
+    let hops = NextHops::from_entries(
+        m.nodes
+            .values()
+            .filter(|n| n.name != node)
+            .map(|n| (n.underlay_ip, underlay_mac(n.underlay_ip))),
+    );
+    let tlv = TlvMap::new(&[WEFT_TLV]).map_err(|e| e.to_string())?;
+    Tunnels::new(
+        vec![TunnelPort::new(
+            cfg.tunnel_port,
+            TunnelKind::Geneve,
+            protocol::ctl::TunnelConfig::default(),
+        )],
+        Some(underlay),
+        hops,
+        tlv,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// The outer IPv4 destination of an encapsulated frame (Ethernet + IPv4,
+/// no VLAN: what switchd's encapsulation writes).
+fn outer_ipv4_dst(frame: &[u8]) -> Option<std::net::Ipv4Addr> {
+    if frame.get(12..14)? != [0x08, 0x00] {
+        return None;
+    }
+    let d: [u8; 4] = frame.get(30..34)?.try_into().ok()?;
+    Some(std::net::Ipv4Addr::from(d))
 }

@@ -165,7 +165,12 @@ fn batch(cl: &Cluster, src: &str, json: bool) -> Result<ExitCode> {
             .with_context(|| format!("{src}:{}: port {port:?}", i + 1))?;
         let proto_v = protocol(proto).with_context(|| format!("{src}:{}", i + 1))?;
         let p = cl
-            .probe(&Endpoint::parse(from)?, &Endpoint::parse(to)?, port, proto_v)
+            .probe(
+                &Endpoint::parse(from)?,
+                &Endpoint::parse(to)?,
+                port,
+                proto_v,
+            )
             .with_context(|| format!("{src}:{}", i + 1))?;
         let verdict = if p.allowed { "allow" } else { "deny" };
         if json {
