@@ -9,9 +9,12 @@
 //! - [`translate`]: Kubernetes objects -> logical model.
 //! - [`session`]: the sessions that push per-node flow tables to every
 //!   switchd over `protocol::ctl`.
-//!
-//! Still to come: the compiler from model to per-node flow tables and the
-//! `weft-controller` binary.
+//! - [`compile`]: the logical model to one flow table per node (OVN-style
+//!   stages), incrementally, with per-node diffs and cookies.
+//! - [`check`]: policy probes and reachability matrices through the real
+//!   switchd pipeline (`weftctl policy`).
+pub mod check;
+pub mod compile;
 pub mod model;
 pub mod session;
 pub mod source;

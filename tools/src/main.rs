@@ -1,6 +1,7 @@
 //! `weftctl`: Weft's operator tool.
 //!
-//! Offline subcommands work on files (`parse-pcap`, `trace --offline`);
+//! Offline subcommands work on files (`parse-pcap`, `trace --offline`,
+//! `policy check`, `policy matrix`);
 //! the others talk to a switchd control socket (`--socket`, env
 //! `WEFT_SOCKET`): `trace`, `add-flow`, `add-flows`, `del-flows`,
 //! `mod-flows`, `replace-flows`, `dump-flows`, `add-port`, `del-port`,
@@ -13,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 mod ctl_client;
 mod parse_pcap;
+mod policy;
 mod trace;
 
 /// Weft's operator tool.
@@ -48,6 +50,11 @@ enum Command {
     /// sent); `--offline` reads the flows from a file (`ovs-ofctl add-flows`
     /// format) and the settings from flags.
     Trace(Box<trace::Args>),
+    /// NetworkPolicy answers from Kubernetes manifests, computed by running
+    /// the compiled flows through the real switchd pipeline (source node,
+    /// tunnel, destination node).
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     #[command(flatten)]
     Socket(ctl_client::SocketCommand),
 }
@@ -57,6 +64,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::ParsePcap(args) => parse_pcap::run(&args),
         Command::Trace(args) => trace::run(&cli.socket, &args),
+        Command::Policy(cmd) => policy::run(&cmd),
         Command::Socket(cmd) => ctl_client::run(&cli.socket, &cmd),
     };
     match result {

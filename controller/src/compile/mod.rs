@@ -1,0 +1,444 @@
+//! The compiler: logical model -> one OpenFlow table per node, as typed
+//! [`FlowSpec`]s (printable with `protocol::text`, accepted by
+//! `switchd::pipeline::compile`). Pure: no I/O, no clock.
+//!
+//! # Stages (OVN's logical pipeline, `ovn-northd(8)`, in DESIGN.md's bands)
+//!
+//! | table | stage | OVN name | what |
+//! |---|---|---|---|
+//! | 0 | physical-in | table 0 | pod ofport -> `metadata`=switch, `reg14`=port; tunnel + VNI -> `metadata`=VNI, `reg14`/`reg15` from the Geneve option, then egress ACL (switch VNI) or ARP resolve (router VNI) |
+//! | 10 | ingress port security L2 | `ls_in_port_sec_l2` | `reg14`=P and `dl_src`=P's MAC, else drop |
+//! | 11 | ingress port security IP | `ls_in_port_sec_ip`/`_nd` | `nw_src`/`ipv6_src` one of P's addresses; ARP only with P's `arp_spa` and `arp_sha`; else drop (so MAC, IP, ARP and ND spoofing are all dropped; ND from link-local addresses too) |
+//! | 20 | ingress ACL | `ls_in_acl` | from-lport ACLs (Kubernetes **egress** policy) |
+//! | 24 | ARP responder | `ls_in_arp_rsp` | ARP requests for the gateway and for every port's IPv4 address answered in place (`output:IN_PORT`); there is no broadcast domain |
+//! | 25 | L2 lookup | `ls_in_l2_lkup` | `dl_dst` -> `reg15`; the gateway MAC enters the router (`metadata`=router, `reg14`=router port); unknown unicast and broadcast dropped |
+//! | 30 | IP routing | `lr_in_ip_routing` | longest prefix: `dec_ttl`, `reg15`=out port, `dl_src`=its MAC |
+//! | 32 | ARP resolve | `lr_in_arp_resolve` | `nw_dst` -> `dl_dst` (static bindings from the model; no ARP from the router); for a switch owned by another node, skipped (the owner resolves) |
+//! | 33 | delivery | `lr_out_delivery` + patch port | into the destination switch (`metadata`, `reg14`=switch-side router port, `resubmit` to 25), or, for another node's switch, into the tunnel with the router's VNI |
+//! | 40 | remote output | OVN physical table 37 | `reg15` on another node: tunnel (VNI = switch, option = `reg14`,`reg15`); else continue |
+//! | 45 | egress ACL | `ls_out_acl` | to-lport ACLs (Kubernetes **ingress** policy) |
+//! | 50 | egress port security L2 | `ls_out_port_sec_l2` | `dl_dst` = P's MAC |
+//! | 51 | egress port security IP | `ls_out_port_sec_ip` | `nw_dst` one of P's addresses (ARP: `arp_tpa`) |
+//! | 60 | physical-out | table 65 | `reg15`=P -> `output:` P's ofport |
+//!
+//! Every stage ends in an explicit priority-0 flow (drop, or `goto` the next
+//! stage for the ACL and responder stages), so a table miss never decides.
+//!
+//! **Deviation from DESIGN.md**: the tunnel output sits at table 40 (start
+//! of the egress band), not at 60, so that the egress stages (to-lport ACL,
+//! egress port security) run on the *destination* node, as in OVN (remote
+//! output, table 37, comes before the egress pipeline). A node therefore
+//! needs the to-lport ACLs of its own pods only.
+//!
+//! # Registers
+//!
+//! | register | meaning | set in | read in |
+//! |---|---|---|---|
+//! | `metadata` | logical datapath (switch or router id, 24 bits) | 0, 25 (into router), 33 (into switch) | every stage |
+//! | `reg14` | logical ingress port (16 bits) | 0, 25, 33 | 10, 11, 20, tunnel option |
+//! | `reg15` | logical egress port (16 bits) | 0 (tunnel), 25, 30 | 32, 33, 40, 45, 50, 51, 60, tunnel option |
+//! | `reg0..reg13` | unused | | |
+//! | `conj_id` | ACL id of a completed conjunctive match | classifier | 20, 45 |
+//! | `tun_id` | VNI = datapath id | 33, 40 | 0 |
+//! | `tun_metadata0` | Geneve option class 0xff57, type 0x80, 4 bytes: `reg14` in bits 16..31, `reg15` in bits 0..15 | 33, 40 | 0 |
+//!
+//! The switch must map that option to `tun_metadata0` (OVS:
+//! `add-tlv-map {class=0xff57,type=0x80,len=4}->tun_metadata0`).
+//!
+//! # Tunnels
+//!
+//! Geneve: VNI = logical datapath, one 4-byte option carrying the logical
+//! ingress and egress ports. A packet for a pod on another node leaves in
+//! one of two ways: (a) switch spanning nodes: the L2 lookup found the pod,
+//! remote output (40) sends it with the *switch's* VNI and the receiver
+//! enters at the egress ACL; (b) a node's own podCIDR switch (the usual
+//! Kubernetes case): the sender only routes (30), and delivery (33) sends it
+//! with the *router's* VNI; the owner node enters at ARP resolve (32), then
+//! delivery into its switch, L2 lookup, egress ACL, output. Case (b) keeps
+//! the per-node flow count independent of the number of pods elsewhere.
+//! **VXLAN fallback** (not emitted): VXLAN carries the VNI only, so the
+//! receiver would set `metadata` from the VNI, leave `reg14` unknown (0:
+//! to-lport ACLs cannot match the sending port, which they do not use
+//! anyway since peers are matched by address) and re-resolve `reg15` by an
+//! L2 lookup on the inner `dl_dst` (case a) or by ARP resolve on `nw_dst`
+//! (case b, already the case). Packets from the tunnel must then never be
+//! sent back into it (a loop guard bit in a register).
+//!
+//! # Ports
+//!
+//! A pod's port is attached to switchd with ofport = its logical port id
+//! ([`units::ofport`]); the tunnel port is [`CompileConfig::tunnel_port`].
+//!
+//! # ACLs and NetworkPolicy
+//!
+//! See [`acl`]: conjunctive matches, tiers as priority bands
+//! ([`units::acl_priority`]). The Kubernetes semantics (isolation, union,
+//! return traffic) are decided by the translation into ACLs; the compiler
+//! only implements "tier, then highest priority, no match = allow".
+//!
+//! # Cookies
+//!
+//! Every flow carries the cookie of its source object and rule
+//! ([`cookie`]); [`Compiler::cookie_infos`] is the table a node gets via
+//! `SetCookieInfo`. The stage defaults carry `Infrastructure/pipeline`.
+//!
+//! # Incremental compilation
+//!
+//! The flows are produced by *units* ([`units::UnitKey`]: a node's
+//! defaults, a switch, a router, a pod port, an ACL), each a pure function
+//! of its input. [`Compiler::update`] takes the new model, finds the units
+//! whose input changed (a linear scan that compares inputs, no flow is
+//! built for unchanged units), recompiles only those, re-merges the flow
+//! slots they touched ([`assemble`]) and returns a per-node diff
+//! ([`NodeDiff`]: adds, deletes, modifies). A proptest checks that the
+//! result always equals a full compile.
+
+pub mod acl;
+pub mod assemble;
+pub mod cookie;
+pub mod fixture;
+pub(crate) mod flow;
+pub mod units;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use protocol::ctl::CookieInfo;
+use protocol::flow::{Cookie, FlowSpec, PortNo};
+
+pub use assemble::{NodeDiff, NodeTable, Slot};
+use units::{Derived, UnitKey};
+
+use crate::model::{LogicalModel, SourceKind, SourceRef};
+
+/// Table numbers of the stages (see the module doc).
+pub mod table {
+    use protocol::flow::TableId;
+    /// Physical-in.
+    pub const PHY_IN: TableId = TableId(0);
+    /// Ingress port security, L2.
+    pub const PORT_SEC_L2: TableId = TableId(10);
+    /// Ingress port security, IP/ARP/ND.
+    pub const PORT_SEC_IP: TableId = TableId(11);
+    /// Ingress ACL (from-lport).
+    pub const IN_ACL: TableId = TableId(20);
+    /// ARP responder.
+    pub const ARP_RSP: TableId = TableId(24);
+    /// L2 lookup.
+    pub const L2_LOOKUP: TableId = TableId(25);
+    /// IP routing.
+    pub const IP_ROUTING: TableId = TableId(30);
+    /// ARP resolve.
+    pub const ARP_RESOLVE: TableId = TableId(32);
+    /// Router delivery (patch into a switch or the tunnel).
+    pub const DELIVERY: TableId = TableId(33);
+    /// Remote output.
+    pub const REMOTE_OUT: TableId = TableId(40);
+    /// Egress ACL (to-lport).
+    pub const OUT_ACL: TableId = TableId(45);
+    /// Egress port security, L2.
+    pub const OUT_PORT_SEC_L2: TableId = TableId(50);
+    /// Egress port security, IP.
+    pub const OUT_PORT_SEC_IP: TableId = TableId(51);
+    /// Physical-out.
+    pub const PHY_OUT: TableId = TableId(60);
+
+    /// Every stage with its name, in pipeline order.
+    pub const STAGES: [(TableId, &str); 14] = [
+        (PHY_IN, "physical-in"),
+        (PORT_SEC_L2, "ingress port security (L2)"),
+        (PORT_SEC_IP, "ingress port security (IP/ARP/ND)"),
+        (IN_ACL, "ingress ACL (Kubernetes egress policy)"),
+        (ARP_RSP, "ARP responder"),
+        (L2_LOOKUP, "L2 lookup"),
+        (IP_ROUTING, "IP routing"),
+        (ARP_RESOLVE, "ARP resolve"),
+        (DELIVERY, "router delivery"),
+        (REMOTE_OUT, "remote output (tunnel)"),
+        (OUT_ACL, "egress ACL (Kubernetes ingress policy)"),
+        (OUT_PORT_SEC_L2, "egress port security (L2)"),
+        (OUT_PORT_SEC_IP, "egress port security (IP)"),
+        (PHY_OUT, "physical-out"),
+    ];
+
+    /// The name of stage `t`.
+    pub fn name(t: TableId) -> &'static str {
+        STAGES
+            .iter()
+            .find(|(id, _)| *id == t)
+            .map_or("?", |(_, n)| n)
+    }
+}
+
+/// Register numbers.
+pub mod reg {
+    /// Logical ingress port.
+    pub const INPORT: u8 = 14;
+    /// Logical egress port.
+    pub const OUTPORT: u8 = 15;
+}
+
+/// Flow priorities.
+pub mod prio {
+    /// Physical-in/out.
+    pub const PHY: u16 = 100;
+    /// Port security allows.
+    pub const PORT_SEC: u16 = 100;
+    /// ARP responder.
+    pub const ARP_RSP: u16 = 100;
+    /// L2 lookup, ARP resolve, delivery, remote output.
+    pub const L2: u16 = 100;
+    /// ARP resolve of a switch owned by another node: skipped (the owner
+    /// resolves after the tunnel).
+    pub const REMOTE_RESOLVE: u16 = 50;
+    /// Routes: `ROUTE_BASE + 2 * prefix_len + 1`.
+    pub const ROUTE_BASE: u16 = 100;
+    /// ACL tier 0 (infrastructure) band base.
+    pub const ACL_TIER0: u16 = 40000;
+    /// ACL tier 1 (NetworkPolicy) band base.
+    pub const ACL_TIER1: u16 = 20000;
+    /// Highest ACL priority inside a band (band = 2 x this + 1 wide).
+    pub const ACL_MAX: u16 = 9999;
+}
+
+/// Settings of the compile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileConfig {
+    /// The Geneve tunnel port's ofport on every node.
+    pub tunnel_port: PortNo,
+}
+
+impl Default for CompileConfig {
+    fn default() -> Self {
+        CompileConfig {
+            tunnel_port: PortNo(TUNNEL_OFPORT),
+        }
+    }
+}
+
+/// Default ofport of the Geneve tunnel port: above every logical port id
+/// (16 bits), so pods and the tunnel never collide.
+pub const TUNNEL_OFPORT: u32 = 0x1_0000;
+
+/// The incremental compiler: the model it compiled, every unit's flows, and
+/// every node's assembled table.
+#[derive(Debug, Clone)]
+pub struct Compiler {
+    cfg: CompileConfig,
+    model: LogicalModel,
+    derived: Derived,
+    /// Unit -> (node, slot) list of what it contributed.
+    units: BTreeMap<UnitKey, Vec<(Arc<str>, Slot)>>,
+    nodes: BTreeMap<Arc<str>, NodeTable<UnitKey>>,
+    cookies: BTreeMap<Cookie, SourceRef>,
+    /// Units recompiled by the last [`update`](Self::update).
+    recompiled: Vec<UnitKey>,
+}
+
+impl Compiler {
+    /// Compiles `model` from scratch.
+    pub fn new(model: LogicalModel, cfg: CompileConfig) -> Compiler {
+        let derived = Derived::of(&model);
+        let mut c = Compiler {
+            cfg,
+            model: LogicalModel::default(),
+            derived: Derived::default(),
+            units: BTreeMap::new(),
+            nodes: BTreeMap::new(),
+            cookies: BTreeMap::new(),
+            recompiled: Vec::new(),
+        };
+        c.register_cookies(&model);
+        for n in model.nodes.keys() {
+            c.nodes.insert(Arc::from(n.as_str()), NodeTable::default());
+        }
+        let mut sink = BTreeMap::new();
+        for u in units::units(&model) {
+            c.apply_unit(&u, &model, &derived, &mut sink, false);
+        }
+        c.model = model;
+        c.derived = derived;
+        c
+    }
+
+    /// Moves to `model`, recompiling only the units whose input changed;
+    /// returns the per-node changes (a node that left the model has all its
+    /// flows deleted; a new node gets all its flows as adds).
+    pub fn update(&mut self, model: LogicalModel) -> BTreeMap<String, NodeDiff> {
+        let derived = Derived::of(&model);
+        self.register_cookies(&model);
+        let mut keys: BTreeSet<UnitKey> = units::units(&model).into_iter().collect();
+        keys.extend(self.units.keys().cloned());
+        // Old versions of every touched slot, by node.
+        let mut before: BTreeMap<(Arc<str>, Slot), Option<FlowSpec>> = BTreeMap::new();
+        for n in model.nodes.keys() {
+            if !self.nodes.contains_key(n.as_str()) {
+                self.nodes
+                    .insert(Arc::from(n.as_str()), NodeTable::default());
+            }
+        }
+        self.recompiled.clear();
+        for u in keys {
+            if units::input_eq(&u, &self.model, &self.derived, &model, &derived) {
+                continue;
+            }
+            self.apply_unit(&u, &model, &derived, &mut before, true);
+            self.recompiled.push(u);
+        }
+        let mut diffs: BTreeMap<String, NodeDiff> = BTreeMap::new();
+        for ((node, slot), old) in &before {
+            let new = self.nodes.get(node).and_then(|t| t.get(slot));
+            diffs
+                .entry(node.to_string())
+                .or_default()
+                .record(old.as_ref(), new);
+        }
+        // Nodes gone from the model: drop their (now empty) tables.
+        let gone: Vec<Arc<str>> = self
+            .nodes
+            .keys()
+            .filter(|n| !model.nodes.contains_key(&***n))
+            .cloned()
+            .collect();
+        for n in gone {
+            if self.nodes.get(&n).is_some_and(NodeTable::is_empty) {
+                self.nodes.remove(&n);
+            }
+        }
+        diffs.retain(|_, d| !d.is_empty());
+        self.model = model;
+        self.derived = derived;
+        diffs
+    }
+
+    /// Replaces unit `u`'s contribution with its flows under `model`,
+    /// recording the previous content of every touched slot in `before`
+    /// (first time only) when `track`.
+    fn apply_unit(
+        &mut self,
+        u: &UnitKey,
+        model: &LogicalModel,
+        derived: &Derived,
+        before: &mut BTreeMap<(Arc<str>, Slot), Option<FlowSpec>>,
+        track: bool,
+    ) {
+        if let Some(old) = self.units.remove(u) {
+            for (node, slot) in old {
+                if let Some(t) = self.nodes.get_mut(&node) {
+                    if track {
+                        before
+                            .entry((node.clone(), slot))
+                            .or_insert_with(|| t.get(&slot).cloned());
+                    }
+                    t.remove(u, &slot);
+                }
+            }
+        }
+        let flows = units::compile_unit(u, model, derived, &self.cfg);
+        if flows.is_empty() {
+            return;
+        }
+        let mut mine = Vec::with_capacity(flows.len());
+        for (node, f) in flows {
+            let Some(name) = self
+                .nodes
+                .get_key_value(node.as_str())
+                .map(|(k, _)| k.clone())
+            else {
+                continue;
+            };
+            let Some(t) = self.nodes.get_mut(&name) else {
+                continue;
+            };
+            let slot = Slot::of(&f);
+            if track {
+                before
+                    .entry((name.clone(), slot))
+                    .or_insert_with(|| t.get(&slot).cloned());
+            }
+            t.add(u, &f);
+            mine.push((name, slot));
+        }
+        self.units.insert(u.clone(), mine);
+    }
+
+    fn register_cookies(&mut self, m: &LogicalModel) {
+        let mut add = |s: &SourceRef| {
+            self.cookies
+                .entry(cookie::cookie_of(s))
+                .or_insert_with(|| s.clone());
+        };
+        add(&SourceRef::cluster(SourceKind::Infrastructure, "pipeline"));
+        for t in m.tenants.values() {
+            add(&t.source);
+        }
+        for s in m.switches.values() {
+            add(&s.source);
+        }
+        for r in m.routers.values() {
+            for route in &r.routes {
+                add(&route.source);
+            }
+            add(&SourceRef::cluster(SourceKind::Tenant, &r.tenant));
+        }
+        for p in m.ports.values() {
+            add(&p.source);
+        }
+        for a in m.acls.values() {
+            add(&a.source);
+        }
+    }
+
+    /// The units the last [`update`](Self::update) recompiled (their
+    /// input changed); every other unit's flows were reused.
+    pub fn recompiled(&self) -> &[UnitKey] {
+        &self.recompiled
+    }
+
+    /// The model last compiled.
+    pub fn model(&self) -> &LogicalModel {
+        &self.model
+    }
+
+    /// Node names with a table.
+    pub fn nodes(&self) -> impl Iterator<Item = &str> + '_ {
+        self.nodes.keys().map(|n| &**n)
+    }
+
+    /// The flows of `node`, in `dump-flows` order.
+    pub fn flows(&self, node: &str) -> Vec<FlowSpec> {
+        self.nodes
+            .get(node)
+            .map(|t| t.flows().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Number of flows of `node`.
+    pub fn flow_count(&self, node: &str) -> usize {
+        self.nodes.get(node).map_or(0, NodeTable::len)
+    }
+
+    /// The node's table (for conflict checks).
+    pub fn table(&self, node: &str) -> Option<&NodeTable<UnitKey>> {
+        self.nodes.get(node)
+    }
+
+    /// The cookie table of `node`: one entry per cookie its flows carry
+    /// (what the node gets with `SetCookieInfo`).
+    pub fn cookie_infos(&self, node: &str) -> Vec<CookieInfo> {
+        let used: BTreeSet<Cookie> = self
+            .nodes
+            .get(node)
+            .map(|t| t.flows().map(|f| f.cookie).collect())
+            .unwrap_or_default();
+        used.iter()
+            .filter_map(|c| self.cookies.get(c))
+            .map(cookie::cookie_info)
+            .collect()
+    }
+
+    /// What produced `cookie`, if known.
+    pub fn source_of(&self, cookie: Cookie) -> Option<&SourceRef> {
+        self.cookies.get(&cookie)
+    }
+}
