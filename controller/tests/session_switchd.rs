@@ -246,7 +246,7 @@ async fn switchd_killed_and_restarted() {
     // pushes the whole table.
     d.kill9();
     wait_status(&s, "disconnect", |st| !st.connected).await;
-    std::fs::remove_file(dir.join("switchd-state.json")).unwrap();
+    wipe_switchd_state(dir);
     let _d = Daemon::start(&bin, dir).await;
     let st = wait_status(&s, "third full sync", |st| st.full_syncs == 3).await;
     let c = st.last_full_sync.unwrap();
@@ -381,7 +381,7 @@ async fn refused_state_after_reconnect_falls_back_to_last_good() {
     // (not the refused one, and it does not leave the node empty).
     d.kill9();
     wait_status(&s, "disconnect", |st| !st.connected).await;
-    std::fs::remove_file(dir.join("switchd-state.json")).unwrap();
+    wipe_switchd_state(dir);
     let _d = Daemon::start(&bin, dir).await;
     let st = wait_status(&s, "second full sync", |st| st.full_syncs == 2).await;
     assert_eq!(st.acked_generation, Some(1));
@@ -467,4 +467,16 @@ async fn manager_waits_for_every_node() {
     }
     assert!(m.set_desired("nosuch", state(4, GEN1, vec![])).is_err());
     m.shutdown().await;
+}
+
+/// Removes switchd's persisted state: the snapshot and the flow-change
+/// journal (either may be absent: changes since the last snapshot live only
+/// in the journal).
+fn wipe_switchd_state(dir: &std::path::Path) {
+    for f in ["switchd-state.json", "switchd-state.journal"] {
+        match std::fs::remove_file(dir.join(f)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("{f}: {e}"),
+            _ => {}
+        }
+    }
 }
