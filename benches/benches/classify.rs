@@ -33,8 +33,7 @@ use protocol::flow::{
     ControllerReason, Cookie, Field, FlowKey, FlowMask, Match, PortNo, Priority, TableId,
 };
 use std::hint::black_box;
-use std::time::Duration;
-use weft_benches::{acl_1000r_20m, parse_flows, tcp4_flow};
+use weft_benches::{acl_1000r_20m, parse_flows, tcp4_flow, thread_cpu};
 use weft_switchd::buf::{BATCH_MAX, PacketBuf};
 use weft_switchd::pipeline::classifier::Classifier;
 use weft_switchd::pipeline::{EMC_ENTRIES, OutputSink, SwitchConfig, WorkerState, compile};
@@ -200,14 +199,6 @@ fn bench_classify(c: &mut Criterion) {
         }
     }
     g.finish();
-}
-
-/// CPU time of this thread: the machine is shared, and wall time would
-/// count the time other processes run.
-fn thread_cpu() -> Duration {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
-        .map(Duration::from)
-        .unwrap_or_default()
 }
 
 /// Counts outputs (the sink of the EMC benches: no port work).

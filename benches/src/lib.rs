@@ -7,6 +7,15 @@
 
 use etherparse::PacketBuilder;
 
+/// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`): the machine
+/// is shared, and wall time would count the time other processes run. For
+/// criterion's `iter_custom`.
+pub fn thread_cpu() -> std::time::Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(std::time::Duration::from)
+        .unwrap_or_default()
+}
+
 /// A named test frame.
 #[derive(Debug, Clone)]
 pub struct Frame {

@@ -241,20 +241,22 @@ impl Tunnels {
             return Decap::Drop(TunnelDrop::Malformed);
         }
         // Options: mapped ones to their slots, unknown critical ones drop.
-        let mut meta = [(0u64, false); protocol::flow::key::TUN_METADATA_SLOTS];
+        let mut meta = [0u64; protocol::flow::key::TUN_METADATA_SLOTS];
+        let mut found: u8 = 0;
         for opt in geneve::Options::new(options) {
             let Ok(opt) = opt else {
                 return Decap::Drop(TunnelDrop::Malformed);
             };
             match self.tlv.find(opt.class, opt.kind) {
                 Some((slot, len)) if usize::from(len) == opt.data.len() => {
-                    let mut v = [0u8; 8];
-                    let at = 8 - opt.data.len();
-                    if let Some(dst) = v.get_mut(at..) {
-                        dst.copy_from_slice(opt.data);
-                    }
+                    let v = match *opt.data {
+                        [a, b, c, d] => u64::from(u32::from_be_bytes([a, b, c, d])),
+                        [a, b, c, d, e, f, g, h] => u64::from_be_bytes([a, b, c, d, e, f, g, h]),
+                        _ => 0,
+                    };
                     if let Some(m) = meta.get_mut(slot) {
-                        *m = (u64::from_be_bytes(v), true);
+                        *m = v;
+                        found |= 1 << slot;
                     }
                 }
                 _ if opt.critical => return Decap::Drop(TunnelDrop::CriticalOption),
@@ -278,8 +280,11 @@ impl Tunnels {
         key.set_tun_flags(flags);
         key.set_tun_tos(o.tos);
         key.set_tun_ttl(o.ttl);
-        for (i, (v, present)) in meta.iter().enumerate() {
-            if *present {
+        let mut bits = found;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if let Some(v) = meta.get(i) {
                 key.set_tun_metadata(i, *v);
             }
         }

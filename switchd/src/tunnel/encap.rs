@@ -3,7 +3,7 @@
 
 use core::net::IpAddr;
 
-use protocol::flow::key::{TUN_FLAG_CSUM, TUN_FLAG_OAM, TUN_METADATA_SLOTS};
+use protocol::flow::key::{TUN_FLAG_CSUM, TUN_FLAG_OAM};
 use protocol::flow::{FlowKey, Layers};
 use protocol::wire::{EtherType, IpProtocol, checksum, geneve, udp, vxlan, vxlan::Vni};
 
@@ -120,18 +120,12 @@ impl Tunnels {
         } else {
             0
         };
-        let mut opt_len = 0;
-        let mut critical = false;
-        if present != 0 {
-            for i in 0..TUN_METADATA_SLOTS {
-                if present & (1 << i) != 0
-                    && let Some((_, kind, len)) = self.tlv.slot(i)
-                {
-                    opt_len += geneve::OPTION_HEADER_LEN + usize::from(len);
-                    critical |= kind & geneve::OPTION_TYPE_CRITICAL != 0;
-                }
-            }
-        }
+        // Precomputed TLV layout (`TlvMap::new`): no per-slot decoding.
+        let (slots, opt_len, critical) = if present != 0 {
+            self.tlv.encap_layout(present)
+        } else {
+            (0, 0, false)
+        };
 
         let ip_len = if remote.is_ipv4() { IPV4_LEN } else { IPV6_LEN };
         let tun_len = tp.kind.header_len() + opt_len;
@@ -187,21 +181,23 @@ impl Tunnels {
                     .copy_from_slice(&u16::from(EtherType::TransparentEthernet).to_be_bytes());
                 tunh[4..7].copy_from_slice(&vni);
                 tunh[7] = 0;
+                // Options in slot order: the prebuilt 4-byte header, then
+                // the low `len` bytes of the slot value.
                 let mut at = geneve::HEADER_LEN;
-                for i in 0..TUN_METADATA_SLOTS {
-                    if present & (1 << i) == 0 {
-                        continue;
-                    }
-                    let Some((class, kind, len)) = self.tlv.slot(i) else {
-                        continue;
-                    };
+                let mut bits = slots;
+                while bits != 0 {
+                    let i = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    let h = self.tlv.header(i);
+                    let len = 4 * usize::from(h[3]);
                     let v = key.tun_metadata(i).to_be_bytes();
-                    let data = v.get(8 - usize::from(len)..).unwrap_or_default();
-                    if let Some(buf) = tunh.get_mut(at..)
-                        && let Ok(n) = geneve::emit_option(buf, class, kind, data)
+                    if let (Some(dst), Some(data)) =
+                        (tunh.get_mut(at..at + 4 + len), v.get(8 - len..))
                     {
-                        at += n;
+                        dst[..4].copy_from_slice(&h);
+                        dst[4..].copy_from_slice(data);
                     }
+                    at += 4 + len;
                 }
             }
             TunnelKind::Vxlan => {

@@ -351,6 +351,17 @@ impl NextHops {
 pub struct TlvMap {
     /// By slot: (class, type, len).
     slots: [Option<(u16, u8, u8)>; TUN_METADATA_SLOTS],
+    /// Precomputed encap layout (built once in [`TlvMap::new`], so encap
+    /// does no per-slot decoding): bit `i` set if slot `i` is mapped.
+    mapped: u8,
+    /// Bit `i` set if slot `i` maps a critical option type.
+    critical: u8,
+    /// By slot: `class << 8 | type` (decap matches an option header with
+    /// one compare per mapped slot; only slots in `mapped` count).
+    ids: [u32; TUN_METADATA_SLOTS],
+    /// By slot: the encoded 4-byte option header (class, type, length in
+    /// words), copied as is in front of the data.
+    headers: [[u8; 4]; TUN_METADATA_SLOTS],
 }
 
 /// A tunnel configuration that cannot be used; the message names the
@@ -426,6 +437,14 @@ impl TlvMap {
                 return Err(bad("slot already mapped"));
             }
             *s = Some((t.class, t.r#type, t.len));
+            let bit = 1u8 << t.slot;
+            m.mapped |= bit;
+            if t.r#type & protocol::wire::geneve::OPTION_TYPE_CRITICAL != 0 {
+                m.critical |= bit;
+            }
+            let c = t.class.to_be_bytes();
+            m.headers[usize::from(t.slot)] = [c[0], c[1], t.r#type, t.len / 4];
+            m.ids[usize::from(t.slot)] = u32::from(t.class) << 8 | u32::from(t.r#type);
         }
         Ok(m)
     }
@@ -452,13 +471,40 @@ impl TlvMap {
         self.slots.get(i).copied().flatten()
     }
 
+    /// The mapped slots of `present` (a `tun_metadata` presence mask),
+    /// the options' total encoded length and whether one is critical.
+    #[inline]
+    pub(crate) fn encap_layout(&self, present: u8) -> (u8, usize, bool) {
+        let slots = present & self.mapped;
+        let mut len = 0;
+        let mut bits = slots;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            len += 4 + 4 * usize::from(self.headers.get(i).map_or(0, |h| h[3]));
+        }
+        (slots, len, slots & self.critical != 0)
+    }
+
+    /// The encoded option header of mapped slot `i`.
+    #[inline]
+    pub(crate) fn header(&self, i: usize) -> [u8; 4] {
+        self.headers.get(i).copied().unwrap_or_default()
+    }
+
     /// The slot and length an option `{class, type}` maps to.
     #[inline]
     pub fn find(&self, class: u16, kind: u8) -> Option<(usize, u8)> {
-        self.slots.iter().enumerate().find_map(|(i, s)| match s {
-            Some((c, t, l)) if *c == class && *t == kind => Some((i, *l)),
-            _ => None,
-        })
+        let id = u32::from(class) << 8 | u32::from(kind);
+        let mut bits = self.mapped;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if self.ids.get(i) == Some(&id) {
+                return Some((i, 4 * self.header(i)[3]));
+            }
+        }
+        None
     }
 
     /// True if nothing is mapped.
