@@ -549,7 +549,6 @@ fn s34_egress_named_port_resolved_at_destination() {
 }
 
 #[test]
-#[ignore = "known bug, not yet found: y -> x/a TCP 80 SYN is allowed although x/a is ingress-isolated with no ingress rules (egress to y only)"]
 fn s35_policy_types_inferred_from_egress_rules() {
     // No policyTypes: Ingress is always implied, Egress because there are
     // egress rules. So x/a is isolated both ways, reachable from nobody.
@@ -658,7 +657,6 @@ fn s42_same_namespace_by_metadata_name_label() {
 }
 
 #[test]
-#[ignore = "known bug, not yet found: y/a and y/b -> y/c allowed although y/c only admits pods labelled pod=c"]
 fn s43_pod_label_in_any_namespace() {
     let p = policy(
         'y',

@@ -363,6 +363,81 @@ fn return_traffic_stateless_approximation() {
     assert!(conn(&m2, "x/a", "y/a", L4Protocol::Udp, 53));
 }
 
+/// The reversal of a port-less ("any traffic") rule is TCP with ACK plus
+/// ICMP replies and errors, never "any" (issue #6 scenarios s35 and s43
+/// failed when it stayed "any"); UDP/SCTP without a port has no return
+/// traffic at all.
+#[test]
+fn return_traffic_of_portless_rules_is_never_any() {
+    // No policyTypes: x/a is isolated both ways, may send anything to y.
+    let m = model(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: out, namespace: x}\nspec:\n  podSelector: {matchLabels: {pod: a}}\n  egress: [{to: [{namespaceSelector: {matchLabels: {ns: y}}}]}]\n",
+    );
+    let pkt = |proto, sport, dport, ack| Pkt {
+        proto,
+        sport,
+        dport,
+        ack,
+    };
+    assert!(tcp(&m, "x/a", "y/a", 80), "request and its ACK replies");
+    assert!(
+        !allowed_pkt(&m, "y/a", "x/a", pkt(L4Protocol::Tcp, 40000, 80, false)),
+        "y/a cannot open a connection to x/a (a SYN has no ACK)"
+    );
+    for proto in [L4Protocol::Udp, L4Protocol::Sctp] {
+        assert!(
+            !allowed_pkt(&m, "y/a", "x/a", pkt(proto, 80, 40000, false)),
+            "{proto:?} into x/a: denied (no port anchors a reply)"
+        );
+    }
+    let tcp_ack = Traffic::L4 {
+        protocol: L4Protocol::Tcp,
+        dst_ports: None,
+        src_ports: None,
+        tcp_ack: true,
+    };
+    let want: Vec<Traffic> = std::iter::once(tcp_ack).chain(ICMP_RETURN).collect();
+    let returns: Vec<&Acl> = m
+        .acls
+        .values()
+        .filter(|a| a.name.starts_with("acl/np/x/out/") && a.name.contains("/return-"))
+        .collect();
+    assert_eq!(returns.len(), 2, "return-local and return-peer");
+    for a in returns {
+        assert_eq!(a.matches.traffic, want, "{}", a.name);
+    }
+    // UDP without a port: the allow ACL, and no return ACL (an empty
+    // traffic list would mean "any").
+    let m = model(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: udp, namespace: x}\nspec:\n  podSelector: {}\n  ingress: [{ports: [{protocol: UDP}]}]\n",
+    );
+    let names: Vec<&str> = m
+        .acls
+        .values()
+        .filter(|a| a.name.starts_with("acl/np/x/udp/"))
+        .map(|a| a.name.as_str())
+        .collect();
+    assert_eq!(names, ["acl/np/x/udp/ingress/0/0/allow"]);
+    // TCP without a port: TCP with ACK from any port.
+    let m = model(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: t, namespace: x}\nspec:\n  podSelector: {}\n  ingress: [{ports: [{protocol: TCP}]}]\n",
+    );
+    let back = m
+        .acls
+        .values()
+        .find(|a| a.name == "acl/np/x/t/ingress/0/0/return-local")
+        .unwrap();
+    assert_eq!(
+        back.matches.traffic,
+        [Traffic::L4 {
+            protocol: L4Protocol::Tcp,
+            dst_ports: None,
+            src_ports: None,
+            tcp_ack: true,
+        }]
+    );
+}
+
 #[test]
 fn arp_nd_always_allowed_in_tier_zero() {
     let m = model(

@@ -16,6 +16,7 @@ pub(crate) const IPPROTO_TCP: u8 = 6;
 pub(crate) const IPPROTO_UDP: u8 = 17;
 pub(crate) const IPPROTO_SCTP: u8 = 132;
 pub(crate) const IPPROTO_ICMPV6: u128 = 58;
+pub(crate) const IPPROTO_ICMP: u128 = 1;
 
 /// A flow under construction.
 #[derive(Debug, Clone)]

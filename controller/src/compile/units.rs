@@ -681,6 +681,23 @@ pub(crate) fn traffic_flows(t: &Traffic, dual: bool, base: &FlowBuilder) -> Vec<
                 );
             }
         }
+        Traffic::Icmp { v6, icmp_type } => {
+            if !v6 {
+                v.push(
+                    base.clone()
+                        .ip()
+                        .m(Field::NwProto, flow::IPPROTO_ICMP)
+                        .m(Field::IcmpType, u128::from(*icmp_type)),
+                );
+            } else if dual {
+                v.push(
+                    base.clone()
+                        .ipv6()
+                        .m(Field::NwProto, flow::IPPROTO_ICMPV6)
+                        .m(Field::IcmpType, u128::from(*icmp_type)),
+                );
+            }
+        }
         Traffic::L4 {
             protocol,
             dst_ports,

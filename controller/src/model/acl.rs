@@ -142,7 +142,52 @@ pub enum Traffic {
         /// TCP connection never opens a new one. Ignored for UDP/SCTP.
         tcp_ack: bool,
     },
+    /// ICMP (IPv4) or ICMPv6 messages of one type, any code. Only the
+    /// stateless return traffic uses it ([`ICMP_RETURN`]); the compiler
+    /// emits ICMPv6 clauses only when the model has IPv6 addresses.
+    Icmp {
+        /// ICMPv6 (`true`) or ICMP for IPv4 (`false`).
+        v6: bool,
+        /// Message type.
+        icmp_type: u8,
+    },
 }
+
+/// The ICMP messages that answer or report on traffic in the other
+/// direction, which the stateless return-traffic ACLs allow: ICMP echo
+/// reply (0), destination unreachable (3, "fragmentation needed"
+/// included), time exceeded (11); ICMPv6 destination unreachable (1),
+/// packet too big (2), time exceeded (3), echo reply (129).
+pub const ICMP_RETURN: [Traffic; 7] = [
+    Traffic::Icmp {
+        v6: false,
+        icmp_type: 0,
+    },
+    Traffic::Icmp {
+        v6: false,
+        icmp_type: 3,
+    },
+    Traffic::Icmp {
+        v6: false,
+        icmp_type: 11,
+    },
+    Traffic::Icmp {
+        v6: true,
+        icmp_type: 1,
+    },
+    Traffic::Icmp {
+        v6: true,
+        icmp_type: 2,
+    },
+    Traffic::Icmp {
+        v6: true,
+        icmp_type: 3,
+    },
+    Traffic::Icmp {
+        v6: true,
+        icmp_type: 129,
+    },
+];
 
 /// An IP block: `cidr` minus the `except` prefixes (NetworkPolicy `ipBlock`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

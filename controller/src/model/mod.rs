@@ -37,7 +37,7 @@ use serde::Serialize;
 
 pub use acl::{
     Acl, AclAction, AclDirection, AclMatch, AclTier, AddressSet, AddressSetOrigin, AppliesTo,
-    IpBlock, PortGroup, PortRange, Traffic,
+    ICMP_RETURN, IpBlock, PortGroup, PortRange, Traffic,
 };
 pub use ids::{
     AclId, AddressSetId, DatapathId, IdAllocator, IdSpaceFull, LogicalPortId, PortGroupId,

@@ -33,9 +33,7 @@
 //! Without connection tracking, replies of an allowed connection must be
 //! allowed by rules of their own. For every Allow ACL (direction D, selected
 //! pods L, peer set P, traffic T) the translation adds two Allow ACLs at the
-//! same priority, with T *reversed*: each `L4` clause's destination port
-//! range becomes the *source* port range, and for TCP only segments with ACK
-//! set match (`tcp_ack`), so a reply can never open a new connection:
+//! same priority whose traffic is T *reversed* (below):
 //!
 //! - `return-local`: direction reverse(D) on L, peer P, reversed T
 //!   (the reply leaving / entering the selected pods);
@@ -43,22 +41,52 @@
 //!   tenant for an any-peer rule), peer = addresses of L, reversed T
 //!   (the reply at the other end, when that pod is isolated too).
 //!
-//! What this allows beyond stateful Kubernetes: packets from the allowed
-//! port back to the peer that are not replies (e.g. a TCP ACK-flagged
-//! segment or a UDP datagram *from* port 53 *to* any port of the peer).
-//! What it still denies that Kubernetes allows: ICMP errors (unreachable,
-//! fragmentation needed) about an allowed connection when the rule names
-//! ports (a rule without ports allows all protocols, replies included),
-//! replies to an `ipBlock` peer range that contains pods of the tenant when
-//! those pods are isolated, and replies whose source port differs from the
-//! destination port of the request (never for TCP/UDP/SCTP servers here).
+//! Reversed traffic, clause by clause; it is never "any traffic", and it
+//! never matches the first packet of a TCP connection (a SYN has no ACK)
+//! nor a UDP/SCTP datagram to a port the rule does not name:
+//!
+//! | rule's traffic T | return traffic allowed (the other way) |
+//! |---|---|
+//! | any (`ports` missing or `[]`) | TCP with ACK set, any source and destination port; ICMP echo reply (0), destination unreachable (3, "fragmentation needed" included), time exceeded (11); ICMPv6 destination unreachable (1), packet too big (2), time exceeded (3), echo reply (129) ([`ICMP_RETURN`]). No UDP, no SCTP, no other ICMP. |
+//! | TCP, ports R (or the whole protocol: R = any) | TCP with ACK set, *source* port in R, any destination port. |
+//! | UDP or SCTP, ports R | that protocol, *source* port in R, any destination port. |
+//! | UDP or SCTP without a port | nothing: no return ACL at all. |
+//!
+//! So a UDP/SCTP server's answers pass from the port it serves (DNS on 53
+//! answers a client under deny-all-ingress whose egress rule names UDP 53),
+//! but UDP/SCTP replies to traffic of a port-less rule are denied until
+//! conntrack.
+//!
+//! What this allows beyond stateful Kubernetes (the price of no state):
+//! packets that look like replies but are not. In the reply direction of
+//! a rule (ingress rule on L from P: L to P; egress rule on L to P: P to
+//! L; P = every address for a rule without `from`/`to`), the sender may
+//! send and the receiver accepts even where either is isolated in that
+//! direction: TCP segments with ACK from the allowed port (from any port
+//! for a TCP rule without port and for a port-less rule), UDP/SCTP
+//! datagrams *from* an allowed UDP/SCTP port to any port (e.g. a pod with
+//! an ingress rule "UDP 53 from anywhere" and a deny-all egress policy can
+//! still send UDP with source port 53 to any address), and for port-less
+//! rules the ICMP messages listed above. None of them opens a TCP
+//! connection (no SYN passes); UDP/SCTP passes only with a source port
+//! that a rule names as its destination port.
+//!
+//! What it still denies that Kubernetes allows: UDP/SCTP replies of
+//! port-less rules and of protocol-only UDP/SCTP rules; ICMP errors
+//! (unreachable, fragmentation needed) about an allowed connection when
+//! the rule names ports or a protocol; replies to an `ipBlock` peer range
+//! that contains pods of the tenant when those pods are isolated; and
+//! replies whose source port differs from the destination port of the
+//! request (never for TCP/UDP/SCTP servers here).
+//!
 //! A pod isolated in one direction only (say ingress) still opens
-//! connections in the other; the translation allows TCP segments with ACK
-//! set in its isolated direction (`acl/ns/<ns>/return-open-egress`, and
-//! `-ingress` for the mirror case), from any peer and port. UDP and SCTP
-//! replies to such connections are *denied* until conntrack (e.g. DNS
-//! answers to a pod under a deny-all-ingress policy): add an ingress rule
-//! for them.
+//! connections in the other; the translation allows, in its isolated
+//! direction, the return traffic of "any" from the table above (TCP with
+//! ACK and the ICMP replies and errors, from any peer and port:
+//! `acl/ns/<ns>/return-open-egress`, and `-ingress` for the mirror case).
+//! UDP and SCTP replies to such connections are *denied* until conntrack
+//! (e.g. DNS answers to a pod under a deny-all-ingress policy that has no
+//! egress policy): add an ingress rule for them.
 //! ARP and IPv6 ND (ICMPv6 133 to 137) are allowed to and from every pod by
 //! tier-0 ACLs; port security limits what a pod may claim in them.
 
@@ -128,22 +156,62 @@ fn l4(protocol: L4Protocol, dst: Option<PortRange>) -> Traffic {
     }
 }
 
+/// The traffic that answers `t` (the stateless approximation of the
+/// module doc): never "any", and never the first packet of a TCP
+/// connection or of a UDP/SCTP flow to a port the rule did not name.
+///
+/// - any traffic (empty `t`): TCP segments with ACK, from any port to any
+///   port, plus [`ICMP_RETURN`] (echo replies and errors);
+/// - TCP (port range or whole protocol): TCP with ACK, source port in the
+///   rule's destination range (any when the rule names no port);
+/// - UDP/SCTP with a port range: that range as the *source* port range;
+/// - UDP/SCTP without a port: nothing (no port anchors a reply, and "UDP
+///   from any port" would admit any new flow);
+/// - ARP/ND: themselves (symmetric; tier 0 allows them anyway).
+///
+/// An empty result means "no return traffic", not "any": the caller emits
+/// no return ACL then.
 fn reversed(t: &[Traffic]) -> Vec<Traffic> {
-    t.iter()
-        .map(|c| match c {
+    let tcp_ack = |src_ports| Traffic::L4 {
+        protocol: L4Protocol::Tcp,
+        dst_ports: None,
+        src_ports,
+        tcp_ack: true,
+    };
+    if t.is_empty() {
+        let mut v = vec![tcp_ack(None)];
+        v.extend(ICMP_RETURN);
+        return v;
+    }
+    let mut v: Vec<Traffic> = t
+        .iter()
+        .filter_map(|c| match c {
             Traffic::L4 {
-                protocol,
+                protocol: L4Protocol::Tcp,
                 dst_ports,
                 ..
-            } => Traffic::L4 {
+            } => Some(tcp_ack(*dst_ports)),
+            Traffic::L4 {
+                protocol,
+                dst_ports: Some(r),
+                ..
+            } => Some(Traffic::L4 {
                 protocol: *protocol,
                 dst_ports: None,
-                src_ports: *dst_ports,
-                tcp_ack: *protocol == L4Protocol::Tcp,
-            },
-            other => other.clone(),
+                src_ports: Some(*r),
+                tcp_ack: false,
+            }),
+            Traffic::L4 {
+                dst_ports: None, ..
+            } => None,
+            Traffic::Arp | Traffic::NeighborDiscovery => Some(c.clone()),
+            // Never in a rule's traffic (only in return traffic itself).
+            Traffic::Icmp { .. } => None,
         })
-        .collect()
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 fn check_selector(
@@ -332,8 +400,9 @@ pub(super) fn build(m: &Manifests, ctx: &mut Ctx) -> Result<(), LoadError> {
 }
 
 /// A pod isolated in one direction only still opens connections in the
-/// other; their TCP replies come back through the isolated direction. Allow
-/// TCP segments with ACK there (`Infrastructure <ns>/return-open-<dir>`).
+/// other; their replies come back through the isolated direction. Allow
+/// the return traffic of "any" there (TCP segments with ACK, ICMP replies
+/// and errors: `Infrastructure <ns>/return-open-<dir>`).
 fn open_direction_returns(p: &mut Pending) {
     let namespaces: BTreeSet<String> = p
         .groups
@@ -373,12 +442,7 @@ fn open_direction_returns(p: &mut Pending) {
                     action: AclAction::Allow,
                     applies: PApplies::Group(g),
                     peer: None,
-                    traffic: vec![Traffic::L4 {
-                        protocol: L4Protocol::Tcp,
-                        dst_ports: None,
-                        src_ports: None,
-                        tcp_ack: true,
-                    }],
+                    traffic: reversed(&[]),
                     source: SourceRef::namespaced(
                         SourceKind::Infrastructure,
                         &ns,
@@ -562,7 +626,6 @@ fn emit_entry(
         traffic,
         source,
     };
-    let back = reversed(traffic);
     p.acls.insert(
         format!("acl/{base}/allow"),
         allow(
@@ -573,6 +636,12 @@ fn emit_entry(
             src(RulePart::Allow),
         ),
     );
+    let back = reversed(traffic);
+    if back.is_empty() {
+        // Nothing answers this traffic statelessly (UDP/SCTP without a
+        // port); an ACL with no traffic clause would mean "any".
+        return;
+    }
     p.acls.insert(
         format!("acl/{base}/return-local"),
         allow(
