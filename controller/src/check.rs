@@ -39,12 +39,20 @@
 //! Probes use TCP SYN (flags `syn` only), UDP or SCTP from source port
 //! 40000 and TTL 64: the first packet of a connection, which is what
 //! Kubernetes NetworkPolicy decides on.
+//!
+//! A [`SourceOverride`] replaces the probe's source IPv4 address and/or
+//! source MAC (a pod sending with an address that is not its own): the
+//! packet still enters on the source pod's port, so the verdict is what
+//! port security makes of the spoofed packet. [`Probe::delivered_to`]
+//! names every pod whose port the packet left on, so a probe to another
+//! tenant's address shows which pod (if any) actually received it.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use protocol::flow::{Cookie, Field, FlowKey, PortNo, TableId};
+use protocol::wire::EthernetAddress;
 use serde::Serialize;
 use weft_switchd::buf::PacketBuf;
 use weft_switchd::pipeline::{
@@ -118,6 +126,21 @@ pub struct Probe {
     pub decided_by: Vec<String>,
     /// Nodes walked (source first).
     pub nodes: Vec<String>,
+    /// Every pod (`ns/name`) whose port the packet left on, the
+    /// destination or not (e.g. the pod of the source's tenant that has
+    /// the address of another tenant's destination pod).
+    pub delivered_to: Vec<String>,
+}
+
+/// What a probe's packet claims as its source instead of the source pod's
+/// own addresses (spoofing, stopped by port security); `None` = the pod's
+/// own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceOverride {
+    /// Source IPv4 address.
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// Source MAC address.
+    pub mac: Option<EthernetAddress>,
 }
 
 /// Every node's compiled pipeline, ready for probes.
@@ -299,7 +322,23 @@ impl Cluster {
         port: u16,
         proto: L4Protocol,
     ) -> Result<Probe, CheckError> {
-        self.run(from, to, port, proto, None)
+        self.run(from, to, port, proto, SourceOverride::default(), None)
+    }
+
+    /// [`probe`](Self::probe) with the source addresses replaced, and each
+    /// node's trace when `trace` is set.
+    pub fn probe_as(
+        &self,
+        from: &Endpoint,
+        to: &Endpoint,
+        port: u16,
+        proto: L4Protocol,
+        src: SourceOverride,
+        trace: bool,
+    ) -> Result<(Probe, Vec<NodeTrace>), CheckError> {
+        let mut traces = Vec::new();
+        let p = self.run(from, to, port, proto, src, trace.then_some(&mut traces))?;
+        Ok((p, traces))
     }
 
     /// [`probe`](Self::probe), also returning each node's trace.
@@ -311,7 +350,14 @@ impl Cluster {
         proto: L4Protocol,
     ) -> Result<(Probe, Vec<NodeTrace>), CheckError> {
         let mut traces = Vec::new();
-        let p = self.run(from, to, port, proto, Some(&mut traces))?;
+        let p = self.run(
+            from,
+            to,
+            port,
+            proto,
+            SourceOverride::default(),
+            Some(&mut traces),
+        )?;
         Ok((p, traces))
     }
 
@@ -321,6 +367,7 @@ impl Cluster {
         to: &Endpoint,
         port: u16,
         proto: L4Protocol,
+        spoof: SourceOverride,
         mut traces: Option<&mut Vec<NodeTrace>>,
     ) -> Result<Probe, CheckError> {
         let m = self.model();
@@ -351,6 +398,7 @@ impl Cluster {
                     "loopback: a pod reaching itself never leaves its network namespace".to_owned(),
                 ],
                 nodes: Vec::new(),
+                delivered_to: Vec::new(),
             });
         }
         let (IpAddr::V4(s4), IpAddr::V4(d4)) = (
@@ -370,10 +418,10 @@ impl Cluster {
             _ => gateway_mac(m, src).unwrap_or(src.mac),
         };
         let mut key = FlowKey::default();
-        key.set_dl_src(src.mac);
+        key.set_dl_src(spoof.mac.unwrap_or(src.mac));
         key.set_dl_dst(dl_dst);
         key.set_dl_type(0x0800);
-        key.set_nw_src(s4);
+        key.set_nw_src(spoof.ip.unwrap_or(s4));
         key.set_nw_dst(d4);
         key.set_nw_ttl(64);
         key.set_nw_proto(proto.ip_proto());
@@ -392,10 +440,17 @@ impl Cluster {
         let (out, walk) = self.walk(&node, &bytes, ofport(src.id), traces.as_deref_mut());
         hits.extend(walk.hits.iter().map(|h| (node.clone(), *h)));
         let mut allowed = false;
+        let mut delivered = std::collections::BTreeSet::new();
+        let pod_at = |n: &str, p: PortNo| {
+            m.ports_on_node(n)
+                .find(|q| ofport(q.id) == p)
+                .map(|q| q.name.clone())
+        };
         for (p, frame) in &out.outputs {
             if Some((Some(node.clone()), *p)) == target {
                 allowed = true;
             }
+            delivered.extend(pod_at(&node, *p));
             if *p == UNDERLAY_OFPORT {
                 // The tunnel hop: switchd encapsulated; the outer IPv4
                 // destination names the receiving node.
@@ -408,6 +463,11 @@ impl Cluster {
                 let (out2, walk2) =
                     self.walk(&next.name, frame, UNDERLAY_OFPORT, traces.as_deref_mut());
                 hits.extend(walk2.hits.iter().map(|h| (next.name.clone(), *h)));
+                delivered.extend(
+                    out2.outputs
+                        .iter()
+                        .filter_map(|(p2, _)| pod_at(&next.name, *p2)),
+                );
                 if out2
                     .outputs
                     .iter()
@@ -419,8 +479,27 @@ impl Cluster {
         }
         Ok(Probe {
             allowed,
-            decided_by: self.explain(&hits, allowed),
+            decided_by: {
+                let elsewhere = !allowed && !delivered.is_empty();
+                let mut v = self.explain(&hits, allowed, elsewhere);
+                if elsewhere {
+                    // Another tenant's destination whose address a pod of
+                    // the source's tenant also has: routing in the source's
+                    // tenant found that pod.
+                    v.push(format!(
+                        "{dst_ip} in tenant {} is {}, not {}",
+                        src.tenant,
+                        delivered.iter().cloned().collect::<Vec<_>>().join(", "),
+                        dst.map_or_else(
+                            || dst_ip.to_string(),
+                            |d| format!("{} (tenant {})", d.name, d.tenant)
+                        ),
+                    ));
+                }
+                v
+            },
             nodes,
+            delivered_to: delivered.into_iter().collect(),
         })
     }
 
@@ -454,7 +533,14 @@ impl Cluster {
     }
 
     /// The rules that decided (see the module doc).
-    fn explain(&self, hits: &[(String, (TableId, Cookie, u16))], allowed: bool) -> Vec<String> {
+    /// `elsewhere`: denied although delivered (to another pod than the
+    /// destination), so no rule "stopped" it.
+    fn explain(
+        &self,
+        hits: &[(String, (TableId, Cookie, u16))],
+        allowed: bool,
+        elsewhere: bool,
+    ) -> Vec<String> {
         let name = |c: Cookie| {
             self.compiler
                 .source_of(c)
@@ -478,13 +564,12 @@ impl Cluster {
                 }
             }
         }
-        if !allowed {
-            // The last rule hit stopped the packet.
+        if !allowed && !elsewhere {
+            // The last rule hit stopped the packet (an isolation drop in
+            // an ACL stage too: the loop above names only policy rules;
+            // `dedup` drops a repeat of the line it already pushed).
             if let Some((node, (t, c, _))) = hits.last() {
-                let acl_stage = *t == table::IN_ACL || *t == table::OUT_ACL;
-                if !acl_stage {
-                    v.push(format!("{} on {node}: {}", table::name(*t), name(*c)));
-                }
+                v.push(format!("{} on {node}: {}", table::name(*t), name(*c)));
             } else {
                 v.push("no rule matched".to_owned());
             }

@@ -9,11 +9,20 @@
 //! - `check --probes FILE|-` reads lines `FROM TO PORT PROTO` (blank lines
 //!   and `#` comments skipped) and prints one `allow`/`deny` per line, in
 //!   order;
-//! - `matrix [--port P --protocol PROTO]` prints the pod-to-pod table
-//!   (`.` allowed, `X` denied; rows are sources).
+//! - `matrix [--probe PROTO/PORT]... | [--port P --protocol PROTO]` prints
+//!   one pod-to-pod table per probe (`.` allowed, `X` denied; rows are
+//!   sources), each under a `PROTO/PORT` line; the model is compiled once.
+//!   Without any of these flags: TCP/80.
 //!
-//! `--json` everywhere. `--trace` (single check) also prints each node's
-//! pipeline walk.
+//! `--json` everywhere (matrix: `{"pods": [...], "matrices": [{"protocol",
+//! "port", "cells": [[bool]]}]}`, `cells[from][to]` in `pods` order).
+//! `--trace` (single check) also prints each node's pipeline walk.
+//! `--src-ip`/`--src-mac` (single check) send the packet with another
+//! source address than the pod's own, as a pod trying to spoof would (it
+//! still enters on the pod's port): port security should drop it. A
+//! single check also names the pods the packet was delivered to when that
+//! is not exactly the destination (e.g. the pod of the source's tenant
+//! that owns the same address as another tenant's destination).
 
 use std::io::{BufRead, Write as _};
 use std::path::PathBuf;
@@ -22,7 +31,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args as ClapArgs, Subcommand};
 use serde_json::json;
-use weft_controller::check::{Cluster, Endpoint};
+use weft_controller::check::{Cluster, Endpoint, SourceOverride};
 use weft_controller::model::L4Protocol;
 
 /// `weftctl policy ...`.
@@ -59,6 +68,13 @@ pub(crate) struct CheckArgs {
     /// Also print each node's pipeline walk.
     #[arg(long, conflicts_with = "probes")]
     trace: bool,
+    /// Send from this IPv4 address instead of the source pod's own
+    /// (spoofing; port security should drop it).
+    #[arg(long, value_name = "IPV4", conflicts_with = "probes")]
+    src_ip: Option<std::net::Ipv4Addr>,
+    /// Send from this MAC instead of the source pod's own.
+    #[arg(long, value_name = "MAC", conflicts_with = "probes")]
+    src_mac: Option<String>,
     /// JSON output.
     #[arg(long)]
     json: bool,
@@ -70,12 +86,16 @@ pub(crate) struct MatrixArgs {
     /// A YAML file or a directory of `*.yaml`/`*.yml`.
     #[arg(long)]
     manifests: PathBuf,
-    /// Destination port.
-    #[arg(long, default_value_t = 80)]
-    port: u16,
-    /// TCP, UDP or SCTP.
-    #[arg(long, default_value = "TCP")]
-    protocol: String,
+    /// A probe `PROTO/PORT` (`tcp/80`, `UDP/81`, `sctp/80`); repeatable,
+    /// one matrix each.
+    #[arg(long, value_name = "PROTO/PORT", conflicts_with_all = ["port", "protocol"])]
+    probe: Vec<String>,
+    /// Destination port (a single probe; default 80).
+    #[arg(long)]
+    port: Option<u16>,
+    /// TCP, UDP or SCTP (with --port; default TCP).
+    #[arg(long)]
+    protocol: Option<String>,
     /// JSON output.
     #[arg(long)]
     json: bool,
@@ -116,16 +136,24 @@ fn check(a: &CheckArgs) -> Result<ExitCode> {
     };
     let proto = protocol(&a.protocol)?;
     let (f, t) = (Endpoint::parse(from)?, Endpoint::parse(to)?);
-    let (p, traces) = if a.trace {
-        cl.trace(&f, &t, port, proto)?
-    } else {
-        (cl.probe(&f, &t, port, proto)?, Vec::new())
+    let spoof = SourceOverride {
+        ip: a.src_ip,
+        mac: match &a.src_mac {
+            Some(m) => Some(
+                crate::trace::parse_mac(m)
+                    .with_context(|| format!("--src-mac {m:?}: expected xx:xx:xx:xx:xx:xx"))?,
+            ),
+            None => None,
+        },
     };
+    let (p, traces) = cl.probe_as(&f, &t, port, proto, spoof, a.trace)?;
     let verdict = if p.allowed { "allow" } else { "deny" };
     if a.json {
         let v = json!({
             "from": from, "to": to, "port": port, "protocol": a.protocol.to_ascii_uppercase(),
+            "src_ip": a.src_ip, "src_mac": a.src_mac,
             "verdict": verdict, "decided_by": p.decided_by, "nodes": p.nodes,
+            "delivered_to": p.delivered_to,
             "traces": traces.iter().map(|t| json!({"node": t.node, "text": t.text})).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -133,6 +161,9 @@ fn check(a: &CheckArgs) -> Result<ExitCode> {
         println!("{verdict}");
         for d in &p.decided_by {
             println!("  {d}");
+        }
+        if !p.delivered_to.is_empty() && p.delivered_to != [to.as_str()] {
+            println!("  delivered to {}", p.delivered_to.join(", "));
         }
         for t in &traces {
             println!("\n== node {}\n{}", t.node, t.text);
@@ -184,13 +215,66 @@ fn batch(cl: &Cluster, src: &str, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Parses `PROTO/PORT` (`tcp/80`).
+fn parse_probe(s: &str) -> Result<(L4Protocol, u16)> {
+    let (proto, port) = s
+        .split_once('/')
+        .with_context(|| format!("--probe {s:?}: expected PROTO/PORT, e.g. tcp/80"))?;
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|&p| p != 0)
+        .with_context(|| format!("--probe {s:?}: {port:?} is not a port (1..65535)"))?;
+    Ok((
+        protocol(proto).with_context(|| format!("--probe {s:?}"))?,
+        port,
+    ))
+}
+
+fn proto_name(p: L4Protocol) -> &'static str {
+    match p {
+        L4Protocol::Tcp => "TCP",
+        L4Protocol::Udp => "UDP",
+        L4Protocol::Sctp => "SCTP",
+    }
+}
+
 fn matrix(a: &MatrixArgs) -> Result<ExitCode> {
+    let mut probes = a
+        .probe
+        .iter()
+        .map(|s| parse_probe(s))
+        .collect::<Result<Vec<_>>>()?;
+    if probes.is_empty() {
+        probes.push((
+            protocol(a.protocol.as_deref().unwrap_or("TCP"))?,
+            a.port.unwrap_or(80),
+        ));
+    }
     let cl = load(&a.manifests)?;
-    let m = cl.matrix(a.port, protocol(&a.protocol)?)?;
+    let mut pods = Vec::new();
+    let mut matrices = Vec::new();
+    for &(proto, port) in &probes {
+        let m = cl.matrix(port, proto)?;
+        pods.clone_from(&m.pods);
+        matrices.push((proto, port, m));
+    }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&m)?);
+        let v = json!({
+            "pods": pods,
+            "matrices": matrices.iter().map(|(proto, port, m)| json!({
+                "protocol": proto_name(*proto), "port": port, "cells": m.cells,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        print!("{}", m.to_text());
+        for (i, (proto, port, m)) in matrices.iter().enumerate() {
+            if i > 0 {
+                println!();
+            }
+            println!("{}/{port}", proto_name(*proto));
+            print!("{}", m.to_text());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -278,7 +278,7 @@ impl TunnelArgs {
     }
 }
 
-fn parse_mac(s: &str) -> Option<EthernetAddress> {
+pub(crate) fn parse_mac(s: &str) -> Option<EthernetAddress> {
     let mut b = [0u8; 6];
     let mut parts = s.split(':');
     for x in &mut b {

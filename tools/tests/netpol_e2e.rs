@@ -7,19 +7,26 @@
 //! scenario below (written from the Kubernetes documentation and the e2e
 //! test descriptions, in our own words) applies its policies and checks
 //! the full 9x9 matrix on TCP 80, TCP 81, UDP 80 and UDP 81 (plus extra
-//! ports where the scenario is about them), with
-//! `weft_controller::check::Cluster::matrix`, the code behind `weftctl
-//! policy matrix`: the compiled flows run through the real switchd
-//! pipeline. Expected matrices are written as predicates over (from, to,
-//! port, protocol); the diagonal (a pod to itself) is always allowed
-//! (loopback never reaches the switch), as in the upstream model.
+//! ports where the scenario is about them) through the real `weftctl`
+//! binary: the manifests are written to a temporary directory and one
+//! `weftctl policy matrix --manifests DIR --probe tcp/80 --probe tcp/81
+//! --probe udp/80 --probe udp/81 [...] --json` per scenario compiles them
+//! and runs every probe through the real switchd pipeline of each node.
+//! Expected matrices are written as predicates over (from, to, port,
+//! protocol); the diagonal (a pod to itself) is always allowed (loopback
+//! never reaches the switch), as in the upstream model.
+//!
+//! The test lives in the tools crate so that cargo builds the current
+//! `weftctl` before running it (`CARGO_BIN_EXE_weftctl`): a test in the
+//! controller crate could only find a previously built binary, possibly
+//! stale.
 
 #![allow(clippy::unwrap_used)]
 
-use weft_controller::check::Cluster;
+use std::process::Command;
+
+use serde_json::Value;
 use weft_controller::model::L4Protocol;
-use weft_controller::source::load_str;
-use weft_controller::translate::translate;
 
 const NS: [char; 3] = ['x', 'y', 'z'];
 const PODS: [char; 3] = ['a', 'b', 'c'];
@@ -87,7 +94,36 @@ fn pods() -> Vec<P> {
         .collect()
 }
 
-/// Runs one scenario: manifests = base + policies; checks every matrix.
+fn probe_arg(port: u16, proto: L4Protocol) -> String {
+    let p = match proto {
+        L4Protocol::Tcp => "tcp",
+        L4Protocol::Udp => "udp",
+        L4Protocol::Sctp => "sctp",
+    };
+    format!("{p}/{port}")
+}
+
+fn to_text(pods: &[String], cells: &[Vec<bool>]) -> String {
+    let mut s = String::from("-");
+    for p in pods {
+        s.push('\t');
+        s.push_str(p);
+    }
+    s.push('\n');
+    for (p, row) in pods.iter().zip(cells) {
+        s.push_str(p);
+        for c in row {
+            s.push('\t');
+            s.push(if *c { '.' } else { 'X' });
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// Runs one scenario: manifests = base + policies, written to a temporary
+/// directory; one `weftctl policy matrix` run for every probe; checks
+/// every matrix.
 fn scenario(
     name: &str,
     ns_labels: &[(char, &str)],
@@ -95,32 +131,60 @@ fn scenario(
     extra: &[(u16, L4Protocol)],
     expect: impl Fn(P, P, u16, L4Protocol) -> bool,
 ) {
-    let mut text = base(ns_labels);
+    let dir = tempfile::Builder::new()
+        .prefix("weft-netpol-")
+        .tempdir()
+        .unwrap();
+    std::fs::write(dir.path().join("00-base.yaml"), base(ns_labels)).unwrap();
+    let mut text = String::new();
     for p in policies {
         text.push_str(p);
     }
-    let manifests = load_str(name, &text).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let t = translate(&manifests).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let cl = Cluster::new(t.model).unwrap_or_else(|e| panic!("{name}: {e}"));
+    std::fs::write(dir.path().join("10-policies.yaml"), text).unwrap();
+    let probes: Vec<(u16, L4Protocol)> = STD.iter().chain(extra).copied().collect();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weftctl"));
+    cmd.args(["policy", "matrix", "--json", "--manifests"])
+        .arg(dir.path());
+    for &(port, proto) in &probes {
+        cmd.arg("--probe").arg(probe_arg(port, proto));
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{name}: weftctl failed ({:?}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{name}: weftctl printed no JSON ({e})"));
     let all = pods();
-    for &(port, proto) in STD.iter().chain(extra) {
-        let m = cl.matrix(port, proto).unwrap();
-        assert_eq!(m.pods.len(), 9, "{name}: {:?}", m.pods);
-        let mut want = Vec::new();
-        for &f in &all {
-            want.push(
+    let names: Vec<String> = all.iter().map(|(n, p)| format!("{n}/{p}")).collect();
+    let got_pods: Vec<String> = serde_json::from_value(v["pods"].clone()).unwrap();
+    assert_eq!(got_pods, names, "{name}: pods");
+    let matrices = v["matrices"].as_array().unwrap();
+    assert_eq!(matrices.len(), probes.len(), "{name}: one matrix per probe");
+    for (m, &(port, proto)) in matrices.iter().zip(&probes) {
+        let want_proto = probe_arg(port, proto);
+        let got_proto = format!(
+            "{}/{}",
+            m["protocol"].as_str().unwrap().to_ascii_lowercase(),
+            m["port"]
+        );
+        assert_eq!(got_proto, want_proto, "{name}: matrix order");
+        let cells: Vec<Vec<bool>> = serde_json::from_value(m["cells"].clone()).unwrap();
+        let want: Vec<Vec<bool>> = all
+            .iter()
+            .map(|&f| {
                 all.iter()
                     .map(|&t| f == t || expect(f, t, port, proto))
-                    .collect::<Vec<bool>>(),
-            );
-        }
-        if m.cells != want {
-            let mut exp = m.clone();
-            exp.cells = want;
+                    .collect()
+            })
+            .collect();
+        if cells != want {
             panic!(
-                "{name}: {proto:?} {port}\nobserved:\n{}expected:\n{}",
-                m.to_text(),
-                exp.to_text()
+                "{name}: {want_proto}\nobserved:\n{}expected:\n{}",
+                to_text(&names, &cells),
+                to_text(&names, &want)
             );
         }
     }
