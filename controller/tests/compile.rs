@@ -282,3 +282,85 @@ fn cookie_table_covers_every_flow() {
         }
     }
 }
+
+/// The stateless return traffic of a port-less rule, through the real
+/// pipeline (compiled flows loaded into switchd): x/a is isolated both
+/// ways and may send anything to namespace y. Back from y/a: ICMP echo
+/// replies and errors and TCP segments with ACK pass; an echo request, a
+/// TCP SYN, UDP and SCTP do not (before the fix, all of them passed).
+#[test]
+fn portless_rule_return_traffic_through_the_pipeline() {
+    use weft_switchd::buf::PacketBuf;
+    use weft_switchd::pipeline::{CollectSink, NoTrace, WorkerState, packet::packet_from_key};
+    let text = "\
+apiVersion: v1\nkind: Node\nmetadata: {name: n1}\nspec: {podCIDR: 10.244.1.0/24}\nstatus: {addresses: [{type: InternalIP, address: 192.0.2.1}]}\n---\n\
+apiVersion: v1\nkind: Namespace\nmetadata: {name: x, labels: {ns: x}}\n---\n\
+apiVersion: v1\nkind: Namespace\nmetadata: {name: \"y\", labels: {ns: \"y\"}}\n---\n\
+apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: x, labels: {pod: a}}\nspec: {nodeName: n1, containers: [{name: c, image: i}]}\nstatus: {podIP: 10.244.1.10}\n---\n\
+apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: \"y\", labels: {pod: a}}\nspec: {nodeName: n1, containers: [{name: c, image: i}]}\nstatus: {podIP: 10.244.1.11}\n---\n\
+apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: out, namespace: x}\nspec:\n  podSelector: {matchLabels: {pod: a}}\n  egress: [{to: [{namespaceSelector: {matchLabels: {ns: \"y\"}}}]}]\n";
+    let manifests = weft_controller::source::load_str("t.yaml", text).unwrap();
+    let m = weft_controller::translate::translate(&manifests)
+        .unwrap()
+        .model;
+    let c = Compiler::new(m.clone(), CompileConfig::default());
+    let cfg = weft_controller::check::node_config(&m, "n1", &CompileConfig::default());
+    let pl = weft_switchd::pipeline::compile(&c.flows("n1"), cfg).unwrap();
+    let (xa, ya) = (m.pod_port("x", "a").unwrap(), m.pod_port("y", "a").unwrap());
+    // (from, to, nw_proto, tp_src/icmp type, tp_dst/icmp code, tcp flags)
+    let send = |from: &weft_controller::model::LogicalPort,
+                to: &weft_controller::model::LogicalPort,
+                proto: u8,
+                src: u16,
+                dst: u16,
+                flags: u16| {
+        let mut k = protocol::flow::FlowKey::default();
+        k.set_dl_src(from.mac);
+        k.set_dl_dst(to.mac);
+        k.set_dl_type(0x0800);
+        let (std::net::IpAddr::V4(s), std::net::IpAddr::V4(d)) = (from.ips[0], to.ips[0]) else {
+            panic!()
+        };
+        k.set_nw_src(s);
+        k.set_nw_dst(d);
+        k.set_nw_ttl(64);
+        k.set_nw_proto(proto);
+        k.set_tp_src(src);
+        k.set_tp_dst(dst);
+        k.set_tcp_flags(flags);
+        let mut buf = PacketBuf::from_slice(&packet_from_key(&k));
+        let mut ws = WorkerState::new(pl.config());
+        let mut out = CollectSink::default();
+        pl.process(
+            &mut buf,
+            weft_controller::compile::units::ofport(from.id),
+            0,
+            &mut ws,
+            &mut out,
+            &mut NoTrace,
+        );
+        out.outputs
+            .iter()
+            .any(|(p, _)| *p == weft_controller::compile::units::ofport(to.id))
+    };
+    let (tcp, udp, sctp, icmp) = (6, 17, 132, 1);
+    // Forward: anything from x/a to y/a.
+    assert!(send(xa, ya, icmp, 8, 0, 0), "echo request out");
+    assert!(send(xa, ya, tcp, 40000, 80, 0x002), "SYN out");
+    assert!(send(xa, ya, udp, 40000, 53, 0), "UDP out");
+    // Back: replies and errors.
+    assert!(send(ya, xa, icmp, 0, 0, 0), "echo reply");
+    assert!(send(ya, xa, icmp, 3, 4, 0), "fragmentation needed");
+    assert!(send(ya, xa, icmp, 11, 0, 0), "time exceeded");
+    assert!(send(ya, xa, tcp, 80, 40000, 0x012), "SYN+ACK");
+    assert!(send(ya, xa, tcp, 80, 40000, 0x010), "ACK");
+    // Back: nothing that opens anything.
+    assert!(!send(ya, xa, icmp, 8, 0, 0), "echo request in");
+    assert!(!send(ya, xa, icmp, 5, 0, 0), "redirect in");
+    assert!(!send(ya, xa, tcp, 40000, 80, 0x002), "SYN in");
+    assert!(
+        !send(ya, xa, udp, 53, 40000, 0),
+        "UDP in (no port anchors it)"
+    );
+    assert!(!send(ya, xa, sctp, 80, 40000, 0), "SCTP in");
+}
