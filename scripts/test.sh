@@ -4,12 +4,12 @@
 # Tiers (shared/DESIGN.md): formatting and lints; unit, property and
 # differential tests (tshark, etherparse); the end-to-end benchmark
 # harness in --check mode (set-up and report only); the benches once each
-# (`cargo bench -- --test`, so they never rot); every fuzz target for a
+# (criterion's test mode, so they never rot); every fuzz target for a
 # bounded time. Needs root only to install missing packages.
 #
 # Each stage prints its elapsed seconds and a table of all stages ends the
 # output (also on failure). The bench smoke run builds only weft-benches'
-# bench targets with the `ci-bench` profile (Cargo.toml: bench without LTO).
+# bench targets, with the test profile (shared with the test stage).
 #
 # Environment:
 #   FUZZ_SECONDS   seconds per fuzz target (default 40; 0 skips fuzzing,
@@ -74,12 +74,13 @@ stage e2e-check "end-to-end benchmark harness, --check (every scenario forwards,
 # The full harness (release build, minutes) is run by hand: benches/e2e/run.sh.
 benches/e2e/run.sh --check
 
-stage bench "cargo bench -- --test (each benchmark once, ci-bench profile)"
-# Only weft-benches' bench targets: `cargo bench --workspace` also builds
-# every lib/bin/unit-test of the workspace as a bench harness (none of
-# which has a benchmark). The ci-bench profile (Cargo.toml) is the bench
-# profile without LTO: still optimised code, much less link time.
-cargo bench -p weft-benches --benches --locked --profile ci-bench -- --test
+stage bench "benches in test mode (each benchmark once, test profile)"
+# Every criterion bench runs once (criterion's test mode: no `--bench`
+# argument), built with the test profile so it reuses the artefacts of the
+# test stage above: an optimised bench-profile build of the whole graph
+# cost 5+ minutes of CI for a smoke run whose numbers nobody reads. Real
+# numbers come from `cargo bench -p weft-benches` (bench profile).
+cargo test -p weft-benches --benches --locked
 
 if [ "$FUZZ_SECONDS" != "0" ]; then
     stage fuzz-tool "cargo-fuzz"
