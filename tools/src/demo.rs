@@ -538,23 +538,40 @@ fn build(
     st.pids.push(pid);
     st.save(dir)?;
 
-    // Underlay neighbours resolved ahead of the first tunnelled packet.
+    // Every node's node table holds the others (switchd resolves their
+    // next hops through the kernel ahead of traffic); wait until every
+    // switchd has a next-hop MAC for every other node, or the first probe
+    // across a tunnel could be lost while it resolves.
+    step("underlay: node tables, resolving every tunnel next hop");
     for n in &st.nodes {
-        for m in &st.nodes {
-            if n.name != m.name {
-                let _ = ip(&[
-                    "netns",
-                    "exec",
-                    &n.netns,
-                    "ping",
-                    "-c",
-                    "1",
-                    "-W",
-                    "1",
-                    &m.underlay.to_string(),
-                ]);
-            }
+        for m in st.nodes.iter().filter(|m| m.name != n.name) {
+            weftctl(&n.socket, &["add-node", &m.name, &m.underlay.to_string()])?;
         }
+    }
+    for n in &st.nodes {
+        let others: Vec<String> = st
+            .nodes
+            .iter()
+            .filter(|m| m.name != n.name)
+            .map(|m| m.underlay.to_string())
+            .collect();
+        wait_until(
+            &format!("{}'s next hops", n.name),
+            Duration::from_secs(20),
+            || {
+                let Ok(t) = weftctl(&n.socket, &["dump-tunnels", "--json"]) else {
+                    return false;
+                };
+                let Ok(v) = serde_json::from_str::<Value>(&t) else {
+                    return false;
+                };
+                let hops = v["next_hops"].as_array().cloned().unwrap_or_default();
+                others.iter().all(|o| {
+                    hops.iter()
+                        .any(|h| h["remote"] == o.as_str() && h["mac"].is_string())
+                })
+            },
+        )?;
     }
 
     // Pods, in the manifests' order, attached by weft-cni.
@@ -766,13 +783,14 @@ threading.Event().wait()
 
 /// The prober: lines `IP KIND PORT` on stdin (KIND `tcp` or `ping`), one
 /// `1`/`0` per line on stdout, in order; probes run in parallel; a TCP
-/// probe gets two attempts of 0.8 s.
+/// probe gets three attempts of 0.8 s (a denied probe costs 2.4 s; all
+/// probes run in parallel).
 const PROBER: &str = r#"
 import socket, subprocess, sys, threading
 lines = [l.split() for l in sys.stdin.read().splitlines() if l.strip()]
 res = [0] * len(lines)
 def tcp(ip, port):
-    for _ in range(2):
+    for _ in range(3):
         try:
             s = socket.create_connection((ip, port), timeout=0.8)
             s.settimeout(0.8)
