@@ -12,6 +12,7 @@
 //! * [`netdev`]: veth, address, route through rtnetlink; namespace threads.
 //! * [`switch`]: the blocking switchd control-socket client.
 //! * [`plugin`]: the commands and their failure behaviour.
+//! * [`report`]: the pod reports left for the controller.
 //! * [`test_hook`]: the pause points crash tests kill the plugin at.
 //!
 //! The configuration (one entry of `/etc/cni/net.d/10-weft.conflist`):
@@ -31,6 +32,7 @@
 pub mod ipam;
 pub mod netdev;
 pub mod plugin;
+pub mod report;
 pub mod spec;
 pub mod switch;
 pub mod test_hook;

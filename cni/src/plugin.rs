@@ -12,7 +12,10 @@
 //!    (MAC from the address, MTU, address, default route via the gateway,
 //!    offloads off), bring the host end up.
 //! 5. Add the host end to switchd as an AF_PACKET port.
-//! 6. Print the result.
+//! 6. If the configuration has `podReportDir` and `CNI_ARGS` names the pod
+//!    (`K8S_POD_NAMESPACE`, `K8S_POD_NAME`), write the pod report for the
+//!    controller ([`crate::report`]; durable before ADD returns).
+//! 7. Print the result.
 //!
 //! A failure in 3 to 5 undoes 2 to 5 (best effort) and returns the error. A
 //! crash (kill -9) anywhere leaves the address file and maybe a veth and a
@@ -137,7 +140,8 @@ fn add(req: &Request, conf: &NetConf) -> CniResult<Value> {
         sw.port_del(&host)?;
         let host_mac = netdev::create_veth(ns, &spec)?;
         crate::test_hook::pause_at("before-port-add");
-        sw.port_add(&host)?;
+        let ofport = sw.port_add(&host)?;
+        crate::report::write(conf, req, att, rec.ip, &spec.mac, &host, ofport.0)?;
         Ok(host_mac)
     };
     let host_mac = match attach(&mut sw) {
@@ -146,6 +150,7 @@ fn add(req: &Request, conf: &NetConf) -> CniResult<Value> {
             // Undo what this ADD did; the runtime may also call DEL.
             let _ = sw.port_del(&host);
             let _ = netdev::delete_link(&host);
+            let _ = crate::report::remove(conf, att);
             if let Ok(l) = st.lock() {
                 let _ = l.release_record(&rec);
             }
@@ -197,6 +202,7 @@ fn del(req: &Request, conf: &NetConf) -> CniResult<()> {
     for n in &names {
         netdev::delete_link(n)?;
     }
+    crate::report::remove(conf, att)?;
     let sw_result = Switch::connect(&conf.socket).and_then(|mut sw| {
         for n in &names {
             sw.port_del(n)?;
@@ -360,6 +366,9 @@ fn gc(conf: &NetConf) -> CniResult<()> {
                     first_err.get_or_insert(e.clone());
                 }
             }
+        }
+        if let Err(e) = crate::report::remove(conf, &r.attachment) {
+            first_err.get_or_insert(e);
         }
         if let Err(e) = st.lock().and_then(|l| l.release_record(r)) {
             first_err.get_or_insert(ipam_err(e));

@@ -203,6 +203,11 @@ pub struct NetConf {
     pub tunnel_overhead: Option<u32>,
     /// Address pool.
     pub ipam: IpamConf,
+    /// Where `ADD` leaves a [`protocol::pod_report::PodReport`] for the
+    /// controller (absent: no report). See [`crate::report`].
+    pub pod_report_dir: Option<PathBuf>,
+    /// This node's name in the reports (default: the host name).
+    pub node_name: Option<String>,
     /// DNS settings passed through to the result.
     pub dns: Option<Value>,
     /// Result of the previous plugin or of the previous `ADD` (`CHECK`,

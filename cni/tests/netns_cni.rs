@@ -88,7 +88,9 @@ fn add_check_del_ping() {
         return;
     }
     let mut node = Node::start("a");
-    let conf = node.conf("1.1.0");
+    let mut conf = node.conf("1.1.0");
+    let reports = node.ipam_root().with_file_name("pods");
+    conf["podReportDir"] = json!(reports);
     let (p1, p1_path) = node.pod(1);
     let (p2, p2_path) = node.pod(2);
     let r1 = node
@@ -160,9 +162,12 @@ fn add_check_del_ping() {
     );
     assert_eq!(out.err_code(), 103, "{}", out.stdout);
 
+    assert!(reports.join("ctr1-eth0.json").is_file());
+    assert!(reports.join("ctr2-eth0.json").is_file());
     // DEL twice, with prevResult and without.
     let del1 = Call::new("DEL", "ctr1", Some(p1_path.clone()));
     node.cni(&del1, &with_prev(&conf, &r1)).ok();
+    assert!(!reports.join("ctr1-eth0.json").exists());
     node.cni(&del1, &conf).ok();
     // DEL of a container never added, without CNI_NETNS.
     node.cni(&Call::new("DEL", "never-added", None), &conf).ok();
@@ -171,6 +176,7 @@ fn add_check_del_ping() {
     node.cni(&Call::new("DEL", "ctr2", Some(p2_path)), &conf)
         .ok();
     assert_clean(&node);
+    assert!(!reports.join("ctr2-eth0.json").exists());
 }
 
 #[test]
@@ -179,7 +185,22 @@ fn status_and_gc() {
         return;
     }
     let mut node = Node::start("g");
-    let conf = node.conf("1.1.0");
+    let mut conf = node.conf("1.1.0");
+    // Pod reports for the controller: one per attachment, removed by GC.
+    let reports = node.ipam_root().with_file_name("pods");
+    conf["podReportDir"] = json!(reports);
+    conf["nodeName"] = json!("node-g");
+    let report_files = || {
+        let mut v: Vec<String> = std::fs::read_dir(&reports)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
     let status = Call::new("STATUS", "", None);
     node.cni(&status, &conf).ok();
     let mut results = Vec::new();
@@ -193,6 +214,32 @@ fn status_and_gc() {
         results.push((ctr, path, r));
     }
     assert_eq!(node.ipam_files().len(), 3);
+    assert_eq!(
+        report_files(),
+        vec!["gc0-eth0.json", "gc1-eth0.json", "gc2-eth0.json"]
+    );
+    let r0: protocol::pod_report::PodReport =
+        serde_json::from_slice(&std::fs::read(reports.join("gc0-eth0.json")).unwrap()).unwrap();
+    assert_eq!(
+        (r0.namespace.as_str(), r0.name.as_str(), r0.node.as_str()),
+        ("default", "test", "node-g")
+    );
+    assert_eq!(r0.ip.to_string(), result_ip(&results[0].2));
+    assert_eq!(
+        r0.port,
+        results[0].2["interfaces"][0]["name"].as_str().unwrap()
+    );
+    assert_eq!(
+        r0.mac,
+        results[0].2["interfaces"][1]["mac"].as_str().unwrap()
+    );
+    let port_no = node
+        .ports()
+        .into_iter()
+        .find(|p| p.1 == r0.port)
+        .map(|p| p.0)
+        .unwrap();
+    assert_eq!(u64::from(r0.ofport), port_no);
     let mut gc_conf = conf.clone();
     gc_conf["cni.dev/valid-attachments"] = json!([{"containerID": "gc0", "ifname": "eth0"}]);
     node.cni(&Call::new("GC", "", None), &gc_conf).ok();
@@ -206,6 +253,7 @@ fn status_and_gc() {
         .map(|p| p.1)
         .collect();
     assert_eq!(wft, vec![kept.to_owned()]);
+    assert_eq!(report_files(), vec!["gc0-eth0.json"]);
     let (ctr, path, r) = &results[0];
     node.cni(
         &Call::new("CHECK", ctr, Some(path.clone())),
@@ -216,6 +264,7 @@ fn status_and_gc() {
     gc_conf["cni.dev/valid-attachments"] = json!([]);
     node.cni(&Call::new("GC", "", None), &gc_conf).ok();
     assert_clean(&node);
+    assert!(report_files().is_empty(), "{:?}", report_files());
     // Not ready without switchd: 50.
     node.stop_switchd();
     assert_eq!(node.cni(&status, &conf).err_code(), 50);

@@ -60,7 +60,7 @@ use weft_switchd::pipeline::{
 };
 use weft_switchd::tunnel::{NextHops, TlvMap, TunnelKind, TunnelPort, Tunnels, Underlay};
 
-use crate::compile::{CompileConfig, Compiler, table, units::ofport};
+use crate::compile::{CompileConfig, Compiler, table, units::port_ofport};
 use crate::model::{L4Protocol, LogicalModel, LogicalPort, PortKind};
 
 /// An end of a probe.
@@ -434,10 +434,10 @@ impl Cluster {
         let Some(node) = src.node.clone() else {
             return Err(CheckError::NoPod(src.name.clone()));
         };
-        let target = dst.map(|d| (d.node.clone(), ofport(d.id)));
+        let target = dst.map(|d| (d.node.clone(), port_ofport(d)));
         let mut hits = Vec::new();
         let mut nodes = vec![node.clone()];
-        let (out, walk) = self.walk(&node, &bytes, ofport(src.id), traces.as_deref_mut());
+        let (out, walk) = self.walk(&node, &bytes, port_ofport(src), traces.as_deref_mut());
         hits.extend(walk.hits.iter().map(|h| (node.clone(), *h)));
         let mut allowed = false;
         let mut delivered = std::collections::BTreeSet::new();
@@ -655,7 +655,7 @@ fn gateway_mac(m: &LogicalModel, p: &LogicalPort) -> Option<protocol::wire::Ethe
 /// The switch configuration of `node`: its pods' ports, the tunnel port
 /// and the underlay port.
 pub fn node_config(m: &LogicalModel, node: &str, cfg: &CompileConfig) -> SwitchConfig {
-    let mut ports: Vec<PortNo> = m.ports_on_node(node).map(|p| ofport(p.id)).collect();
+    let mut ports: Vec<PortNo> = m.ports_on_node(node).map(port_ofport).collect();
     ports.push(cfg.tunnel_port);
     ports.push(UNDERLAY_OFPORT);
     SwitchConfig::with_ports(ports)

@@ -11,8 +11,11 @@
 //!   switchd over `protocol::ctl`.
 //! - [`compile`]: the logical model to one flow table per node (OVN-style
 //!   stages), incrementally, with per-node diffs and cookies.
+//! - [`binding`]: pods the CNI plugin attached (its reports), merged into
+//!   the model (address, node, switchd port).
 //! - [`check`]: policy probes and reachability matrices through the real
 //!   switchd pipeline (`weftctl policy`).
+pub mod binding;
 pub mod check;
 pub mod compile;
 pub mod model;

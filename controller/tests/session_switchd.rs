@@ -480,3 +480,193 @@ fn wipe_switchd_state(dir: &std::path::Path) {
         }
     }
 }
+
+// --- the `weft-controller` binary -------------------------------------------
+
+const BIN_NODES: &str = "apiVersion: v1\nkind: Node\nmetadata: {name: node-a}\nspec: {podCIDR: 10.244.1.0/24}\nstatus: {addresses: [{type: InternalIP, address: 192.0.2.11}]}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: node-b}\nspec: {podCIDR: 10.244.2.0/24}\nstatus: {addresses: [{type: InternalIP, address: 192.0.2.12}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: x, labels: {app: a}}\nspec: {nodeName: node-a, containers: [{name: c, image: i}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: b, namespace: x, labels: {app: b}}\nspec: {nodeName: node-b, containers: [{name: c, image: i}]}\n";
+
+const BIN_POLICY: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: b-from-a, namespace: x}\nspec: {podSelector: {matchLabels: {app: b}}, ingress: [{from: [{podSelector: {matchLabels: {app: a}}}], ports: [{port: 80}]}]}\n";
+
+/// The controller process; killed on drop.
+struct ControllerProc(Child);
+
+impl Drop for ControllerProc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_controller(
+    manifests: &Path,
+    reports: &Path,
+    status: &Path,
+    nodes: &[(&str, &Path)],
+) -> ControllerProc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft-controller"));
+    cmd.arg("--manifests")
+        .arg(manifests)
+        .arg("--pod-reports")
+        .arg(reports)
+        .arg("--status")
+        .arg(status)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (n, d) in nodes {
+        cmd.arg("--node").arg(format!("{n}={}", sock(d).display()));
+    }
+    ControllerProc(cmd.spawn().unwrap())
+}
+
+/// Waits until the status file satisfies `f`; returns it.
+async fn wait_status_file(
+    path: &Path,
+    what: &str,
+    f: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    let r = tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Ok(t) = std::fs::read_to_string(path)
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&t)
+            {
+                if f(&v) {
+                    return v;
+                }
+                last = v;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    r.unwrap_or_else(|_| panic!("waiting for {what}; last status: {last:#}"))
+}
+
+/// Every node acknowledged the status' generation (and it is at least `g`).
+fn all_acked(v: &serde_json::Value, g: u64) -> bool {
+    let gen_ = v["generation"].as_u64().unwrap_or(0);
+    gen_ >= g
+        && v["nodes"].as_object().is_some_and(|n| {
+            n.values()
+                .all(|s| s["acked_generation"].as_u64() == Some(gen_))
+        })
+}
+
+#[tokio::test]
+async fn controller_binary_manifests_reports_reload_restart() {
+    let Some(bin) = switchd_bin() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (da, db) = (tmp.path().join("a"), tmp.path().join("b"));
+    let (man, rep) = (tmp.path().join("manifests"), tmp.path().join("pods"));
+    for d in [&da, &db, &man, &rep] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let status = tmp.path().join("status.json");
+    std::fs::write(man.join("00-base.yaml"), BIN_NODES).unwrap();
+    // Pod x/a as the CNI plugin reports it: its own address and ofport.
+    let report = protocol::pod_report::PodReport {
+        namespace: "x".into(),
+        name: "a".into(),
+        node: "node-a".into(),
+        container_id: "c0ffee".into(),
+        ifname: "eth0".into(),
+        ip: "10.244.1.50".parse().unwrap(),
+        mac: "0a:58:0a:f4:01:32".into(),
+        port: "weft-c0ffee".into(),
+        ofport: 7,
+    };
+    std::fs::write(
+        rep.join("c0ffee-eth0.json"),
+        serde_json::to_vec(&report).unwrap(),
+    )
+    .unwrap();
+    let _sa = Daemon::start(&bin, &da).await;
+    let _sb = Daemon::start(&bin, &db).await;
+    let nodes = [("node-a", da.as_path()), ("node-b", db.as_path())];
+    let c = start_controller(&man, &rep, &status, &nodes);
+
+    // 1. Both nodes hold the compiled model, with the reported port.
+    let v = wait_status_file(&status, "first sync", |v| all_acked(v, 1)).await;
+    assert_eq!(v["pods"]["x/a"]["ofport"], 7, "{v:#}");
+    assert_eq!(v["pods"]["x/a"]["ips"][0], "10.244.1.50", "{v:#}");
+    let g1 = v["generation"].as_u64().unwrap();
+    let (fa, _) = on_node(&da).await;
+    assert!(
+        fa.iter().any(|f| f.contains("in_port=7"))
+            && fa.iter().any(|f| f.contains("output:7"))
+            && fa.iter().any(|f| f.contains("dl_src=0a:58:0a:f4:01:32")),
+        "node-a has no port-security flow for ofport 7: {fa:#?}"
+    );
+    let (fb, _) = on_node(&db).await;
+    assert!(
+        fb.iter().any(
+            |f| f.contains("nw_dst=10.244.1.0/24") && f.contains("tun_id")
+                || f.contains("nw_dst=10.244.1.0/24")
+        ),
+        "node-b does not route to node-a's pods: {fb:#?}"
+    );
+
+    // 2. A new policy file: a new generation, on every node.
+    std::fs::write(man.join("20-policy.yaml"), BIN_POLICY).unwrap();
+    let v = wait_status_file(&status, "the policy", |v| {
+        all_acked(v, g1 + 1) && v["policies"].as_array().is_some_and(|p| !p.is_empty())
+    })
+    .await;
+    assert_eq!(v["policies"][0], "x/b-from-a", "{v:#}");
+    let g2 = v["generation"].as_u64().unwrap();
+    let (_, cookies) = on_node(&db).await;
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.kind == "NetworkPolicy" && c.name == "b-from-a"),
+        "{cookies:#?}"
+    );
+    let before = on_node(&da).await.0;
+
+    // 3. Invalid input: an error naming the file, the previous model stays.
+    std::fs::write(
+        man.join("30-bad.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: c, namespace: x}\nspec: {nodeName: 7}\n",
+    )
+    .unwrap();
+    let v = wait_status_file(&status, "the load error", |v| v["last_error"].is_string()).await;
+    assert!(
+        v["last_error"].as_str().unwrap().contains("30-bad.yaml"),
+        "{v:#}"
+    );
+    assert_eq!(v["generation"].as_u64(), Some(g2));
+    assert_eq!(on_node(&da).await.0, before);
+    std::fs::remove_file(man.join("30-bad.yaml")).unwrap();
+    wait_status_file(&status, "recovery", |v| {
+        v["last_error"].is_null() && all_acked(v, g2 + 1)
+    })
+    .await;
+
+    // 4. The pod goes away (CNI DEL removes its report): its port flows go.
+    std::fs::remove_file(rep.join("c0ffee-eth0.json")).unwrap();
+    let v = wait_status_file(&status, "the report's removal", |v| {
+        v["pod_reports"] == 0 && all_acked(v, g2 + 2)
+    })
+    .await;
+    assert!(v["pods"]["x/a"]["ofport"].is_null(), "{v:#}");
+    let fa = on_node(&da).await.0;
+    assert!(!fa.iter().any(|f| f.contains("in_port=7")), "{fa:#?}");
+
+    // 5. Controller restart (kill -9): the new one full-syncs, and the
+    //    switches already hold exactly that table: nothing changes.
+    drop(c);
+    std::fs::remove_file(&status).unwrap();
+    let _c = start_controller(&man, &rep, &status, &nodes);
+    let v = wait_status_file(&status, "resync after restart", |v| all_acked(v, 1)).await;
+    for n in ["node-a", "node-b"] {
+        let s = &v["nodes"][n];
+        assert_eq!(s["full_syncs"], 1, "{v:#}");
+        assert_eq!(
+            s["last_full_sync"],
+            serde_json::json!({"added": 0, "modified": 0, "removed": 0}),
+            "{v:#}"
+        );
+    }
+    assert_eq!(on_node(&da).await.0, fa);
+}

@@ -17,5 +17,6 @@
 pub mod ctl;
 pub mod flow;
 pub mod pcap;
+pub mod pod_report;
 pub mod text;
 pub mod wire;

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod ctl_client;
+mod demo;
 mod parse_pcap;
 mod policy;
 mod trace;
@@ -55,6 +56,13 @@ enum Command {
     /// tunnel, destination node).
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// The cluster in a box: three nodes in network namespaces, each with
+    /// its own weft-switchd, Geneve tunnels, weft-controller reading
+    /// examples/manifests, pods attached by the real weft-cni, a
+    /// connectivity matrix with real packets and a live policy change
+    /// (`up`, `check`, `down`; root).
+    #[command(subcommand)]
+    Demo(demo::DemoCommand),
     #[command(flatten)]
     Socket(ctl_client::SocketCommand),
 }
@@ -65,6 +73,7 @@ fn main() -> ExitCode {
         Command::ParsePcap(args) => parse_pcap::run(&args),
         Command::Trace(args) => trace::run(&cli.socket, &args),
         Command::Policy(cmd) => policy::run(&cmd),
+        Command::Demo(cmd) => demo::run(&cmd),
         Command::Socket(cmd) => ctl_client::run(&cli.socket, &cmd),
     };
     match result {

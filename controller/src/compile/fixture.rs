@@ -200,6 +200,7 @@ impl Spec {
                     m.ports.insert(
                         id,
                         LogicalPort {
+                            ofport: None,
                             id,
                             name: format!("{}/{}", p.ns, p.name),
                             switch: sw_id,
@@ -224,6 +225,7 @@ impl Spec {
                 m.ports.insert(
                     peer,
                     LogicalPort {
+                        ofport: None,
                         id: peer,
                         name: format!("lsp/{t}/{n}/router"),
                         switch: sw_id,

@@ -285,6 +285,12 @@ pub fn ofport(p: LogicalPortId) -> PortNo {
     PortNo(u32::from(p.0))
 }
 
+/// The ofport of port `p`: the one the CNI plugin reported, else
+/// [`ofport`] of its id.
+pub fn port_ofport(p: &LogicalPort) -> PortNo {
+    p.ofport.map_or_else(|| ofport(p.id), PortNo)
+}
+
 fn arp_responder(
     dp: DatapathId,
     ip: IpAddr,
@@ -364,7 +370,7 @@ fn pod_port(
     // Physical-in.
     local(
         FlowBuilder::new(table::PHY_IN, prio::PHY, c)
-            .m(Field::InPort, u128::from(ofport(p.id).0))
+            .m(Field::InPort, u128::from(port_ofport(p).0))
             .set(Field::Metadata, u128::from(dp))
             .set(Field::Reg(reg::INPORT), lp)
             .goto(table::PORT_SEC_L2)
@@ -442,7 +448,7 @@ fn pod_port(
     local(
         FlowBuilder::new(table::PHY_OUT, prio::PHY, c)
             .m(Field::Reg(reg::OUTPORT), lp)
-            .output(ofport(p.id))
+            .output(port_ofport(p))
             .build(),
         out,
     );

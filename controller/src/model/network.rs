@@ -196,6 +196,11 @@ pub struct LogicalPort {
     pub security: Option<PortSecurity>,
     /// Pod or router peer.
     pub kind: PortKind,
+    /// The switchd port number the CNI plugin reported for this pod
+    /// ([`protocol::pod_report`]); `None`: the logical port id is the
+    /// ofport (offline checks, fixtures).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ofport: Option<u32>,
     /// The Pod (or the Subnet/Node of the switch for router peers).
     pub source: SourceRef,
 }

@@ -684,6 +684,7 @@ pub(super) fn build(m: &Manifests, ctx: &mut Ctx) -> Result<(), LoadError> {
         model.ports.insert(
             peer,
             LogicalPort {
+                ofport: None,
                 id: peer,
                 name: format!("lsp/{suffix}/router"),
                 switch: id,
@@ -741,6 +742,7 @@ pub(super) fn build(m: &Manifests, ctx: &mut Ctx) -> Result<(), LoadError> {
         model.ports.insert(
             id,
             LogicalPort {
+                ofport: None,
                 id,
                 name: pname,
                 switch: sw_id,

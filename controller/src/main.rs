@@ -1,0 +1,333 @@
+//! `weft-controller`: the controller in standalone mode.
+//!
+//! ```sh
+//! weft-controller --manifests examples/manifests \
+//!     --node node-a=/run/weft/node-a.sock --node node-b=/run/weft/node-b.sock \
+//!     --pod-reports /var/lib/weft/pods --status /run/weft/controller.json
+//! ```
+//!
+//! * `--manifests DIR|FILE`: the Kubernetes objects (as `kubectl apply -f`).
+//! * `--node NAME=SOCKET` (repeatable): node `NAME` of the manifests is
+//!   programmed through the `weft-switchd` control socket `SOCKET`. A node of
+//!   the model without `--node` is not programmed (logged once per load);
+//!   a `--node` the model does not know gets no flows.
+//! * `--pod-reports DIR`: the directory the CNI plugin leaves its pod
+//!   reports in (`podReportDir` of the conflist; [`protocol::pod_report`]).
+//! * `--status FILE`: a JSON file rewritten (atomically) whenever something
+//!   changes: the model's generation, its pods (address, node, ofport) and
+//!   policies, each node's session state and acknowledged generation, the
+//!   last load error. `weftctl demo` reads it.
+//! * `--poll-ms` (default 50): how often the manifests and reports are
+//!   checked for changes (names, sizes and modification times of the
+//!   files; no file is read unless one changed). SIGHUP forces a reload.
+//!
+//! # Behaviour
+//!
+//! On every change: load the manifests, merge the pod reports
+//! (`weft_controller::binding`), translate, compile incrementally
+//! (`Compiler::update`: only changed units), then hand every node its new
+//! table with a new generation (`session::SessionManager`: full sync on
+//! connect, one bundle per diff afterwards, reconnect with backoff). Input
+//! that does not load or translate is logged with the object and field
+//! and the previous model stays in force (its flows stay on the nodes);
+//! the next valid change replaces it. SIGTERM/SIGINT: Goodbye to every
+//! switchd and exit; the switches keep forwarding with their tables.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use serde_json::json;
+use tokio::signal::unix::{SignalKind, signal};
+use weft_controller::binding::{self, Reported};
+use weft_controller::compile::{CompileConfig, Compiler};
+use weft_controller::model::{LogicalModel, PortKind};
+use weft_controller::session::{DesiredState, SessionConfig, SessionManager};
+use weft_controller::source::load_path;
+use weft_controller::translate::translate;
+
+/// Weft's controller, standalone mode (manifests directory).
+#[derive(Debug, Parser)]
+#[command(name = "weft-controller", version)]
+struct Args {
+    /// A YAML file or a directory of `*.yaml`/`*.yml`.
+    #[arg(long)]
+    manifests: PathBuf,
+    /// `NAME=SOCKET`: program node NAME through this switchd socket.
+    #[arg(long = "node", value_name = "NAME=SOCKET", required = true)]
+    nodes: Vec<String>,
+    /// Directory of the CNI plugin's pod reports.
+    #[arg(long)]
+    pod_reports: Option<PathBuf>,
+    /// JSON status file, rewritten on every change.
+    #[arg(long)]
+    status: Option<PathBuf>,
+    /// Change detection interval in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    poll_ms: u64,
+}
+
+fn parse_node(s: &str) -> Result<(String, PathBuf)> {
+    match s.split_once('=') {
+        Some((n, p)) if !n.is_empty() && !p.is_empty() => Ok((n.to_owned(), PathBuf::from(p))),
+        _ => bail!("--node {s:?}: expected NAME=SOCKET"),
+    }
+}
+
+/// Names, sizes and modification times of the inputs: a change of any
+/// means "reload".
+fn fingerprint(paths: &[&Path]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    let mut out = Vec::new();
+    for p in paths {
+        let Ok(meta) = std::fs::metadata(p) else {
+            out.push((p.to_path_buf(), u64::MAX, None));
+            continue;
+        };
+        if !meta.is_dir() {
+            out.push((p.to_path_buf(), meta.len(), meta.modified().ok()));
+            continue;
+        }
+        let Ok(rd) = std::fs::read_dir(p) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if let Ok(m) = e.metadata() {
+                out.push((e.path(), m.len(), m.modified().ok()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// One successful load.
+struct Loaded {
+    model: LogicalModel,
+    reports: Vec<Reported>,
+    notes: Vec<String>,
+    /// `namespace/name` of every NetworkPolicy loaded.
+    policies: Vec<String>,
+}
+
+fn load(args: &Args) -> Result<Loaded, String> {
+    let mut m = load_path(&args.manifests).map_err(|e| e.to_string())?;
+    let (reports, mut notes) = match &args.pod_reports {
+        Some(d) => binding::read_reports(d),
+        None => (Vec::new(), Vec::new()),
+    };
+    notes.extend(binding::apply_to_manifests(&mut m, &reports));
+    let mut policies: Vec<String> = m
+        .network_policies
+        .iter()
+        .map(|p| {
+            let md = &p.object.metadata;
+            format!(
+                "{}/{}",
+                md.namespace.as_deref().unwrap_or("default"),
+                md.name.as_deref().unwrap_or("")
+            )
+        })
+        .collect();
+    policies.sort();
+    let mut t = translate(&m).map_err(|e| e.to_string())?;
+    notes.extend(binding::bind_ports(&mut t.model, &reports));
+    notes.extend(t.assumptions);
+    Ok(Loaded {
+        model: t.model,
+        reports,
+        notes,
+        policies,
+    })
+}
+
+#[derive(Default)]
+struct State {
+    generation: u64,
+    compiler: Option<Compiler>,
+    reports: usize,
+    policies: Vec<String>,
+    last_error: Option<String>,
+    loads: u64,
+    load_ms: f64,
+}
+
+fn status_json(st: &State, sessions: &SessionManager) -> serde_json::Value {
+    let mut pods = serde_json::Map::new();
+    let mut policies = Vec::new();
+    if let Some(c) = &st.compiler {
+        let m = c.model();
+        for p in m.pod_ports() {
+            if let PortKind::Pod { namespace, pod } = &p.kind {
+                pods.insert(
+                    format!("{namespace}/{pod}"),
+                    json!({
+                        "node": p.node,
+                        "ips": p.ips.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                        "mac": p.mac.to_string(),
+                        "ofport": p.ofport,
+                    }),
+                );
+            }
+        }
+        policies.clone_from(&st.policies);
+    }
+    let nodes: BTreeMap<String, serde_json::Value> = sessions
+        .status()
+        .into_iter()
+        .map(|(n, s)| {
+            (
+                n,
+                json!({
+                    "connected": s.connected,
+                    "acked_generation": s.acked_generation,
+                    "syncs": s.syncs,
+                    "full_syncs": s.full_syncs,
+                    "connects": s.connects,
+                    "last_full_sync": s.last_full_sync.map(|c| json!({
+                        "added": c.added, "modified": c.modified, "removed": c.removed})),
+                    "last_error": s.last_error.map(|e| e.to_string()),
+                    "last_connect_error": s.last_connect_error,
+                }),
+            )
+        })
+        .collect();
+    json!({
+        "generation": st.generation,
+        "loads": st.loads,
+        "last_load_ms": st.load_ms,
+        "last_error": st.last_error,
+        "pod_reports": st.reports,
+        "pods": pods,
+        "policies": policies,
+        "nodes": nodes,
+    })
+}
+
+fn write_status(path: &Path, v: &serde_json::Value) {
+    let tmp = path.with_extension("tmp");
+    let r = std::fs::write(&tmp, v.to_string()).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = r {
+        tracing::warn!(file = %path.display(), error = %e, "writing the status file");
+    }
+}
+
+/// Loads, compiles and hands every node its table; on bad input keeps the
+/// previous model.
+fn reload(args: &Args, st: &mut State, sessions: &SessionManager, known: &[String]) {
+    let t0 = Instant::now();
+    st.loads += 1;
+    let l = match load(args) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, generation = st.generation,
+                "invalid input; the previous model stays in force");
+            st.last_error = Some(e);
+            return;
+        }
+    };
+    st.last_error = None;
+    for n in &l.notes {
+        tracing::info!("{n}");
+    }
+    for n in l.model.nodes.keys() {
+        if !known.contains(n) {
+            tracing::warn!(node = %n, "node in the model has no --node socket; not programmed");
+        }
+    }
+    st.reports = l.reports.len();
+    st.policies = l.policies;
+    let compiler = match st.compiler.take() {
+        Some(mut c) => {
+            c.update(l.model);
+            c
+        }
+        None => Compiler::new(l.model, CompileConfig::default()),
+    };
+    st.generation += 1;
+    for node in known {
+        let state = DesiredState {
+            generation: st.generation,
+            flows: compiler.flows(node),
+            cookies: compiler.cookie_infos(node),
+        };
+        let n = state.flows.len();
+        if sessions.set_desired(node, Arc::new(state)).is_ok() {
+            tracing::info!(node = %node, generation = st.generation, flows = n, "desired state");
+        }
+    }
+    st.compiler = Some(compiler);
+    st.load_ms = t0.elapsed().as_secs_f64() * 1e3;
+    tracing::info!(
+        generation = st.generation,
+        reports = st.reports,
+        ms = st.load_ms,
+        "model compiled"
+    );
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let args = Args::parse();
+    let nodes = args
+        .nodes
+        .iter()
+        .map(|s| parse_node(s))
+        .collect::<Result<Vec<_>>>()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    rt.block_on(run(args, nodes))
+}
+
+async fn run(args: Args, nodes: Vec<(String, PathBuf)>) -> Result<()> {
+    let mut sessions = SessionManager::new(SessionConfig::default());
+    let known: Vec<String> = nodes.iter().map(|(n, _)| n.clone()).collect();
+    for (n, sock) in nodes {
+        sessions.add_node(&n, sock).await;
+    }
+    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut inputs: Vec<&Path> = vec![&args.manifests];
+    if let Some(d) = &args.pod_reports {
+        inputs.push(d);
+    }
+    let mut st = State::default();
+    let mut seen = None;
+    let mut last_status = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(args.poll_ms.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let forced = tokio::select! {
+            _ = tick.tick() => false,
+            _ = hup.recv() => { tracing::info!("SIGHUP: reloading"); true }
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        let fp = fingerprint(&inputs);
+        if forced || seen.as_ref() != Some(&fp) {
+            seen = Some(fp);
+            reload(&args, &mut st, &sessions, &known);
+        }
+        if let Some(path) = &args.status {
+            let v = status_json(&st, &sessions);
+            if last_status.as_ref() != Some(&v) {
+                write_status(path, &v);
+                last_status = Some(v);
+            }
+        }
+    }
+    tracing::info!("stopping: Goodbye to every switchd (they keep their tables)");
+    sessions.shutdown().await;
+    Ok(())
+}
