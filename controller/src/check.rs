@@ -443,7 +443,7 @@ impl Cluster {
         let mut delivered = std::collections::BTreeSet::new();
         let pod_at = |n: &str, p: PortNo| {
             m.ports_on_node(n)
-                .find(|q| ofport(q.id) == p)
+                .find(|q| port_ofport(q) == p)
                 .map(|q| q.name.clone())
         };
         for (p, frame) in &out.outputs {
