@@ -4,22 +4,41 @@
 //! [`Pipeline::process_batch`](super::Pipeline::process_batch) skip every
 //! classifier lookup for packets of a flow it has seen.
 //!
-//! # What an entry holds, and why not a flat action list
+//! # What an entry holds: a rule path, and a flat action list if it can
 //!
 //! OVS caches a *datapath action list*: translation compiles OpenFlow
 //! actions into a list of `set(...)`/`push_vlan`/`output` commands and the
 //! datapath replays it. Weft's executor ([`super::exec`]) applies actions
 //! directly to the packet (header rewrites at per-packet layer offsets,
 //! `NORMAL` learning and forwarding from the worker's live MAC table,
-//! packet-in truncation by packet length). A second, "compiled" executor
-//! would have to reproduce all of that and could drift from the one that
-//! traces and golden tests check. So an entry caches what is expensive and
-//! a pure function of (snapshot, key): the **rule path**, i.e. the result
-//! of every lookup the translation made, in order (`(table, rule index)`
-//! or a miss) plus the packet length change at that point. A hit runs the
-//! same executor with lookups answered from the path (no classifier, no
-//! subtable probes, no conjunction work), and credits rule counters once
-//! per group, not once per packet (see below).
+//! packet-in truncation by packet length). An entry caches what is a pure
+//! function of (snapshot, key):
+//!
+//! * always the **rule path**, i.e. the result of every lookup the
+//!   translation made, in order (`(table, rule index)` or a miss) plus the
+//!   packet length change at that point: rule and table counters come
+//!   from it, and a hit without a flat list runs the same executor with
+//!   lookups answered from the path (no classifier, no subtable probes,
+//!   no conjunction work);
+//! * when the translation only sent the packet to ordinary ports and
+//!   wrote header fields, a **flat action list** ([`FlatOp`]): the
+//!   outputs with every decision already taken (input-port skip,
+//!   `in_port`, `FLOOD`/`ALL` expansion, `no-forward`), and each header
+//!   write with the value it wrote (set-field, move, `dec_ttl`, all
+//!   computed from the key). A hit with a flat list executes just that:
+//!   per header write, the key field is set and committed to the bytes by
+//!   the same [`super::rewrite::commit_field`] the executor calls (with
+//!   the packet's own layer offsets, so checksums are updated exactly as
+//!   live); per output, the sink is called. Register, metadata, port and
+//!   tunnel writes are not replayed: they only steer lookups and outputs,
+//!   already resolved. The verdict (table miss or no output) is stored.
+//!   Anything whose effect depends on more than the key is left out and
+//!   makes the whole translation replay the path instead: `NORMAL` (MAC
+//!   table), packet-ins (`controller`, `dec_ttl` expiry, table-miss
+//!   `controller`), tunnel output (encapsulation can fail on the length),
+//!   VLAN push/pop/modify (can fail on the bytes), and lists longer than
+//!   [`MAX_FLAT`]. One executor still defines the semantics: the flat list
+//!   is recorded by it, step by step, while it runs the first packet.
 //!
 //! Why the path is a function of (snapshot, key): each lookup depends on
 //! the key at that moment (plus the resubmit `in_port` and the fragment
@@ -34,7 +53,10 @@
 //! that hits one is not cached (`uncacheable`). As a last line, a replay
 //! checks that each lookup asks for the table the path recorded; if not
 //! (it cannot happen by the argument above), it falls back to real lookups
-//! for the rest of that packet and credits it per packet.
+//! for the rest of that packet and credits it per packet. A flat list has
+//! no such check (it holds no lookups); it rests on the same argument,
+//! restricted to the actions whose effect is a function of the key, and
+//! on `tests/emc_equivalence.rs`.
 //!
 //! # Invalidation
 //!
@@ -61,7 +83,8 @@
 //! 128-byte entry (512 KiB per worker, written at creation), so a probe
 //! touches two cache lines instead of lines in three arrays; the paths
 //! (2 MiB, zeroed by the allocator, untouched pages cost nothing) are read
-//! only on a hit. Insertion replaces the other way of the set when both
+//! only on a replayed hit and once per group, the flat lists ([`MAX_FLAT`]
+//! ops of 32 bytes, 1 MiB, written at creation) only on a flat hit. Insertion replaces the other way of the set when both
 //! are taken.
 //!
 //! # Groups
@@ -75,7 +98,10 @@
 //! not 32. Execution itself stays in arrival order: per-port output order
 //! and `NORMAL` learning are exactly those of the uncached pipeline (OVS
 //! executes per flow batch and may reorder packets of different flows;
-//! with replayed translations the counters are what grouping saves).
+//! Weft keeps arrival order, and what grouping saves is the counter
+//! work). A flat hit's table lookups (`dump-tables`) are also counted per
+//! group, at the same time, so a flat hit reads its entry and its flat
+//! list, never its path.
 
 use protocol::flow::FlowKey;
 

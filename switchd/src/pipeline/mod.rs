@@ -28,8 +28,10 @@
 //! The worker hands over a whole rx batch (up to 32 packets from one port)
 //! with one snapshot and one clock reading. Per packet: stages 1 to 3, then
 //! the worker's exact-match cache ([`emc`]) keyed by the extracted key; a
-//! hit replays the cached rule path (stage 4 without classifier lookups), a
-//! miss runs stage 4 in full, recording the path. Hits sharing an entry
+//! hit runs the entry's flat action list (outputs and header writes with
+//! every decision taken, when the translation had nothing else) or replays
+//! the cached rule path (stage 4 without classifier lookups), a miss runs
+//! stage 4 in full, recording the path and the flat list. Hits sharing an entry
 //! form a group whose rule counters are credited once. Results are exactly
 //! those of [`Pipeline::process`] per packet (a property test,
 //! `tests/emc_equivalence.rs`). [`Pipeline::process`] itself (and so every
@@ -616,6 +618,26 @@ impl Pipeline {
         let mut group_of = [u8::MAX; GROUP_HINTS];
         // Rule credits of the groups, merged by rule (see `emc::Credits`).
         let mut credits = Credits::new();
+        // A finished group (slot, packets, bytes at entry): its path's
+        // rules are credited, and for a flat entry, which skipped the
+        // executor, its table lookups are counted here, once per group (a
+        // replay counted them per packet), so a flat hit never reads its
+        // path.
+        let flush_group = |emc: &Emc,
+                           credits: &mut Credits,
+                           counters: &mut WorkerCounters,
+                           (s, p, b): (usize, u64, u64)| {
+            let path = emc.path(s);
+            if emc.flat(s).is_some() {
+                for st in path.iter().map(|st| Step(*st)) {
+                    if let Some(c) = counters.tables.get_mut(usize::from(st.table())) {
+                        c.lookups += p;
+                        c.matched += if st.rule().is_some() { p } else { 0 };
+                    }
+                }
+            }
+            credits.add_path(self, path, p, b, now_ms);
+        };
         for pkt in pkts.iter_mut() {
             clear_metadata(&mut key);
             let (layers, decapsulated) =
@@ -640,14 +662,8 @@ impl Pipeline {
                 w.counters.emc_hits += 1;
                 let complete = if let Some((ops, missed)) = emc.flat(slot) {
                     // The translation's header writes and outputs, every
-                    // decision on the key already taken; lookups counted
-                    // per table as a live translation would.
-                    for s in emc.path(slot).iter().map(|s| Step(*s)) {
-                        if let Some(c) = w.counters.tables.get_mut(usize::from(s.table())) {
-                            c.lookups += 1;
-                            c.matched += u64::from(s.rule().is_some());
-                        }
-                    }
+                    // decision on the key already taken; its table
+                    // lookups are counted per group (`flush_group`).
                     let outputs = exec::run_flat(ops, pkt, &mut key, &layers, w.out);
                     let reason = (outputs == 0).then_some(if missed {
                         DropReason::TableMiss
@@ -698,7 +714,7 @@ impl Pipeline {
                         _ => {
                             if n_groups == BATCH_MAX {
                                 for &(s, p, b) in &groups {
-                                    credits.add_path(self, emc.path(s), p, b, now_ms);
+                                    flush_group(emc, &mut credits, w.counters, (s, p, b));
                                 }
                                 n_groups = 0;
                             }
@@ -733,7 +749,7 @@ impl Pipeline {
                     while g < n_groups {
                         match groups.get(g) {
                             Some(&(s, p, b)) if s == slot => {
-                                credits.add_path(self, emc.path(s), p, b, now_ms);
+                                flush_group(emc, &mut credits, w.counters, (s, p, b));
                                 groups.copy_within(g + 1..n_groups, g);
                                 n_groups -= 1;
                                 // Hints past `g` now point one too far:
@@ -748,8 +764,8 @@ impl Pipeline {
                 }
             }
         }
-        for &(s, p, b) in groups.get(..n_groups).unwrap_or_default() {
-            credits.add_path(self, emc.path(s), p, b, now_ms);
+        for &g in groups.get(..n_groups).unwrap_or_default() {
+            flush_group(emc, &mut credits, w.counters, g);
         }
         credits.apply(self, now_ms);
     }
