@@ -5,7 +5,10 @@
 //! every packet takes the classifier path), send the outputs to the other
 //! in-memory port's tx queue and flush it once per batch, as a worker does.
 //!
-//! Timed: `recv_batch` + 32 x `process` + `send` + `flush`. Not timed
+//! Timed in thread CPU time (`weft_benches::thread_cpu`: the machine is
+//! shared, wall time would count other processes; read twice per batch, a
+//! system call each, included): `recv_batch` + `process_batch` + `send` +
+//! `flush`. Not timed
 //! (`iter_custom`): injecting the 32 frames and draining the sent frames with
 //! `take_sent`. Note that `MemoryPort` copies each frame into a `Vec` on
 //! receive-injection and on flush (it is a test port), so the flush cost
@@ -29,7 +32,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use protocol::flow::{ControllerReason, Cookie, PortNo, TableId};
-use weft_benches::{acl_1000r_20m, parse_flows, tcp4_to};
+use weft_benches::{acl_1000r_20m, parse_flows, tcp4_to, thread_cpu};
 use weft_switchd::buf::{BATCH_MAX, PacketBuf};
 use weft_switchd::pipeline::{
     EMC_ENTRIES, OutputSink, Pipeline, SwitchConfig, WorkerState, compile,
@@ -101,15 +104,6 @@ table=1,priority=0,actions=drop
         ));
     }
     s
-}
-
-/// CPU time of this thread (`CLOCK_THREAD_CPUTIME_ID`): the machine is
-/// shared, and wall time would count the time other processes run. Read
-/// twice per batch (a system call each, about 0.1 to 0.3 µs, included).
-fn thread_cpu() -> Duration {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
-        .map(Duration::from)
-        .unwrap_or_default()
 }
 
 struct Setup {

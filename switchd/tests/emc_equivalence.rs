@@ -63,6 +63,10 @@ const ACTIONS: &[&str] = &[
     "resubmit(,0)",
     "resubmit(2,1)",
     "write_actions(output:3)",
+    // Header writes a flat action list replays (values from the key).
+    "move:reg0[0..15]->tp_src[]",
+    "mod_nw_src:10.0.0.7",
+    "mod_nw_tos:16",
 ];
 
 const PACKETS: &[&str] = &[

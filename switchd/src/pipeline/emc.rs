@@ -4,22 +4,41 @@
 //! [`Pipeline::process_batch`](super::Pipeline::process_batch) skip every
 //! classifier lookup for packets of a flow it has seen.
 //!
-//! # What an entry holds, and why not a flat action list
+//! # What an entry holds: a rule path, and a flat action list if it can
 //!
 //! OVS caches a *datapath action list*: translation compiles OpenFlow
 //! actions into a list of `set(...)`/`push_vlan`/`output` commands and the
 //! datapath replays it. Weft's executor ([`super::exec`]) applies actions
 //! directly to the packet (header rewrites at per-packet layer offsets,
 //! `NORMAL` learning and forwarding from the worker's live MAC table,
-//! packet-in truncation by packet length). A second, "compiled" executor
-//! would have to reproduce all of that and could drift from the one that
-//! traces and golden tests check. So an entry caches what is expensive and
-//! a pure function of (snapshot, key): the **rule path**, i.e. the result
-//! of every lookup the translation made, in order (`(table, rule index)`
-//! or a miss) plus the packet length change at that point. A hit runs the
-//! same executor with lookups answered from the path (no classifier, no
-//! subtable probes, no conjunction work), and credits rule counters once
-//! per group, not once per packet (see below).
+//! packet-in truncation by packet length). An entry caches what is a pure
+//! function of (snapshot, key):
+//!
+//! * always the **rule path**, i.e. the result of every lookup the
+//!   translation made, in order (`(table, rule index)` or a miss) plus the
+//!   packet length change at that point: rule and table counters come
+//!   from it, and a hit without a flat list runs the same executor with
+//!   lookups answered from the path (no classifier, no subtable probes,
+//!   no conjunction work);
+//! * when the translation only sent the packet to ordinary ports and
+//!   wrote header fields, a **flat action list** ([`FlatOp`]): the
+//!   outputs with every decision already taken (input-port skip,
+//!   `in_port`, `FLOOD`/`ALL` expansion, `no-forward`), and each header
+//!   write with the value it wrote (set-field, move, `dec_ttl`, all
+//!   computed from the key). A hit with a flat list executes just that:
+//!   per header write, the key field is set and committed to the bytes by
+//!   the same [`super::rewrite::commit_field`] the executor calls (with
+//!   the packet's own layer offsets, so checksums are updated exactly as
+//!   live); per output, the sink is called. Register, metadata, port and
+//!   tunnel writes are not replayed: they only steer lookups and outputs,
+//!   already resolved. The verdict (table miss or no output) is stored.
+//!   Anything whose effect depends on more than the key is left out and
+//!   makes the whole translation replay the path instead: `NORMAL` (MAC
+//!   table), packet-ins (`controller`, `dec_ttl` expiry, table-miss
+//!   `controller`), tunnel output (encapsulation can fail on the length),
+//!   VLAN push/pop/modify (can fail on the bytes), and lists longer than
+//!   [`MAX_FLAT`]. One executor still defines the semantics: the flat list
+//!   is recorded by it, step by step, while it runs the first packet.
 //!
 //! Why the path is a function of (snapshot, key): each lookup depends on
 //! the key at that moment (plus the resubmit `in_port` and the fragment
@@ -34,7 +53,10 @@
 //! that hits one is not cached (`uncacheable`). As a last line, a replay
 //! checks that each lookup asks for the table the path recorded; if not
 //! (it cannot happen by the argument above), it falls back to real lookups
-//! for the rest of that packet and credits it per packet.
+//! for the rest of that packet and credits it per packet. A flat list has
+//! no such check (it holds no lookups); it rests on the same argument,
+//! restricted to the actions whose effect is a function of the key, and
+//! on `tests/emc_equivalence.rs`.
 //!
 //! # Invalidation
 //!
@@ -61,7 +83,8 @@
 //! 128-byte entry (512 KiB per worker, written at creation), so a probe
 //! touches two cache lines instead of lines in three arrays; the paths
 //! (2 MiB, zeroed by the allocator, untouched pages cost nothing) are read
-//! only on a hit. Insertion replaces the other way of the set when both
+//! only on a replayed hit and once per group, the flat lists ([`MAX_FLAT`]
+//! ops of 32 bytes, 1 MiB, written at creation) only on a flat hit. Insertion replaces the other way of the set when both
 //! are taken.
 //!
 //! # Groups
@@ -75,7 +98,10 @@
 //! not 32. Execution itself stays in arrival order: per-port output order
 //! and `NORMAL` learning are exactly those of the uncached pipeline (OVS
 //! executes per flow batch and may reorder packets of different flows;
-//! with replayed translations the counters are what grouping saves).
+//! Weft keeps arrival order, and what grouping saves is the counter
+//! work). A flat hit's table lookups (`dump-tables`) are also counted per
+//! group, at the same time, so a flat hit reads its entry and its flat
+//! list, never its path.
 
 use protocol::flow::FlowKey;
 
@@ -83,6 +109,10 @@ use protocol::flow::FlowKey;
 pub const EMC_ENTRIES: usize = 4096;
 /// Most lookups in a cached path.
 pub const MAX_PATH: usize = 64;
+/// Most steps in a flat action list (longer ones replay the path).
+pub const MAX_FLAT: usize = 8;
+/// [`Entry::flat`] of an entry without a flat list.
+const NO_FLAT: u8 = u8::MAX;
 /// Words of the key an entry keeps: word 0 and words 25..=38.
 const KEY_WORDS: usize = 15;
 /// First packet word of the key.
@@ -123,6 +153,20 @@ impl Step {
     }
 }
 
+/// One step of a flat action list (see the module doc): what a hit does
+/// to the packet, with every decision the executor made on the key
+/// already taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FlatOp {
+    /// Send the packet as it is now to this ordinary port (not the input
+    /// port unless the translation chose it, not `no-forward`, not a
+    /// tunnel port: all resolved when recorded).
+    Emit(protocol::flow::PortNo),
+    /// Write `value` into header field `field` of the key and commit it
+    /// to the packet bytes (checksums updated), as the translation did.
+    Set(protocol::flow::Field, u128),
+}
+
 /// A path being recorded by a translation (on the stack).
 #[derive(Debug, Clone)]
 pub(crate) struct PathRec {
@@ -131,6 +175,12 @@ pub(crate) struct PathRec {
     /// Set when the translation cannot be cached (too long, a rewrite that
     /// failed on the bytes, the resubmit limit).
     pub(crate) uncacheable: bool,
+    /// The flat action list being recorded, valid while `flat_ok`.
+    pub(crate) flat: [FlatOp; MAX_FLAT],
+    pub(crate) n_flat: usize,
+    /// Cleared by anything a flat list cannot replay (`NORMAL`, packet-ins,
+    /// tunnel output, VLAN edits) or by more than [`MAX_FLAT`] ops.
+    pub(crate) flat_ok: bool,
 }
 
 impl PathRec {
@@ -139,6 +189,20 @@ impl PathRec {
             steps: [0; MAX_PATH],
             n: 0,
             uncacheable: false,
+            flat: [FlatOp::Emit(protocol::flow::PortNo(0)); MAX_FLAT],
+            n_flat: 0,
+            flat_ok: true,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn push_flat(&mut self, op: FlatOp) {
+        match self.flat.get_mut(self.n_flat) {
+            Some(slot) if self.flat_ok => {
+                *slot = op;
+                self.n_flat += 1;
+            }
+            _ => self.flat_ok = false,
         }
     }
 
@@ -330,6 +394,11 @@ struct Entry {
     tag: u32,
     /// Recorded path length.
     len: u8,
+    /// Flat action list length, [`NO_FLAT`] if the path must be replayed.
+    flat: u8,
+    /// The translation ended in a table miss (the verdict of a flat hit
+    /// that sends nothing).
+    missed: bool,
 }
 
 impl Entry {
@@ -337,6 +406,8 @@ impl Entry {
         key: [0; KEY_WORDS],
         tag: 0,
         len: 0,
+        flat: NO_FLAT,
+        missed: false,
     };
 }
 
@@ -353,6 +424,8 @@ pub struct Emc {
     /// (two cache lines, the tag's line holds most of the key).
     entries: Box<[Entry]>,
     paths: Box<[[u64; MAX_PATH]]>,
+    /// Flat action lists (read only on a hit whose entry has one).
+    flats: Box<[[FlatOp; MAX_FLAT]]>,
 }
 
 impl std::fmt::Debug for Emc {
@@ -379,6 +452,7 @@ impl Emc {
             owner: 0,
             entries: vec![Entry::EMPTY; n].into_boxed_slice(),
             paths: vec![[0u64; MAX_PATH]; n].into_boxed_slice(),
+            flats: vec![[FlatOp::Emit(protocol::flow::PortNo(0)); MAX_FLAT]; n].into_boxed_slice(),
         }
     }
 
@@ -440,6 +514,18 @@ impl Emc {
             .unwrap_or_default()
     }
 
+    /// The flat action list of slot `i` and whether its translation ended
+    /// in a table miss, if it has one.
+    #[inline]
+    pub(crate) fn flat(&self, i: usize) -> Option<(&[FlatOp], bool)> {
+        let e = self.entries.get(i)?;
+        if e.flat == NO_FLAT {
+            return None;
+        }
+        let ops = self.flats.get(i)?.get(..usize::from(e.flat))?;
+        Some((ops, e.missed))
+    }
+
     /// The slot `insert` would use for `h` (to flush its pending credits
     /// first).
     #[inline]
@@ -457,18 +543,37 @@ impl Emc {
         }
     }
 
-    /// Stores `rec` for `key` in slot `i` (from [`victim`](Self::victim)).
+    /// Stores `rec` for `key` in slot `i` (from [`victim`](Self::victim));
+    /// `missed`: the translation ended in a table miss.
     #[inline]
-    pub(crate) fn insert_at(&mut self, i: usize, h: u32, key: &EmcKey, rec: &PathRec) {
+    pub(crate) fn insert_at(
+        &mut self,
+        i: usize,
+        h: u32,
+        key: &EmcKey,
+        rec: &PathRec,
+        missed: bool,
+    ) {
         let (_, _, tag) = self.slots(h);
         let n = rec.n.min(MAX_PATH);
-        if let (Some(e), Some(p)) = (self.entries.get_mut(i), self.paths.get_mut(i)) {
+        let nf = rec.n_flat.min(MAX_FLAT);
+        if let (Some(e), Some(p), Some(f)) = (
+            self.entries.get_mut(i),
+            self.paths.get_mut(i),
+            self.flats.get_mut(i),
+        ) {
             *e = Entry {
                 key: *key,
                 tag,
                 len: n as u8,
+                flat: if rec.flat_ok { nf as u8 } else { NO_FLAT },
+                missed,
             };
             if let (Some(dst), Some(src)) = (p.get_mut(..n), rec.steps.get(..n)) {
+                dst.copy_from_slice(src);
+            }
+            if let (true, Some(dst), Some(src)) = (rec.flat_ok, f.get_mut(..nf), rec.flat.get(..nf))
+            {
                 dst.copy_from_slice(src);
             }
         }
@@ -506,7 +611,7 @@ mod tests {
         let mut rec = PathRec::new();
         rec.push(Step::new(0, Some(4), 0));
         let i = e.victim(h);
-        e.insert_at(i, h, &w, &rec);
+        e.insert_at(i, h, &w, &rec, false);
         assert_eq!(e.find(h, &k), Some(i));
         assert_eq!(e.path(i), &[Step::new(0, Some(4), 0).0]);
         k.set_tp_dst(81);
@@ -559,6 +664,72 @@ mod tests {
             }
         }
         assert_eq!(t.rule(0).unwrap().stats.get().2, 9);
+    }
+
+    /// Which translations get a flat action list: outputs and header
+    /// writes (resolved, with the table walk flattened) do; `NORMAL`,
+    /// packet-ins and VLAN edits replay the path instead. Checked on the
+    /// entries `process_batch` leaves behind, and each hit's output equals
+    /// the first (uncached) packet's.
+    #[test]
+    fn flat_lists_only_for_replayable_translations() {
+        use crate::buf::PacketBuf;
+        use crate::pipeline::{CollectSink, SwitchConfig, WorkerState, compile};
+        use protocol::flow::PortNo;
+        let frame = |s: &str| {
+            let f = protocol::text::parse_flow(&format!("{s},actions=drop")).unwrap();
+            crate::pipeline::packet::packet_from_key(&f.r#match.key)
+        };
+        let pkt = frame(
+            "tcp,in_port=1,dl_src=02:00:00:00:00:01,dl_dst=02:00:00:00:00:02,nw_src=10.0.0.1,nw_dst=10.0.0.2,nw_ttl=9,tp_src=5,tp_dst=80",
+        );
+        for (flows, flat) in [
+            (
+                "in_port=1,actions=output:2",
+                Some(vec![FlatOp::Emit(PortNo(2))]),
+            ),
+            (
+                "table=0,in_port=1,actions=dec_ttl,resubmit(,1),in_port\ntable=1,tcp,actions=mod_tp_dst:8080,output:2,output:1",
+                Some(vec![
+                    FlatOp::Set(protocol::flow::Field::NwTtl, 8),
+                    FlatOp::Set(protocol::flow::Field::TpDst, 8080),
+                    FlatOp::Emit(PortNo(2)),
+                    FlatOp::Emit(PortNo(1)),
+                ]),
+            ),
+            ("in_port=1,actions=drop", Some(vec![])),
+            ("in_port=1,actions=NORMAL", None),
+            ("in_port=1,actions=controller", None),
+            ("in_port=1,actions=mod_vlan_vid:5,output:2", None),
+        ] {
+            let flows: Vec<_> = flows
+                .lines()
+                .map(|l| protocol::text::parse_flow(l).unwrap())
+                .collect();
+            let pl = compile(&flows, SwitchConfig::with_ports([PortNo(1), PortNo(2)])).unwrap();
+            let mut ws = WorkerState::with_emc_entries(pl.config(), 64);
+            let mut bufs: Vec<PacketBuf> = (0..3).map(|_| PacketBuf::new()).collect();
+            for b in &mut bufs {
+                b.set_from_slice(&pkt);
+            }
+            let mut out = CollectSink::default();
+            pl.process_batch(&mut bufs, PortNo(1), 0, &mut ws, &mut out);
+            assert_eq!((ws.counters.emc_misses, ws.counters.emc_hits), (1, 2));
+            let slots: Vec<usize> = (0..ws.emc.capacity())
+                .filter(|&i| ws.emc.entries[i].tag != 0)
+                .collect();
+            assert_eq!(slots.len(), 1, "{flows:?}");
+            let got = ws.emc.flat(slots[0]).map(|(ops, _)| ops.to_vec());
+            assert_eq!(got, flat, "{flows:?}");
+            let per_pkt = out.outputs.len() / 3;
+            for k in 1..3 {
+                assert_eq!(
+                    out.outputs[k * per_pkt..(k + 1) * per_pkt],
+                    out.outputs[..per_pkt],
+                    "{flows:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -62,7 +62,7 @@ use protocol::flow::{
 };
 
 use super::config::MissBehavior;
-use super::emc::{PathRec, Step};
+use super::emc::{FlatOp, PathRec, Step};
 use super::normal::MacTable;
 use super::normal::{self, Learned};
 use super::rewrite;
@@ -264,6 +264,55 @@ pub(crate) fn prereq_ok(p: Prereq, k: &FlowKey) -> bool {
     }
 }
 
+/// True if `f` is held in the packet words of the key (what
+/// [`rewrite::commit_field`] writes and reads), not port, metadata,
+/// registers or tunnel fields, which only steer lookups and outputs that a
+/// flat action list has already resolved.
+#[inline]
+fn is_header_field(f: Field) -> bool {
+    !matches!(
+        f,
+        Field::InPort
+            | Field::ConjId
+            | Field::Metadata
+            | Field::Reg(_)
+            | Field::TunId
+            | Field::TunSrc
+            | Field::TunDst
+            | Field::TunIpv6Src
+            | Field::TunIpv6Dst
+            | Field::TunFlags
+            | Field::TunMetadata(_)
+    )
+}
+
+/// Replays a flat action list (see [`super::emc`]) on a packet whose key
+/// and layers were just extracted: the header writes and outputs the
+/// recorded translation made, in order. Returns the copies sent.
+#[inline]
+pub(crate) fn run_flat(
+    ops: &[FlatOp],
+    pkt: &mut PacketBuf,
+    key: &mut FlowKey,
+    layers: &Layers,
+    out: &mut impl OutputSink,
+) -> u32 {
+    let mut outputs = 0;
+    for op in ops {
+        match *op {
+            FlatOp::Emit(p) => {
+                out.output(p, pkt.data());
+                outputs += 1;
+            }
+            FlatOp::Set(f, v) => {
+                f.set(key, v);
+                rewrite::commit_field(f, pkt.data_mut(), key, layers);
+            }
+        }
+    }
+    outputs
+}
+
 fn is_vlan_field(f: Field) -> bool {
     matches!(
         f,
@@ -389,6 +438,23 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, '_, O, T> {
         self.key.set_tp_dst(saved.2);
         let h = hit?;
         t.rule(*h.value).map(|r| (r, h.conj_id, *h.value))
+    }
+
+    /// Records `op` in the flat action list of a recorded path.
+    #[inline(always)]
+    fn flat(&mut self, op: FlatOp) {
+        if let PathMode::Record(rec) = &mut self.path {
+            rec.push_flat(op);
+        }
+    }
+
+    /// The recorded path can only be replayed through the executor, not as
+    /// a flat action list (see [`super::emc`]).
+    #[inline(always)]
+    fn no_flat(&mut self) {
+        if let PathMode::Record(rec) = &mut self.path {
+            rec.flat_ok = false;
+        }
     }
 
     /// A rewrite failed on the packet bytes: noted, and the translation is
@@ -568,6 +634,7 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, '_, O, T> {
         let old = field.get(self.key);
         let new = (old & !mask) | (value & mask);
         if is_vlan_field(field) {
+            self.no_flat();
             let old_tci = self.key.vlan0_tci();
             field.set(self.key, new);
             if field == Field::DlVlan {
@@ -592,6 +659,9 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, '_, O, T> {
             self.key.set_tun_metadata_present(p);
         }
         self.trace.field(field, old, new);
+        if is_header_field(field) {
+            self.flat(FlatOp::Set(field, new));
+        }
         rewrite::commit_field(field, self.pkt.data_mut(), self.key, &self.layers);
     }
 
@@ -617,6 +687,7 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, '_, O, T> {
             self.key.set_nw_ttl(ttl - 1);
             self.trace
                 .field(Field::NwTtl, u128::from(ttl), u128::from(ttl - 1));
+            self.flat(FlatOp::Set(Field::NwTtl, u128::from(ttl - 1)));
             rewrite::commit_field(Field::NwTtl, self.pkt.data_mut(), self.key, &self.layers);
             false
         } else {
@@ -635,6 +706,7 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, '_, O, T> {
     /// first. Tags never parsed into the key (beyond `vlan-limit`) are
     /// payload and stay, as in OVS.
     fn push_vlan(&mut self, tpid: u16) {
+        self.no_flat();
         if self.key.vlan1_tci() & VLAN_CFI != 0 {
             let inner = self.key.vlan1_tci() & !VLAN_CFI;
             if !rewrite::remove_inner_tag(self.pkt, &mut self.layers) {
@@ -658,6 +730,7 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, '_, O, T> {
     }
 
     fn pop_vlan(&mut self) {
+        self.no_flat();
         if !self.key.has_vlan() || !rewrite::remove_tag(self.pkt, &mut self.layers) {
             self.vlan_unchanged();
             return;
@@ -671,6 +744,7 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, '_, O, T> {
 
     /// `mod_vlan_vid` / `mod_vlan_pcp`: tags an untagged packet (802.1Q).
     fn mod_vlan(&mut self, mask: u16, bits: u16) {
+        self.no_flat();
         let old = self.key.vlan0_tci();
         if old & VLAN_CFI == 0 && self.key.vlan0_tpid() == 0 {
             self.key.set_vlan0_tpid(0x8100);
@@ -714,6 +788,7 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, '_, O, T> {
             self.emit_tunnel(*tp);
             return;
         }
+        self.flat(FlatOp::Emit(port));
         let bytes = self.pkt.data();
         self.out.output(port, bytes);
         self.trace.output(port, bytes);
@@ -723,6 +798,7 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, '_, O, T> {
     /// Output to a tunnel port: encapsulate in the headroom, send out of
     /// the underlay port, restore the inner frame (see [`crate::tunnel`]).
     fn emit_tunnel(&mut self, tp: TunnelPort) {
+        self.no_flat();
         let pl = self.pl;
         match pl.tunnels.encap(&tp, self.key, &self.layers, self.pkt) {
             Ok(n) => {
@@ -780,6 +856,7 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, '_, O, T> {
     }
 
     fn packet_in(&mut self, reason: ControllerReason, max_len: u16) {
+        self.no_flat();
         let bytes = self.pkt.data();
         let n = if max_len == u16::MAX {
             bytes.len()
@@ -794,6 +871,7 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, '_, O, T> {
 
     /// The `NORMAL` action (see [`super::normal`]).
     fn normal(&mut self) {
+        self.no_flat();
         let dst = self.key.dl_dst();
         let src = self.key.dl_src();
         let vlan = if self.key.has_vlan() {

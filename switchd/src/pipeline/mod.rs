@@ -28,8 +28,10 @@
 //! The worker hands over a whole rx batch (up to 32 packets from one port)
 //! with one snapshot and one clock reading. Per packet: stages 1 to 3, then
 //! the worker's exact-match cache ([`emc`]) keyed by the extracted key; a
-//! hit replays the cached rule path (stage 4 without classifier lookups), a
-//! miss runs stage 4 in full, recording the path. Hits sharing an entry
+//! hit runs the entry's flat action list (outputs and header writes with
+//! every decision taken, when the translation had nothing else) or replays
+//! the cached rule path (stage 4 without classifier lookups), a miss runs
+//! stage 4 in full, recording the path and the flat list. Hits sharing an entry
 //! form a group whose rule counters are credited once. Results are exactly
 //! those of [`Pipeline::process`] per packet (a property test,
 //! `tests/emc_equivalence.rs`). [`Pipeline::process`] itself (and so every
@@ -511,7 +513,9 @@ impl Pipeline {
     /// and packet-ins go to `out`, every step to `trace`, counters to `ws`.
     /// `pkt` is edited in place (it holds the last version of the packet
     /// afterwards). See the [module documentation](self) for the stages.
-    /// Never uses the exact-match cache (traces always take this path).
+    /// Never uses the exact-match cache (traces always take this path); it
+    /// is the per-packet body of [`process_batch`](Self::process_batch)
+    /// with the cache off.
     pub fn process(
         &self,
         pkt: &mut PacketBuf,
@@ -527,47 +531,50 @@ impl Pipeline {
             tunnel,
             ..
         } = ws;
-        let mut key = FlowKey::default();
-        let rx_no_receive = self.port_config(in_port).is_some_and(|c| c.no_receive);
-        let (layers, _) = match self.ingress(
-            pkt,
-            in_port,
-            rx_no_receive,
-            &mut key,
-            counters,
-            tunnel,
-            out,
-            trace,
-        ) {
-            Ok(l) => l,
-            Err(v) => return finish(counters, trace, v),
-        };
-        let mut set = exec::ActionSet::EMPTY;
-        let (v, _) = self.translate(
-            pkt,
-            &mut key,
-            &mut set,
-            layers,
+        let mut w = Io {
             now_ms,
             counters,
             mac,
             tunnel,
             out,
             trace,
-            PathMode::Live,
-        );
-        v
+        };
+        let rx_no_receive = self.port_config(in_port).is_some_and(|c| c.no_receive);
+        let mut key = FlowKey::default();
+        let mut set = exec::ActionSet::EMPTY;
+        self.run_live(pkt, in_port, rx_no_receive, &mut key, &mut set, &mut w)
+    }
+
+    /// One packet without the cache: stages 1 to 6. `key` and `set` are
+    /// the caller's scratch (reused across a batch; only the key's
+    /// metadata words are cleared here, `extract` clears the rest).
+    #[inline]
+    fn run_live<'p, O: OutputSink, T: TraceSink>(
+        &'p self,
+        pkt: &mut PacketBuf,
+        in_port: PortNo,
+        rx_no_receive: bool,
+        key: &mut FlowKey,
+        set: &mut exec::ActionSet<'p>,
+        w: &mut Io<'_, O, T>,
+    ) -> Verdict {
+        clear_metadata(key);
+        match self.ingress(pkt, in_port, rx_no_receive, key, w) {
+            Ok((layers, _)) => self.translate(pkt, key, set, layers, w, PathMode::Live).0,
+            Err(v) => finish(w.counters, w.trace, v),
+        }
     }
 
     /// Runs a batch of packets received on `in_port` (the worker's unit:
     /// one snapshot, one clock reading) with the exact-match cache of `ws`
     /// (see [`emc`]): each packet is extracted and looked up in the cache;
-    /// a hit replays the cached rule path (no classifier lookups), a miss
-    /// runs the full translation and caches its path. Packets are executed
-    /// in arrival order; rule counters of hits are credited once per group
-    /// of packets sharing a cache entry. Results (outputs, packet-ins,
-    /// counters, MAC learning) are those of [`process`](Self::process) on
-    /// each packet in turn. Each buffer holds its last version afterwards.
+    /// a hit runs the entry's flat action list or replays its rule path
+    /// (no classifier lookups), a miss runs the full translation and
+    /// caches it. Packets are executed in arrival order; rule counters of
+    /// hits are credited once per group of packets sharing a cache entry.
+    /// Results (outputs, packet-ins, counters, MAC learning) are those of
+    /// [`process`](Self::process) on each packet in turn. Each buffer holds
+    /// its last version afterwards.
     pub fn process_batch(
         &self,
         pkts: &mut [PacketBuf],
@@ -582,15 +589,14 @@ impl Pipeline {
             emc,
             tunnel,
         } = ws;
-        emc.sync(self.uid);
-        let enabled = emc.enabled();
-        // Pending group credits: (slot, packets, bytes at entry).
-        let mut groups = [(usize::MAX, 0u64, 0u64); BATCH_MAX];
-        let mut n_groups = 0usize;
-        // Group index by `slot % GROUP_HINTS` (may be stale: checked).
-        let mut group_of = [u8::MAX; GROUP_HINTS];
-        // Rule credits of the groups, merged by rule (see `emc::Credits`).
-        let mut credits = Credits::new();
+        let mut w = Io {
+            now_ms,
+            counters,
+            mac,
+            tunnel,
+            out,
+            trace: &mut NoTrace,
+        };
         // One action set and one key for the whole batch: both are
         // hundreds of bytes, rebuilt in place rather than moved.
         let mut set = exec::ActionSet::EMPTY;
@@ -598,118 +604,140 @@ impl Pipeline {
         // The receive port's `no-receive`, once per batch (a packet
         // decapsulated to a tunnel port looks its port up itself).
         let rx_no_receive = self.port_config(in_port).is_some_and(|c| c.no_receive);
-        let trace = &mut NoTrace;
-        for pkt in pkts.iter_mut() {
-            // Port, metadata, registers, tunnel: `extract` clears the
-            // packet words itself.
-            if let Some(meta) = key.0.get_mut(..protocol::flow::key::FIRST_PACKET_WORD) {
-                meta.fill(0);
+        if !emc.enabled() {
+            for pkt in pkts.iter_mut() {
+                self.run_live(pkt, in_port, rx_no_receive, &mut key, &mut set, &mut w);
             }
-            let (layers, decapsulated) = match self.ingress(
-                pkt,
-                in_port,
-                rx_no_receive,
-                &mut key,
-                counters,
-                tunnel,
-                out,
-                trace,
-            ) {
-                Ok(l) => l,
-                Err(v) => {
-                    finish(counters, trace, v);
-                    continue;
+            return;
+        }
+        emc.sync(self.uid);
+        // Pending group credits: (slot, packets, bytes at entry).
+        let mut groups = [(usize::MAX, 0u64, 0u64); BATCH_MAX];
+        let mut n_groups = 0usize;
+        // Group index by `slot % GROUP_HINTS` (may be stale: checked).
+        let mut group_of = [u8::MAX; GROUP_HINTS];
+        // Rule credits of the groups, merged by rule (see `emc::Credits`).
+        let mut credits = Credits::new();
+        // A finished group (slot, packets, bytes at entry): its path's
+        // rules are credited, and for a flat entry, which skipped the
+        // executor, its table lookups are counted here, once per group (a
+        // replay counted them per packet), so a flat hit never reads its
+        // path.
+        let flush_group = |emc: &Emc,
+                           credits: &mut Credits,
+                           counters: &mut WorkerCounters,
+                           (s, p, b): (usize, u64, u64)| {
+            let path = emc.path(s);
+            if emc.flat(s).is_some() {
+                for st in path.iter().map(|st| Step(*st)) {
+                    if let Some(c) = counters.tables.get_mut(usize::from(st.table())) {
+                        c.lookups += p;
+                        c.matched += if st.rule().is_some() { p } else { 0 };
+                    }
                 }
-            };
+            }
+            credits.add_path(self, path, p, b, now_ms);
+        };
+        for pkt in pkts.iter_mut() {
+            clear_metadata(&mut key);
+            let (layers, decapsulated) =
+                match self.ingress(pkt, in_port, rx_no_receive, &mut key, &mut w) {
+                    Ok(l) => l,
+                    Err(v) => {
+                        finish(w.counters, w.trace, v);
+                        continue;
+                    }
+                };
             // Words 1..=24 were zeroed above and only decapsulation sets
             // any (tunnel fields), so "not decapsulated" implies
             // `cacheable` without reading 24 words per packet.
             debug_assert!(decapsulated || cacheable(&key));
-            if !enabled || decapsulated {
-                self.translate(
-                    pkt,
-                    &mut key,
-                    &mut set,
-                    layers,
-                    now_ms,
-                    counters,
-                    mac,
-                    tunnel,
-                    out,
-                    trace,
-                    PathMode::Live,
-                );
+            if decapsulated {
+                self.translate(pkt, &mut key, &mut set, layers, &mut w, PathMode::Live);
                 continue;
             }
             let h = key_hash(&key);
             let base_len = pkt.len();
             if let Some(slot) = emc.find(h, &key) {
-                counters.emc_hits += 1;
-                let replay = PathMode::Replay {
-                    steps: emc.path(slot),
-                    pos: 0,
-                    base_len,
+                w.counters.emc_hits += 1;
+                let complete = if let Some((ops, missed)) = emc.flat(slot) {
+                    // The translation's header writes and outputs, every
+                    // decision on the key already taken; its table
+                    // lookups are counted per group (`flush_group`).
+                    let outputs = exec::run_flat(ops, pkt, &mut key, &layers, w.out);
+                    let reason = (outputs == 0).then_some(if missed {
+                        DropReason::TableMiss
+                    } else {
+                        DropReason::NoOutput
+                    });
+                    let v = Verdict {
+                        outputs,
+                        packet_ins: 0,
+                        reason,
+                    };
+                    finish(w.counters, w.trace, v);
+                    true
+                } else {
+                    let replay = PathMode::Replay {
+                        steps: emc.path(slot),
+                        pos: 0,
+                        base_len,
+                    };
+                    let (_, path) = self.translate(pkt, &mut key, &mut set, layers, &mut w, replay);
+                    match path {
+                        PathMode::Replay { steps, pos, .. } if pos == steps.len() => true,
+                        PathMode::Replay { steps, pos, .. } => {
+                            // Fewer lookups than recorded: credit this
+                            // packet alone (see `emc`).
+                            for s in steps.get(..pos).unwrap_or_default() {
+                                let s = Step(*s);
+                                let len = (base_len as i64 + i64::from(s.delta())).max(0) as u64;
+                                exec::credit_step(self, s, 1, len, now_ms);
+                            }
+                            false
+                        }
+                        _ => false,
+                    }
                 };
-                let (_, path) = self.translate(
-                    pkt, &mut key, &mut set, layers, now_ms, counters, mac, tunnel, out, trace,
-                    replay,
-                );
-                match path {
-                    PathMode::Replay { steps, pos, .. } if pos == steps.len() => {
-                        // The slot's group: a direct-mapped hint by slot
-                        // bits instead of a scan of the batch's groups (a
-                        // stale or colliding hint opens a second group for
-                        // the slot, credited the same way).
-                        let hint = group_of.get_mut(slot % GROUP_HINTS);
-                        let g = hint.as_deref().map_or(usize::MAX, |g| usize::from(*g));
-                        match groups.get_mut(..n_groups).and_then(|l| l.get_mut(g)) {
-                            Some(e) if e.0 == slot => {
-                                e.1 += 1;
-                                e.2 += base_len as u64;
+                if complete {
+                    // The slot's group: a direct-mapped hint by slot bits
+                    // instead of a scan of the batch's groups (a stale or
+                    // colliding hint opens a second group for the slot,
+                    // credited the same way).
+                    let hint = group_of.get_mut(slot % GROUP_HINTS);
+                    let g = hint.as_deref().map_or(usize::MAX, |g| usize::from(*g));
+                    match groups.get_mut(..n_groups).and_then(|l| l.get_mut(g)) {
+                        Some(e) if e.0 == slot => {
+                            e.1 += 1;
+                            e.2 += base_len as u64;
+                        }
+                        _ => {
+                            if n_groups == BATCH_MAX {
+                                for &(s, p, b) in &groups {
+                                    flush_group(emc, &mut credits, w.counters, (s, p, b));
+                                }
+                                n_groups = 0;
                             }
-                            _ => {
-                                if n_groups == BATCH_MAX {
-                                    for &(s, p, b) in &groups {
-                                        credits.add_path(self, emc.path(s), p, b, now_ms);
-                                    }
-                                    n_groups = 0;
-                                }
-                                if let (Some(e), Some(h)) = (groups.get_mut(n_groups), hint) {
-                                    *e = (slot, 1, base_len as u64);
-                                    *h = n_groups as u8;
-                                    n_groups += 1;
-                                }
+                            if let (Some(e), Some(h)) = (groups.get_mut(n_groups), hint) {
+                                *e = (slot, 1, base_len as u64);
+                                *h = n_groups as u8;
+                                n_groups += 1;
                             }
                         }
                     }
-                    PathMode::Replay { steps, pos, .. } => {
-                        // Fewer lookups than recorded: credit this packet
-                        // alone (see `emc`).
-                        for s in steps.get(..pos).unwrap_or_default() {
-                            let s = Step(*s);
-                            let len = (base_len as i64 + i64::from(s.delta())).max(0) as u64;
-                            exec::credit_step(self, s, 1, len, now_ms);
-                        }
-                    }
-                    _ => {}
                 }
             } else {
-                counters.emc_misses += 1;
+                w.counters.emc_misses += 1;
                 // The entry words as extracted (the actions may rewrite
                 // the key in place).
-                let w = emc_key(&key);
+                let ek = emc_key(&key);
                 let mut rec = PathRec::new();
-                self.translate(
+                let (v, _) = self.translate(
                     pkt,
                     &mut key,
                     &mut set,
                     layers,
-                    now_ms,
-                    counters,
-                    mac,
-                    tunnel,
-                    out,
-                    trace,
+                    &mut w,
                     PathMode::Record(&mut rec),
                 );
                 if !rec.uncacheable {
@@ -721,7 +749,7 @@ impl Pipeline {
                     while g < n_groups {
                         match groups.get(g) {
                             Some(&(s, p, b)) if s == slot => {
-                                credits.add_path(self, emc.path(s), p, b, now_ms);
+                                flush_group(emc, &mut credits, w.counters, (s, p, b));
                                 groups.copy_within(g + 1..n_groups, g);
                                 n_groups -= 1;
                                 // Hints past `g` now point one too far:
@@ -731,12 +759,13 @@ impl Pipeline {
                             _ => g += 1,
                         }
                     }
-                    emc.insert_at(slot, h, &w, &rec);
+                    let missed = v.reason == Some(DropReason::TableMiss);
+                    emc.insert_at(slot, h, &ek, &rec, missed);
                 }
             }
         }
-        for &(s, p, b) in groups.get(..n_groups).unwrap_or_default() {
-            credits.add_path(self, emc.path(s), p, b, now_ms);
+        for &g in groups.get(..n_groups).unwrap_or_default() {
+            flush_group(emc, &mut credits, w.counters, g);
         }
         credits.apply(self, now_ms);
     }
@@ -745,19 +774,19 @@ impl Pipeline {
     /// early drops. `rx_no_receive` is `in_port`'s `no-receive` setting.
     /// `Ok` holds the layers and whether the packet was decapsulated (its
     /// key has tunnel fields); `Err` the verdict of a dropped packet.
-    #[allow(clippy::too_many_arguments)] // The worker state, split for borrowing.
     #[inline]
-    fn ingress(
+    fn ingress<O: OutputSink, T: TraceSink>(
         &self,
         pkt: &mut PacketBuf,
         in_port: PortNo,
         rx_no_receive: bool,
         key: &mut FlowKey,
-        counters: &mut WorkerCounters,
-        tunnel: &mut TunnelWorker,
-        out: &mut impl OutputSink,
-        trace: &mut impl TraceSink,
+        w: &mut Io<'_, O, T>,
     ) -> Result<(Layers, bool), Verdict> {
+        let counters = &mut *w.counters;
+        let tunnel = &mut *w.tunnel;
+        let out = &mut *w.out;
+        let trace = &mut *w.trace;
         counters.packets += 1;
         counters.bytes += pkt.len() as u64;
         let mut in_port = in_port;
@@ -858,7 +887,6 @@ impl Pipeline {
 
     /// Stages 4 to 6 for an extracted packet; returns the verdict and the
     /// path mode as the translation left it.
-    #[allow(clippy::too_many_arguments)] // The worker state, split for borrowing.
     #[inline]
     fn translate<'p, 'b, 'e, O: OutputSink, T: TraceSink>(
         &'p self,
@@ -866,14 +894,18 @@ impl Pipeline {
         key: &'b mut FlowKey,
         set: &'b mut exec::ActionSet<'p>,
         layers: Layers,
-        now_ms: u64,
-        counters: &mut WorkerCounters,
-        mac: &mut MacTable,
-        tunnel: &mut TunnelWorker,
-        out: &mut O,
-        trace: &mut T,
+        w: &'b mut Io<'_, O, T>,
         path: PathMode<'e>,
     ) -> (Verdict, PathMode<'e>) {
+        let Io {
+            now_ms,
+            counters,
+            mac,
+            tunnel,
+            out,
+            trace,
+        } = w;
+        let now_ms = *now_ms;
         let zero_ports =
             key.nw_frag() & NW_FRAG_ANY != 0 && self.config.frag_mode == FragMode::Normal;
         if zero_ports {
@@ -891,8 +923,8 @@ impl Pipeline {
             tunnel,
             tables: &mut counters.tables[..],
             path,
-            out,
-            trace: &mut *trace,
+            out: &mut **out,
+            trace: &mut **trace,
             set,
             depth: 0,
             resubmits: 0,
@@ -920,7 +952,7 @@ impl Pipeline {
             });
         }
         let path = std::mem::replace(&mut ctx.path, PathMode::Live);
-        (finish(counters, trace, v), path)
+        (finish(counters, &mut **trace, v), path)
     }
 }
 
@@ -951,6 +983,27 @@ impl Pipeline {
             packet_ins: 0,
             reason: None,
         }
+    }
+}
+
+/// The worker's side of one translation: the clock reading and
+/// everything besides the packet that stages 1 to 6 write (one value
+/// instead of the same six arguments at every call).
+struct Io<'w, O, T> {
+    now_ms: u64,
+    counters: &'w mut WorkerCounters,
+    mac: &'w mut MacTable,
+    tunnel: &'w mut TunnelWorker,
+    out: &'w mut O,
+    trace: &'w mut T,
+}
+
+/// Zeroes the key's port, metadata, register and tunnel words (`extract`
+/// clears the packet words itself), so one key serves a whole batch.
+#[inline]
+fn clear_metadata(key: &mut FlowKey) {
+    if let Some(meta) = key.0.get_mut(..protocol::flow::key::FIRST_PACKET_WORD) {
+        meta.fill(0);
     }
 }
 
