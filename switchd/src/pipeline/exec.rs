@@ -710,8 +710,11 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, '_, O, T> {
             self.trace.note(TraceNote::NoForward(port));
             return;
         }
-        if let Some(tp) = self.pl.tunnels.port(port) {
-            self.emit_tunnel(*tp);
+        let pl = self.pl;
+        if let Some(tp) = pl.tunnels.port(port) {
+            // By reference: encap recognises the snapshot's own port value
+            // by address and takes its cached outer header template.
+            self.emit_tunnel(tp);
             return;
         }
         let bytes = self.pkt.data();
@@ -722,9 +725,9 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, '_, O, T> {
 
     /// Output to a tunnel port: encapsulate in the headroom, send out of
     /// the underlay port, restore the inner frame (see [`crate::tunnel`]).
-    fn emit_tunnel(&mut self, tp: TunnelPort) {
+    fn emit_tunnel(&mut self, tp: &TunnelPort) {
         let pl = self.pl;
-        match pl.tunnels.encap(&tp, self.key, &self.layers, self.pkt) {
+        match pl.tunnels.encap(tp, self.key, &self.layers, self.pkt) {
             Ok(n) => {
                 let underlay = pl.tunnels.underlay().map_or(PortNo::LOCAL, |u| u.port);
                 self.trace.note(TraceNote::TunnelEncap {
