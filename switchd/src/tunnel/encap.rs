@@ -364,21 +364,29 @@ impl Tunnels {
             ut[9] =
                 if flags & TUN_FLAG_OAM != 0 { 0x80 } else { 0 } | if critical { 0x40 } else { 0 };
             // Options in slot order: the prebuilt 4-byte header, then the
-            // low `len` bytes of the slot value.
+            // slot value's low 4 or 8 bytes (`TlvMap::new` allows only
+            // these), as fixed-size writes.
             let mut at = 0;
             let mut bits = slots;
             while bits != 0 {
                 let i = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
                 let h = self.tlv.header(i);
-                let len = 4 * usize::from(h[3]);
-                let v = key.tun_metadata(i).to_be_bytes();
-                if let (Some(dst), Some(data)) = (rest.get_mut(at..at + 4 + len), v.get(8 - len..))
-                {
-                    dst[..4].copy_from_slice(&h);
-                    dst[4..].copy_from_slice(data);
+                let v = key.tun_metadata(i);
+                let dst = rest.get_mut(at..).unwrap_or_default();
+                if h[3] == 1 {
+                    if let Some(d) = dst.first_chunk_mut::<8>() {
+                        d[..4].copy_from_slice(&h);
+                        d[4..].copy_from_slice(&(v as u32).to_be_bytes());
+                    }
+                    at += 8;
+                } else {
+                    if let Some(d) = dst.first_chunk_mut::<12>() {
+                        d[..4].copy_from_slice(&h);
+                        d[4..].copy_from_slice(&v.to_be_bytes());
+                    }
+                    at += 12;
                 }
-                at += 4 + len;
             }
         }
         // UDP checksum: always over IPv6 (RFC 8200), over IPv4 only with
