@@ -114,6 +114,10 @@ pub(crate) struct Template {
     /// The pseudo-header sum of the addresses and protocol (UDP checksum:
     /// plus the UDP length and the datagram).
     pseudo_sum: u16,
+    /// The sum of the template's UDP and tunnel base header (16 bytes),
+    /// so the UDP checksum adds the per-packet fields by value instead of
+    /// reading back bytes just stored (a store-forwarding stall).
+    udp_tun_sum: u16,
 }
 
 impl Template {
@@ -163,11 +167,13 @@ impl Template {
             // RFC 7348 5: flags = I, reserved zero.
             TunnelKind::Vxlan => b[tun] = vxlan::FLAG_I,
         }
+        let udp_tun_sum = checksum::data(&b[udp_ofs..udp_ofs + UDP_LEN + 8]);
         Some(Template {
             bytes: b,
             v6,
             ip_sum,
             pseudo_sum,
+            udp_tun_sum,
         })
     }
 }
@@ -218,7 +224,7 @@ impl Tunnels {
     /// `pkt.pull_front(len)` to get the inner frame back unchanged.
     ///
     /// The outer headers come from the snapshot's template for (`tp`,
-    /// remote) (see [`Template`]); a port that is not this snapshot's
+    /// remote) (see `Template`); a port that is not this snapshot's
     /// (another value under the same number) gets a template built for
     /// this packet, with the same result.
     ///
@@ -355,6 +361,13 @@ impl Tunnels {
         let Some(ut) = tail.first_chunk_mut::<{ UDP_LEN + 8 }>() else {
             return Err(EncapError::Drop(TunnelDrop::NoHeadroom));
         };
+        // The UDP header and tunnel header words not in the template, for
+        // the UDP checksum (16-bit words, summed by value).
+        let mut hsum = u32::from(t.udp_tun_sum)
+            + u32::from(src_port)
+            + u32::from(udp_total)
+            + (u32::from(vni[0]) << 8 | u32::from(vni[1]))
+            + (u32::from(vni[2]) << 8);
         ut[..2].copy_from_slice(&src_port.to_be_bytes());
         ut[4..6].copy_from_slice(&udp_total.to_be_bytes());
         ut[12..15].copy_from_slice(&vni);
@@ -363,6 +376,7 @@ impl Tunnels {
             ut[8] = (opt_len / 4) as u8;
             ut[9] =
                 if flags & TUN_FLAG_OAM != 0 { 0x80 } else { 0 } | if critical { 0x40 } else { 0 };
+            hsum += u32::from(ut[8]) << 8 | u32::from(ut[9]);
             // Options in slot order: the prebuilt 4-byte header, then the
             // slot value's low 4 or 8 bytes (`TlvMap::new` allows only
             // these), as fixed-size writes.
@@ -373,6 +387,13 @@ impl Tunnels {
                 bits &= bits - 1;
                 let h = self.tlv.header(i);
                 let v = key.tun_metadata(i);
+                hsum += (u32::from(h[0]) << 8 | u32::from(h[1]))
+                    + (u32::from(h[2]) << 8 | u32::from(h[3]))
+                    + (v & 0xffff) as u32
+                    + ((v >> 16) & 0xffff) as u32;
+                if h[3] != 1 {
+                    hsum += ((v >> 32) & 0xffff) as u32 + (v >> 48) as u32;
+                }
                 let dst = rest.get_mut(at..).unwrap_or_default();
                 if h[3] == 1 {
                     if let Some(d) = dst.first_chunk_mut::<8>() {
@@ -391,17 +412,14 @@ impl Tunnels {
         }
         // UDP checksum: always over IPv6 (RFC 8200), over IPv4 only with
         // `tun_flags` `csum`: the template's pseudo-header sum, the
-        // length, and the datagram (its checksum field is still zero).
+        // length, the headers just written (by value) and the inner frame.
         if t.v6 || flags & TUN_FLAG_CSUM != 0 {
-            let data = pkt.data_mut();
-            if let Some(seg) = data.get_mut(udp_ofs..) {
-                let c = !checksum::combine(&[t.pseudo_sum, udp_total, checksum::data(seg)]);
-                // A computed zero is sent as all ones (RFC 768).
-                let c = if c == 0 { 0xffff } else { c };
-                if let Some(f) = seg.get_mut(6..8) {
-                    f.copy_from_slice(&c.to_be_bytes());
-                }
-            }
+            let inner = rest.get(opt_len..).unwrap_or_default();
+            let hs = checksum::combine(&[(hsum & 0xffff) as u16, (hsum >> 16) as u16]);
+            let c = !checksum::combine(&[t.pseudo_sum, udp_total, hs, checksum::data(inner)]);
+            // A computed zero is sent as all ones (RFC 768).
+            let c = if c == 0 { 0xffff } else { c };
+            ut[6..8].copy_from_slice(&c.to_be_bytes());
         }
         Ok(base + opt_len)
     }

@@ -91,6 +91,18 @@
 //!   option). C flag set if any written option's type has the critical
 //!   bit. VXLAN: flags = I only (RFC 7348 5), reserved bytes zero.
 //! * The inner frame is not touched (checksums, TTL, nothing).
+//! * Per packet (OVS `netdev_tnl_push_udp_header`): the outer headers are
+//!   a template per (tunnel port, next-hop entry) built with the snapshot
+//!   (see [`Tunnels`] for when it is rebuilt) and copied; then the
+//!   lengths, TOS/TTL, the IPv4 header checksum (the template's
+//!   precomputed sum plus TOS, total length and TTL: no header re-sum),
+//!   the UDP source port, the VNI, Geneve's option length, flags and
+//!   options are written, and where a UDP checksum is sent it is the
+//!   template's pseudo-header sum plus the written fields by value plus
+//!   the inner frame's sum (`protocol::wire::checksum::data`, 8 bytes per
+//!   step). The remote's next hop is found through a hash index
+//!   ([`NextHops::position`]), not a search; nothing asks the kernel per
+//!   packet (the daemon reads routes and neighbours, `crate::underlay`).
 //!
 //! # MTU ([`Tunnels::encap`] returns [`EncapError::TooBig`])
 //!
@@ -612,7 +624,7 @@ pub enum TunnelEvent {
 ///
 /// # Outer header templates (invalidation)
 ///
-/// Built with the snapshot: one [`encap::Template`] per (tunnel port,
+/// Built with the snapshot: one `encap::Template` per (tunnel port,
 /// next-hop entry) the port can send to, holding the whole outer header
 /// (next hop MAC, local MAC, addresses, UDP port, tunnel header base).
 /// Every input of a template is a field of this value (ports, underlay
