@@ -446,3 +446,29 @@ fn host_traffic_is_bridged_untouched() {
     );
     let _ = FlowKey::default();
 }
+
+/// The outer header template follows a neighbour change: the same worker
+/// sends one frame to the old next-hop MAC, the daemon republishes the
+/// tunnels with a new MAC (`with_next_hops` + `with_new_tunnels`, what
+/// `control` does when the kernel's neighbour entry changes), and the very
+/// next frame carries the new MAC; nothing else in the frame changes.
+#[test]
+fn changed_neighbour_mac_is_in_the_next_encapsulated_frame() {
+    let a = pipeline(SEND, node(Ipv4Addr::new(192, 0, 2, 1), 1500));
+    let inner = common::pkt(
+        "tcp,dl_src=02:00:00:00:00:0a,dl_dst=02:00:00:00:00:0b,nw_src=10.244.1.2,nw_dst=10.244.2.3,tp_src=1000,tp_dst=80",
+    );
+    let mut ws = WorkerState::new(a.config());
+    let r = common::run_on(&a, &mut ws, 2, &inner, 0);
+    let first = r.out(0).to_vec();
+    assert_eq!(&first[..6], &[2, 0, 0, 0, 0, 7]);
+    let t2 = a.tunnels().with_next_hops(NextHops::from_entries([(
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
+        EthernetAddress([2, 0, 0, 0, 0, 0x77]),
+    )]));
+    let a2 = a.with_new_tunnels(Arc::new(t2), a.generation() + 1);
+    let r = common::run_on(&a2, &mut ws, 2, &inner, 0);
+    let second = r.out(0).to_vec();
+    assert_eq!(&second[..6], &[2, 0, 0, 0, 0, 0x77]);
+    assert_eq!(second[6..], first[6..]);
+}

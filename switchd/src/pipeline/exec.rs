@@ -784,8 +784,11 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, '_, O, T> {
             self.trace.note(TraceNote::NoForward(port));
             return;
         }
-        if let Some(tp) = self.pl.tunnels.port(port) {
-            self.emit_tunnel(*tp);
+        let pl = self.pl;
+        if let Some(tp) = pl.tunnels.port(port) {
+            // By reference: encap recognises the snapshot's own port value
+            // by address and takes its cached outer header template.
+            self.emit_tunnel(tp);
             return;
         }
         self.flat(FlatOp::Emit(port));
@@ -797,10 +800,10 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, '_, O, T> {
 
     /// Output to a tunnel port: encapsulate in the headroom, send out of
     /// the underlay port, restore the inner frame (see [`crate::tunnel`]).
-    fn emit_tunnel(&mut self, tp: TunnelPort) {
+    fn emit_tunnel(&mut self, tp: &TunnelPort) {
         self.no_flat();
         let pl = self.pl;
-        match pl.tunnels.encap(&tp, self.key, &self.layers, self.pkt) {
+        match pl.tunnels.encap(tp, self.key, &self.layers, self.pkt) {
             Ok(n) => {
                 let underlay = pl.tunnels.underlay().map_or(PortNo::LOCAL, |u| u.port);
                 self.trace.note(TraceNote::TunnelEncap {

@@ -201,30 +201,70 @@ impl Tunnels {
         if o.df {
             flags |= TUN_FLAG_DONT_FRAGMENT;
         }
-        let (vni, tun_len, proto, options) = match kind {
+        // Options: mapped ones to their slots as they are walked (one
+        // pass, which also validates the area); an unknown critical one
+        // is remembered and dropped below, after the port checks.
+        let mut meta = [0u64; protocol::flow::key::TUN_METADATA_SLOTS];
+        let mut found: u8 = 0;
+        let mut unknown_critical = false;
+        let (vni, tun_len, proto) = match kind {
             TunnelKind::Vxlan => {
-                let p = vxlan::Packet::new_unchecked(payload);
-                match vxlan::Repr::parse(&p) {
-                    Ok(r) => (
-                        r.vni.get(),
-                        vxlan::HEADER_LEN,
-                        EtherType::TransparentEthernet,
-                        &[][..],
-                    ),
-                    Err(_) => return Decap::Drop(TunnelDrop::Malformed),
+                // RFC 7348: the I flag must be set; VNI in bytes 4..7.
+                let Some(h) = payload.first_chunk::<{ vxlan::HEADER_LEN }>() else {
+                    return Decap::Drop(TunnelDrop::Malformed);
+                };
+                if h[0] & vxlan::FLAG_I == 0 {
+                    return Decap::Drop(TunnelDrop::Malformed);
                 }
+                let vni = u32::from_be_bytes([0, h[4], h[5], h[6]]);
+                (vni, vxlan::HEADER_LEN, EtherType::TransparentEthernet)
             }
             TunnelKind::Geneve => {
-                let Ok(p) = geneve::Packet::new_checked(payload) else {
+                // Version 0, options length in words, O flag, protocol
+                // type, VNI (RFC 8926 3.4); the options area whole.
+                let Some(h) = payload.first_chunk::<{ geneve::HEADER_LEN }>() else {
                     return Decap::Drop(TunnelDrop::Malformed);
                 };
-                let Ok(r) = geneve::Repr::parse(&p) else {
+                if h[0] >> 6 != 0 {
+                    return Decap::Drop(TunnelDrop::Malformed);
+                }
+                let opt_len = usize::from(h[0] & 0x3f) * 4;
+                let Some(mut rest) = payload.get(geneve::HEADER_LEN..geneve::HEADER_LEN + opt_len)
+                else {
                     return Decap::Drop(TunnelDrop::Malformed);
                 };
-                if r.oam {
+                if h[1] & 0x80 != 0 {
+                    // The O (OAM) flag.
                     flags |= TUN_FLAG_OAM;
                 }
-                (r.vni.get(), r.header_len(), r.protocol_type, r.options)
+                while let Some(&[c0, c1, ty, l]) = rest.first_chunk::<4>() {
+                    let end = 4 + usize::from(l & 0x1f) * 4;
+                    let Some(data) = rest.get(4..end) else {
+                        return Decap::Drop(TunnelDrop::Malformed);
+                    };
+                    match self.tlv.find(u16::from_be_bytes([c0, c1]), ty) {
+                        Some((slot, len)) if usize::from(len) == data.len() => {
+                            let v = match *data {
+                                [a, b, c, d] => u64::from(u32::from_be_bytes([a, b, c, d])),
+                                [a, b, c, d, e, f, g, h] => {
+                                    u64::from_be_bytes([a, b, c, d, e, f, g, h])
+                                }
+                                _ => 0,
+                            };
+                            if let Some(m) = meta.get_mut(slot) {
+                                *m = v;
+                                found |= 1 << slot;
+                            }
+                        }
+                        _ if ty & geneve::OPTION_TYPE_CRITICAL != 0 => unknown_critical = true,
+                        _ => {}
+                    }
+                    rest = rest.get(end..).unwrap_or_default();
+                }
+                // A 1..3-byte tail cannot happen (the area is whole words).
+                let proto = EtherType::from(u16::from_be_bytes([h[2], h[3]]));
+                let vni = u32::from_be_bytes([0, h[4], h[5], h[6]]);
+                (vni, geneve::HEADER_LEN + opt_len, proto)
             }
         };
         let Some(tp) = self.find_port(kind, o.udp_dst, o.remote, vni) else {
@@ -240,28 +280,8 @@ impl Tunnels {
         if inner_len == 0 || (!dummy_eth && inner_len < ETH_LEN) {
             return Decap::Drop(TunnelDrop::Malformed);
         }
-        // Options: mapped ones to their slots, unknown critical ones drop.
-        let mut meta = [0u64; protocol::flow::key::TUN_METADATA_SLOTS];
-        let mut found: u8 = 0;
-        for opt in geneve::Options::new(options) {
-            let Ok(opt) = opt else {
-                return Decap::Drop(TunnelDrop::Malformed);
-            };
-            match self.tlv.find(opt.class, opt.kind) {
-                Some((slot, len)) if usize::from(len) == opt.data.len() => {
-                    let v = match *opt.data {
-                        [a, b, c, d] => u64::from(u32::from_be_bytes([a, b, c, d])),
-                        [a, b, c, d, e, f, g, h] => u64::from_be_bytes([a, b, c, d, e, f, g, h]),
-                        _ => 0,
-                    };
-                    if let Some(m) = meta.get_mut(slot) {
-                        *m = v;
-                        found |= 1 << slot;
-                    }
-                }
-                _ if opt.critical => return Decap::Drop(TunnelDrop::CriticalOption),
-                _ => {}
-            }
+        if unknown_critical {
+            return Decap::Drop(TunnelDrop::CriticalOption);
         }
 
         // Committed: fill the key and strip the outer headers.

@@ -5,11 +5,11 @@ use core::net::IpAddr;
 
 use protocol::flow::key::{TUN_FLAG_CSUM, TUN_FLAG_OAM};
 use protocol::flow::{FlowKey, Layers};
-use protocol::wire::{EtherType, IpProtocol, checksum, geneve, udp, vxlan, vxlan::Vni};
+use protocol::wire::{EtherType, EthernetAddress, IpProtocol, checksum, vxlan, vxlan::Vni};
 
 use super::{
-    DEFAULT_TTL, ETH_LEN, IPV4_LEN, IPV6_LEN, SRC_PORT_MAX, SRC_PORT_MIN, TunnelDrop, TunnelKind,
-    TunnelPort, Tunnels, UDP_LEN,
+    DEFAULT_TTL, ETH_LEN, IPV4_LEN, IPV6_LEN, NextHops, SRC_PORT_MAX, SRC_PORT_MIN, TunnelDrop,
+    TunnelKind, TunnelPort, Tunnels, UDP_LEN, Underlay,
 };
 use crate::buf::PacketBuf;
 
@@ -45,31 +45,175 @@ impl EncapError {
 /// EtherType, IP protocol and L4 ports mapped into
 /// [`SRC_PORT_MIN`]..=[`SRC_PORT_MAX`] (Linux `udp_flow_src_port`'s
 /// multiply-shift mapping).
+///
+/// The hash is four independent folded 64x64->128-bit multiplies (the
+/// wyhash "mum" step) over pairs of key words, combined and mixed once
+/// more: the multiplies run in parallel, where a chained multiply per
+/// word took about a quarter of an encapsulation.
 #[inline]
 pub fn flow_src_port(key: &FlowKey) -> u16 {
+    // Odd constants (wyhash's secrets and the golden ratio).
+    const S: [u64; 9] = [
+        0xa076_1d64_78bd_642f,
+        0xe703_7ed1_a0b4_28db,
+        0x8ebc_6af0_9c88_c6e3,
+        0x5899_65cc_7537_4cc3,
+        0x1d8e_4e27_c47d_124f,
+        0x9e37_79b9_7f4a_7c15,
+        0x243f_6a88_85a3_08d3,
+        0x1319_8a2e_0370_7345,
+        0xa409_3822_299f_31d0,
+    ];
+    #[inline(always)]
+    fn mum(a: u64, b: u64) -> u64 {
+        let p = u128::from(a) * u128::from(b);
+        (p as u64) ^ ((p >> 64) as u64)
+    }
     let w = &key.0;
     // dl_dst+dl_type, dl_src, nw_src/dst, ipv6 src/dst, nw_proto (word 33
-    // bits 32..40), tp_src/tp_dst (word 34 low 32 bits).
-    let parts = [
-        w[25],
-        w[26],
-        w[28],
-        w[29],
-        w[30],
-        w[31],
-        w[32],
-        (w[33] >> 32) & 0xff,
-        w[34] & 0xffff_ffff,
-    ];
-    let mut h: u64 = 0x243f_6a88_85a3_08d3;
-    for p in parts {
-        h = (h ^ p).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        h ^= h >> 32;
-    }
-    let h32 = (h ^ (h >> 29)) as u32;
+    // bits 32..40) with tp_src/tp_dst (word 34 low 32 bits).
+    let l4 = ((w[33] >> 32) & 0xff) << 32 | (w[34] & 0xffff_ffff);
+    let h = mum(w[25] ^ S[0], w[26] ^ S[1])
+        ^ mum(w[28] ^ S[2], w[29] ^ S[3])
+        ^ mum(w[30] ^ S[4], w[31] ^ S[5])
+        ^ mum(w[32] ^ S[6], l4 ^ S[7]);
+    let h = mum(h ^ S[8], S[5]);
+    let h32 = (h ^ (h >> 32)) as u32;
     let range = u64::from(SRC_PORT_MAX - SRC_PORT_MIN + 1);
     // (hash * range) >> 32 < range <= 28232: fits in u16.
     SRC_PORT_MIN + ((u64::from(h32) * range) >> 32) as u16
+}
+
+/// Length of an outer header template: Ethernet, IPv6 (the longer IP
+/// header), UDP and the 8-byte Geneve/VXLAN base header. An IPv4 template
+/// uses the first [`TEMPLATE_LEN_V4`] bytes.
+pub(crate) const TEMPLATE_LEN: usize = ETH_LEN + IPV6_LEN + UDP_LEN + 8;
+/// Length of an IPv4 outer header template.
+pub(crate) const TEMPLATE_LEN_V4: usize = ETH_LEN + IPV4_LEN + UDP_LEN + 8;
+
+/// The outer headers for one (tunnel port, remote endpoint) pair, built
+/// once per snapshot and copied in front of every packet, as OVS's
+/// `netdev_tnl_push_udp_header` copies the header it built per flow and
+/// neighbour. Per packet only the lengths, TOS/TTL, the IPv4 checksum,
+/// the UDP source port (and checksum where one is sent), the VNI and
+/// Geneve's option length, flags and options are written.
+///
+/// In `bytes`: next hop and local MACs, EtherType; IPv4 with version/IHL,
+/// DF, protocol UDP and the addresses (TOS, total length, TTL and
+/// checksum zero) or IPv6 with version, next header UDP and the addresses
+/// (traffic class, payload length, hop limit zero); UDP destination port
+/// (the rest zero); Geneve protocol type 0x6558 or the VXLAN I flag (the
+/// rest zero).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Template {
+    bytes: [u8; TEMPLATE_LEN],
+    v6: bool,
+    /// IPv4: the one's complement sum of the 20 header bytes as in
+    /// `bytes`, so the checksum is this plus TOS, total length and TTL.
+    ip_sum: u16,
+    /// The pseudo-header sum of the addresses and protocol (UDP checksum:
+    /// plus the UDP length and the datagram).
+    pseudo_sum: u16,
+    /// The sum of the template's UDP and tunnel base header (16 bytes),
+    /// so the UDP checksum adds the per-packet fields by value instead of
+    /// reading back bytes just stored (a store-forwarding stall).
+    udp_tun_sum: u16,
+}
+
+impl Template {
+    /// The template for port `tp` from `local` to `remote` (same family)
+    /// through next hop `mac`.
+    pub(crate) fn new(
+        tp: &TunnelPort,
+        local_mac: EthernetAddress,
+        local: IpAddr,
+        remote: IpAddr,
+        mac: EthernetAddress,
+    ) -> Option<Template> {
+        let mut b = [0u8; TEMPLATE_LEN];
+        b[..6].copy_from_slice(&mac.0);
+        b[6..12].copy_from_slice(&local_mac.0);
+        let (v6, ip_sum, pseudo_sum, udp_ofs) = match (local, remote) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                b[12..14].copy_from_slice(&u16::from(EtherType::Ipv4).to_be_bytes());
+                let ip = &mut b[ETH_LEN..ETH_LEN + IPV4_LEN];
+                ip[0] = 0x45;
+                // Id 0, DF, offset 0 (RFC 6864 atomic datagram).
+                ip[6] = 0x40;
+                ip[9] = u8::from(IpProtocol::Udp);
+                ip[12..16].copy_from_slice(&src.octets());
+                ip[16..20].copy_from_slice(&dst.octets());
+                let ip_sum = checksum::data(ip);
+                let pseudo = checksum::pseudo_header_v4(src, dst, IpProtocol::Udp.into(), 0);
+                (false, ip_sum, pseudo, ETH_LEN + IPV4_LEN)
+            }
+            (IpAddr::V6(src), IpAddr::V6(dst)) => {
+                b[12..14].copy_from_slice(&u16::from(EtherType::Ipv6).to_be_bytes());
+                let ip = &mut b[ETH_LEN..ETH_LEN + IPV6_LEN];
+                ip[0] = 0x60;
+                ip[6] = u8::from(IpProtocol::Udp);
+                ip[8..24].copy_from_slice(&src.octets());
+                ip[24..40].copy_from_slice(&dst.octets());
+                let pseudo = checksum::pseudo_header_v6(src, dst, IpProtocol::Udp.into(), 0);
+                (true, 0, pseudo, ETH_LEN + IPV6_LEN)
+            }
+            _ => return None,
+        };
+        b[udp_ofs + 2..udp_ofs + 4].copy_from_slice(&tp.udp_port().to_be_bytes());
+        let tun = udp_ofs + UDP_LEN;
+        match tp.kind {
+            TunnelKind::Geneve => b[tun + 2..tun + 4]
+                .copy_from_slice(&u16::from(EtherType::TransparentEthernet).to_be_bytes()),
+            // RFC 7348 5: flags = I, reserved zero.
+            TunnelKind::Vxlan => b[tun] = vxlan::FLAG_I,
+        }
+        let udp_tun_sum = checksum::data(&b[udp_ofs..udp_ofs + UDP_LEN + 8]);
+        Some(Template {
+            bytes: b,
+            v6,
+            ip_sum,
+            pseudo_sum,
+            udp_tun_sum,
+        })
+    }
+}
+
+/// The templates of every (port, next hop) pair, row by port (in the
+/// order of `ports`), column by next-hop entry; `None` where the port
+/// cannot send to that remote (a fixed `remote_ip` elsewhere, no local
+/// address of the remote's family, no underlay).
+pub(crate) fn build_templates(
+    ports: &[TunnelPort],
+    underlay: Option<&Underlay>,
+    next_hops: &NextHops,
+) -> Box<[Option<Template>]> {
+    let hops = next_hops.entries();
+    let mut v = Vec::with_capacity(ports.len() * hops.len());
+    for tp in ports {
+        for &(remote, mac) in hops {
+            let t = underlay.and_then(|u| {
+                if tp.config.remote_ip.is_some_and(|r| r != remote) {
+                    return None;
+                }
+                let local = local_ip(u, tp, remote)?;
+                Template::new(tp, u.local_mac, local, remote, mac)
+            });
+            v.push(t);
+        }
+    }
+    v.into_boxed_slice()
+}
+
+/// The local endpoint for `remote` on port `tp`: the port's `local_ip`,
+/// else the underlay's address of the remote's family.
+#[inline]
+fn local_ip(u: &Underlay, tp: &TunnelPort, remote: IpAddr) -> Option<IpAddr> {
+    match (tp.config.local_ip, remote) {
+        (Some(l), r) if l.is_ipv4() == r.is_ipv4() => Some(l),
+        (Some(_), _) => None,
+        (None, IpAddr::V4(_)) => u.local_ipv4.map(IpAddr::V4),
+        (None, IpAddr::V6(_)) => u.local_ipv6.map(IpAddr::V6),
+    }
 }
 
 impl Tunnels {
@@ -79,8 +223,14 @@ impl Tunnels {
     /// sends `pkt.data()` out of the underlay port and then calls
     /// `pkt.pull_front(len)` to get the inner frame back unchanged.
     ///
+    /// The outer headers come from the snapshot's template for (`tp`,
+    /// remote) (see `Template`); a port that is not this snapshot's
+    /// (another value under the same number) gets a template built for
+    /// this packet, with the same result.
+    ///
     /// # Errors
     /// [`EncapError`]: nothing was pushed.
+    #[inline]
     pub fn encap(
         &self,
         tp: &TunnelPort,
@@ -98,159 +248,205 @@ impl Tunnels {
             None if !key.tun_ipv6_dst().is_unspecified() => IpAddr::V6(key.tun_ipv6_dst()),
             None => return Err(EncapError::Drop(TunnelDrop::NoRemote)),
         };
-        let local = match (tp.config.local_ip, remote) {
-            (Some(l), r) if l.is_ipv4() == r.is_ipv4() => l,
-            (Some(_), _) => return Err(EncapError::Drop(TunnelDrop::NoLocalIp)),
-            (None, IpAddr::V4(_)) => IpAddr::V4(
-                u.local_ipv4
-                    .ok_or(EncapError::Drop(TunnelDrop::NoLocalIp))?,
-            ),
-            (None, IpAddr::V6(_)) => IpAddr::V6(
-                u.local_ipv6
-                    .ok_or(EncapError::Drop(TunnelDrop::NoLocalIp))?,
-            ),
+        if let Some(t) = self.template(tp, remote) {
+            return self.encap_with(t, u, tp, key, layers, pkt);
+        }
+        // No cached template: the errors in the documented order (no
+        // local address, too big, no next hop), or a port value that is
+        // not this snapshot's.
+        let local = local_ip(u, tp, remote).ok_or(EncapError::Drop(TunnelDrop::NoLocalIp))?;
+        let ip_len = if remote.is_ipv4() { IPV4_LEN } else { IPV6_LEN };
+        let opt_len = if tp.kind == TunnelKind::Geneve {
+            self.tlv.encap_layout(key.tun_metadata_present()).1
+        } else {
+            0
         };
-        let vni = Vni::new_masked(tp.config.key.unwrap_or(key.tun_id() as u32));
-        let flags = key.tun_flags();
+        fits(u, ip_len, tp.kind.header_len() + opt_len, pkt.len(), layers)?;
+        let mac = self
+            .next_hops
+            .get(remote)
+            .ok_or(EncapError::NoNextHop(remote))?;
+        let t = Template::new(tp, u.local_mac, local, remote, mac)
+            .ok_or(EncapError::Drop(TunnelDrop::NoLocalIp))?;
+        self.encap_with(&t, u, tp, key, layers, pkt)
+    }
 
-        // Geneve options from the present, mapped tun_metadata slots: the
-        // length first (for the MTU check), written after the push.
+    /// The cached template for (`tp`, `remote`): one lookup of the port
+    /// (by number; the port value must be this snapshot's) and one hash
+    /// probe of the next hops.
+    #[inline]
+    pub(crate) fn template(&self, tp: &TunnelPort, remote: IpAddr) -> Option<&Template> {
+        let pi = self.ports.binary_search_by_key(&tp.port, |t| t.port).ok()?;
+        let mine = self.ports.get(pi)?;
+        if !core::ptr::eq(mine, tp) && mine != tp {
+            return None;
+        }
+        let hi = self.next_hops.position(remote)?;
+        let n = self.next_hops.entries().len();
+        self.templates.get(pi * n + hi)?.as_ref()
+    }
+
+    /// Copies template `t` in front of `pkt` and writes the per-packet
+    /// fields.
+    #[inline]
+    fn encap_with(
+        &self,
+        t: &Template,
+        u: &Underlay,
+        tp: &TunnelPort,
+        key: &FlowKey,
+        layers: &Layers,
+        pkt: &mut PacketBuf,
+    ) -> Result<usize, EncapError> {
+        let flags = key.tun_flags();
+        // Geneve options from the present, mapped tun_metadata slots
+        // (precomputed TLV layout, `TlvMap::new`).
         let present = if tp.kind == TunnelKind::Geneve {
             key.tun_metadata_present()
         } else {
             0
         };
-        // Precomputed TLV layout (`TlvMap::new`): no per-slot decoding.
         let (slots, opt_len, critical) = if present != 0 {
             self.tlv.encap_layout(present)
         } else {
             (0, 0, false)
         };
-
-        let ip_len = if remote.is_ipv4() { IPV4_LEN } else { IPV6_LEN };
-        let tun_len = tp.kind.header_len() + opt_len;
-        let inner_len = pkt.len();
-        let outer_ip_total = ip_len + UDP_LEN + tun_len + inner_len;
-        if outer_ip_total > u.mtu as usize {
-            let l3 = layers.l3().unwrap_or(ETH_LEN);
-            let before_inner_ip = ip_len + UDP_LEN + tun_len + l3;
-            let inner_mtu = u.mtu.saturating_sub(before_inner_ip as u32);
-            return Err(EncapError::TooBig { inner_mtu });
-        }
-        let (Ok(udp_total), Ok(ip_total)) = (
-            u16::try_from(UDP_LEN + tun_len + inner_len),
-            u16::try_from(outer_ip_total),
-        ) else {
-            return Err(EncapError::TooBig { inner_mtu: 0 });
-        };
-        let nh = self
-            .next_hops
-            .get(remote)
-            .ok_or(EncapError::NoNextHop(remote))?;
-        let hdr_len = ETH_LEN + ip_len + UDP_LEN + tun_len;
+        let ip_len = if t.v6 { IPV6_LEN } else { IPV4_LEN };
+        let (udp_total, ip_total) = fits(u, ip_len, 8 + opt_len, pkt.len(), layers)?;
+        let vni = Vni::new_masked(tp.config.key.unwrap_or(key.tun_id() as u32)).to_be_bytes();
         let src_port = flow_src_port(key);
         let ttl = match key.tun_ttl() {
             0 => DEFAULT_TTL,
             t => t,
         };
         let tos = key.tun_tos();
-        let vni = vni.to_be_bytes();
+        let udp_ofs = ETH_LEN + ip_len;
+        let base = udp_ofs + UDP_LEN + 8;
         let b = pkt
-            .push_front(hdr_len)
+            .push_front(base + opt_len)
             .ok_or(EncapError::Drop(TunnelDrop::NoHeadroom))?;
-        // Fixed-size header writes straight into the buffer (the `Repr`
-        // emitters cost store-forwarding stalls here; the unit tests decode
-        // every field with the wire views and with etherparse).
-        let (eth, rest) = b.split_at_mut(ETH_LEN);
-        eth[..6].copy_from_slice(&nh.0);
-        eth[6..12].copy_from_slice(&u.local_mac.0);
-        let (iph, rest) = rest.split_at_mut(ip_len);
-        let (udph, rest) = rest.split_at_mut(UDP_LEN);
-        let (tunh, _inner) = rest.split_at_mut(tun_len);
-        udph[..2].copy_from_slice(&src_port.to_be_bytes());
-        udph[2..4].copy_from_slice(&tp.udp_port().to_be_bytes());
-        udph[4..6].copy_from_slice(&udp_total.to_be_bytes());
-        udph[6..8].fill(0);
-        match tp.kind {
-            TunnelKind::Geneve => {
-                // Version 0, options length in words; O and C flags.
-                tunh[0] = (opt_len / 4) as u8;
-                tunh[1] = if flags & TUN_FLAG_OAM != 0 { 0x80 } else { 0 }
-                    | if critical { 0x40 } else { 0 };
-                tunh[2..4]
-                    .copy_from_slice(&u16::from(EtherType::TransparentEthernet).to_be_bytes());
-                tunh[4..7].copy_from_slice(&vni);
-                tunh[7] = 0;
-                // Options in slot order: the prebuilt 4-byte header, then
-                // the low `len` bytes of the slot value.
-                let mut at = geneve::HEADER_LEN;
-                let mut bits = slots;
-                while bits != 0 {
-                    let i = bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    let h = self.tlv.header(i);
-                    let len = 4 * usize::from(h[3]);
-                    let v = key.tun_metadata(i).to_be_bytes();
-                    if let (Some(dst), Some(data)) =
-                        (tunh.get_mut(at..at + 4 + len), v.get(8 - len..))
-                    {
-                        dst[..4].copy_from_slice(&h);
-                        dst[4..].copy_from_slice(data);
-                    }
-                    at += 4 + len;
+        let Some((hdr, rest)) = b.split_at_mut_checked(base) else {
+            return Err(EncapError::Drop(TunnelDrop::NoHeadroom));
+        };
+        if t.v6 {
+            let Some(h) = hdr.first_chunk_mut::<TEMPLATE_LEN>() else {
+                return Err(EncapError::Drop(TunnelDrop::NoHeadroom));
+            };
+            *h = t.bytes;
+            // Version 6, traffic class, flow label 0.
+            h[14] = 0x60 | (tos >> 4);
+            h[15] = (tos & 0x0f) << 4;
+            h[18..20].copy_from_slice(&udp_total.to_be_bytes());
+            h[21] = ttl;
+        } else {
+            let (Some(h), Some(tb)) = (
+                hdr.first_chunk_mut::<TEMPLATE_LEN_V4>(),
+                t.bytes.first_chunk::<TEMPLATE_LEN_V4>(),
+            ) else {
+                return Err(EncapError::Drop(TunnelDrop::NoHeadroom));
+            };
+            *h = *tb;
+            h[15] = tos;
+            h[16..18].copy_from_slice(&ip_total.to_be_bytes());
+            h[22] = ttl;
+            // The template's sum plus the three fields that change.
+            let sum =
+                u32::from(t.ip_sum) + u32::from(tos) + u32::from(ip_total) + (u32::from(ttl) << 8);
+            let c = !checksum::combine(&[(sum & 0xffff) as u16, (sum >> 16) as u16]);
+            h[24..26].copy_from_slice(&c.to_be_bytes());
+        }
+        let Some((_, tail)) = hdr.split_at_mut_checked(udp_ofs) else {
+            return Err(EncapError::Drop(TunnelDrop::NoHeadroom));
+        };
+        let Some(ut) = tail.first_chunk_mut::<{ UDP_LEN + 8 }>() else {
+            return Err(EncapError::Drop(TunnelDrop::NoHeadroom));
+        };
+        // The UDP header and tunnel header words not in the template, for
+        // the UDP checksum (16-bit words, summed by value).
+        let mut hsum = u32::from(t.udp_tun_sum)
+            + u32::from(src_port)
+            + u32::from(udp_total)
+            + (u32::from(vni[0]) << 8 | u32::from(vni[1]))
+            + (u32::from(vni[2]) << 8);
+        ut[..2].copy_from_slice(&src_port.to_be_bytes());
+        ut[4..6].copy_from_slice(&udp_total.to_be_bytes());
+        ut[12..15].copy_from_slice(&vni);
+        if tp.kind == TunnelKind::Geneve {
+            // Version 0, options length in words; O and C flags.
+            ut[8] = (opt_len / 4) as u8;
+            ut[9] =
+                if flags & TUN_FLAG_OAM != 0 { 0x80 } else { 0 } | if critical { 0x40 } else { 0 };
+            hsum += u32::from(ut[8]) << 8 | u32::from(ut[9]);
+            // Options in slot order: the prebuilt 4-byte header, then the
+            // slot value's low 4 or 8 bytes (`TlvMap::new` allows only
+            // these), as fixed-size writes.
+            let mut at = 0;
+            let mut bits = slots;
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let h = self.tlv.header(i);
+                let v = key.tun_metadata(i);
+                hsum += (u32::from(h[0]) << 8 | u32::from(h[1]))
+                    + (u32::from(h[2]) << 8 | u32::from(h[3]))
+                    + (v & 0xffff) as u32
+                    + ((v >> 16) & 0xffff) as u32;
+                if h[3] != 1 {
+                    hsum += ((v >> 32) & 0xffff) as u32 + (v >> 48) as u32;
                 }
-            }
-            TunnelKind::Vxlan => {
-                // RFC 7348 5: flags = I, reserved zero.
-                tunh[..4].copy_from_slice(&[vxlan::FLAG_I, 0, 0, 0]);
-                tunh[4..7].copy_from_slice(&vni);
-                tunh[7] = 0;
+                let dst = rest.get_mut(at..).unwrap_or_default();
+                if h[3] == 1 {
+                    if let Some(d) = dst.first_chunk_mut::<8>() {
+                        d[..4].copy_from_slice(&h);
+                        d[4..].copy_from_slice(&(v as u32).to_be_bytes());
+                    }
+                    at += 8;
+                } else {
+                    if let Some(d) = dst.first_chunk_mut::<12>() {
+                        d[..4].copy_from_slice(&h);
+                        d[4..].copy_from_slice(&v.to_be_bytes());
+                    }
+                    at += 12;
+                }
             }
         }
-        match (local, remote) {
-            (IpAddr::V4(src), IpAddr::V4(dst)) => {
-                eth[12..14].copy_from_slice(&u16::from(EtherType::Ipv4).to_be_bytes());
-                iph[0] = 0x45;
-                iph[1] = tos;
-                iph[2..4].copy_from_slice(&ip_total.to_be_bytes());
-                // Id 0, DF, offset 0 (RFC 6864 atomic datagram).
-                iph[4..8].copy_from_slice(&[0, 0, 0x40, 0]);
-                iph[8] = ttl;
-                iph[9] = u8::from(IpProtocol::Udp);
-                iph[10..12].fill(0);
-                iph[12..16].copy_from_slice(&src.octets());
-                iph[16..20].copy_from_slice(&dst.octets());
-                let c = !checksum::data(iph);
-                iph[10..12].copy_from_slice(&c.to_be_bytes());
-                if flags & TUN_FLAG_CSUM != 0 {
-                    let udp_ofs = ETH_LEN + IPV4_LEN;
-                    if let Some(seg) = pkt.data_mut().get_mut(udp_ofs..) {
-                        udp::Packet::new_unchecked(seg).fill_checksum_v4(src, dst);
-                    }
-                }
-            }
-            (IpAddr::V6(src), IpAddr::V6(dst)) => {
-                eth[12..14].copy_from_slice(&u16::from(EtherType::Ipv6).to_be_bytes());
-                // Version 6, traffic class, flow label 0.
-                iph[0] = 0x60 | (tos >> 4);
-                iph[1] = (tos & 0x0f) << 4;
-                iph[2..4].fill(0);
-                iph[4..6].copy_from_slice(&udp_total.to_be_bytes());
-                iph[6] = u8::from(IpProtocol::Udp);
-                iph[7] = ttl;
-                iph[8..24].copy_from_slice(&src.octets());
-                iph[24..40].copy_from_slice(&dst.octets());
-                let udp_ofs = ETH_LEN + IPV6_LEN;
-                if let Some(seg) = pkt.data_mut().get_mut(udp_ofs..) {
-                    udp::Packet::new_unchecked(seg).fill_checksum_v6(src, dst);
-                }
-            }
-            // `local` was chosen in the remote's family above.
-            _ => {
-                pkt.pull_front(hdr_len);
-                return Err(EncapError::Drop(TunnelDrop::NoLocalIp));
-            }
+        // UDP checksum: always over IPv6 (RFC 8200), over IPv4 only with
+        // `tun_flags` `csum`: the template's pseudo-header sum, the
+        // length, the headers just written (by value) and the inner frame.
+        if t.v6 || flags & TUN_FLAG_CSUM != 0 {
+            let inner = rest.get(opt_len..).unwrap_or_default();
+            let hs = checksum::combine(&[(hsum & 0xffff) as u16, (hsum >> 16) as u16]);
+            let c = !checksum::combine(&[t.pseudo_sum, udp_total, hs, checksum::data(inner)]);
+            // A computed zero is sent as all ones (RFC 768).
+            let c = if c == 0 { 0xffff } else { c };
+            ut[6..8].copy_from_slice(&c.to_be_bytes());
         }
-        Ok(hdr_len)
+        Ok(base + opt_len)
+    }
+}
+
+/// The UDP and outer IP lengths if the outer packet fits the underlay
+/// MTU; else [`EncapError::TooBig`] with the inner MTU that would fit.
+#[inline]
+fn fits(
+    u: &Underlay,
+    ip_len: usize,
+    tun_len: usize,
+    inner_len: usize,
+    layers: &Layers,
+) -> Result<(u16, u16), EncapError> {
+    let outer_ip_total = ip_len + UDP_LEN + tun_len + inner_len;
+    if outer_ip_total > u.mtu as usize {
+        let l3 = layers.l3().unwrap_or(ETH_LEN);
+        let before_inner_ip = ip_len + UDP_LEN + tun_len + l3;
+        let inner_mtu = u.mtu.saturating_sub(before_inner_ip as u32);
+        return Err(EncapError::TooBig { inner_mtu });
+    }
+    match (
+        u16::try_from(UDP_LEN + tun_len + inner_len),
+        u16::try_from(outer_ip_total),
+    ) {
+        (Ok(udp_total), Ok(ip_total)) => Ok((udp_total, ip_total)),
+        _ => Err(EncapError::TooBig { inner_mtu: 0 }),
     }
 }

@@ -91,6 +91,18 @@
 //!   option). C flag set if any written option's type has the critical
 //!   bit. VXLAN: flags = I only (RFC 7348 5), reserved bytes zero.
 //! * The inner frame is not touched (checksums, TTL, nothing).
+//! * Per packet (OVS `netdev_tnl_push_udp_header`): the outer headers are
+//!   a template per (tunnel port, next-hop entry) built with the snapshot
+//!   (see [`Tunnels`] for when it is rebuilt) and copied; then the
+//!   lengths, TOS/TTL, the IPv4 header checksum (the template's
+//!   precomputed sum plus TOS, total length and TTL: no header re-sum),
+//!   the UDP source port, the VNI, Geneve's option length, flags and
+//!   options are written, and where a UDP checksum is sent it is the
+//!   template's pseudo-header sum plus the written fields by value plus
+//!   the inner frame's sum (`protocol::wire::checksum::data`, 8 bytes per
+//!   step). The remote's next hop is found through a hash index
+//!   ([`NextHops::position`]), not a search; nothing asks the kernel per
+//!   packet (the daemon reads routes and neighbours, `crate::underlay`).
 //!
 //! # MTU ([`Tunnels::encap`] returns [`EncapError::TooBig`])
 //!
@@ -307,10 +319,29 @@ pub struct Underlay {
 
 /// Next-hop MAC per remote endpoint: the result of the kernel's route
 /// lookup (gateway or on-link) and neighbour table, filled by the daemon.
-/// Sorted, looked up by binary search.
+/// Sorted by remote; looked up per packet through an open-addressing hash
+/// index (one multiply and usually one probe, whatever the number of
+/// nodes).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NextHops {
     entries: Box<[(IpAddr, EthernetAddress)]>,
+    /// Power-of-two table (at least twice the entries, empty for none):
+    /// entry index + 1 at `hash(remote)`, linear probing, 0 = free.
+    /// Derived from `entries` alone, so equality is unaffected.
+    index: Box<[u32]>,
+}
+
+/// The index slot of `ip` in a table of `mask + 1` slots.
+#[inline]
+fn hop_slot(ip: IpAddr, mask: usize) -> usize {
+    let h = match ip {
+        IpAddr::V4(a) => u64::from(a.to_bits()),
+        IpAddr::V6(a) => {
+            let b = a.to_bits();
+            (b as u64) ^ ((b >> 64) as u64).rotate_left(29) ^ 0x6
+        }
+    };
+    ((h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize) & mask
 }
 
 impl NextHops {
@@ -325,17 +356,48 @@ impl NextHops {
             }
         }
         v.sort_by_key(|e| e.0);
+        let mut index = Vec::new();
+        if !v.is_empty() {
+            let size = (2 * v.len()).next_power_of_two();
+            index = vec![0u32; size];
+            let mask = size - 1;
+            for (i, e) in v.iter().enumerate() {
+                let mut s = hop_slot(e.0, mask);
+                while index[s] != 0 {
+                    s = (s + 1) & mask;
+                }
+                index[s] = i as u32 + 1;
+            }
+        }
         NextHops {
             entries: v.into_boxed_slice(),
+            index: index.into_boxed_slice(),
+        }
+    }
+
+    /// The index of `remote` in [`entries`](Self::entries).
+    #[inline]
+    pub fn position(&self, remote: IpAddr) -> Option<usize> {
+        if self.index.is_empty() {
+            return None;
+        }
+        let mask = self.index.len() - 1;
+        let mut s = hop_slot(remote, mask);
+        // At most half full: a free slot ends every probe sequence.
+        loop {
+            let i = *self.index.get(s)? as usize;
+            let e = self.entries.get(i.checked_sub(1)?)?;
+            if e.0 == remote {
+                return Some(i - 1);
+            }
+            s = (s + 1) & mask;
         }
     }
 
     /// The next-hop MAC for `remote`.
     #[inline]
     pub fn get(&self, remote: IpAddr) -> Option<EthernetAddress> {
-        self.entries
-            .binary_search_by(|e| e.0.cmp(&remote))
-            .ok()
+        self.position(remote)
             .and_then(|i| self.entries.get(i))
             .map(|e| e.1)
     }
@@ -559,12 +621,29 @@ pub enum TunnelEvent {
 }
 
 /// The immutable tunnel configuration of a pipeline snapshot.
+///
+/// # Outer header templates (invalidation)
+///
+/// Built with the snapshot: one `encap::Template` per (tunnel port,
+/// next-hop entry) the port can send to, holding the whole outer header
+/// (next hop MAC, local MAC, addresses, UDP port, tunnel header base).
+/// Every input of a template is a field of this value (ports, underlay
+/// MAC/addresses, next hops), which is immutable: a changed neighbour or
+/// route ([`Tunnels::with_next_hops`]), port, or underlay fact comes with
+/// a new `Tunnels` (the daemon's `republish_tunnels`, once per change, at
+/// most every `underlay::RETRY_MS`), whose templates are built from the
+/// new facts; workers pick it up with the next pipeline snapshot (per
+/// batch). Nothing can serve a stale template. Memory: about 80 bytes per
+/// (port, next hop), e.g. 160 KiB for two ports and 1000 nodes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tunnels {
     ports: Box<[TunnelPort]>,
     underlay: Option<Underlay>,
     next_hops: NextHops,
     tlv: TlvMap,
+    /// Row per port (order of `ports`), column per `next_hops` entry.
+    /// Derived from the fields above, so equality is unaffected.
+    templates: Box<[Option<encap::Template>]>,
 }
 
 impl Tunnels {
@@ -654,11 +733,13 @@ impl Tunnels {
                 });
             }
         }
+        let templates = encap::build_templates(&ports, underlay.as_ref(), &next_hops);
         Ok(Tunnels {
             ports: ports.into_boxed_slice(),
             underlay,
             next_hops,
             tlv,
+            templates,
         })
     }
 
@@ -682,11 +763,16 @@ impl Tunnels {
         &self.tlv
     }
 
-    /// A copy with another next-hop table (neighbour changes).
+    /// A copy with another next-hop table (neighbour changes); the outer
+    /// header templates are rebuilt from it.
     pub fn with_next_hops(&self, next_hops: NextHops) -> Tunnels {
+        let templates = encap::build_templates(&self.ports, self.underlay.as_ref(), &next_hops);
         Tunnels {
+            ports: self.ports.clone(),
+            underlay: self.underlay,
             next_hops,
-            ..self.clone()
+            tlv: self.tlv,
+            templates,
         }
     }
 

@@ -67,6 +67,18 @@ fn tunnels(mtu: u32) -> Tunnels {
     .unwrap()
 }
 
+/// `t` with another underlay, built through `Tunnels::new` (so the outer
+/// header templates follow it).
+fn with_underlay(t: &Tunnels, u: Underlay) -> Tunnels {
+    Tunnels::new(
+        t.ports().to_vec(),
+        Some(u),
+        t.next_hops().clone(),
+        *t.tlv_map(),
+    )
+    .unwrap()
+}
+
 /// An Ethernet/IPv4/TCP frame with `payload` bytes, built by etherparse.
 fn inner_tcp4(payload: usize) -> Vec<u8> {
     let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0xb])
@@ -281,12 +293,14 @@ fn round_trip_geneve_and_vxlan_over_both_families() {
         })
         .unwrap();
         // The receiving node: its local IP is our remote.
-        let mut rx = tunnels(1500);
-        rx.underlay = Some(Underlay {
-            local_ipv4: Some(REMOTE4),
-            local_ipv6: Some(REMOTE6),
-            ..underlay(1500)
-        });
+        let rx = with_underlay(
+            &tunnels(1500),
+            Underlay {
+                local_ipv4: Some(REMOTE4),
+                local_ipv6: Some(REMOTE6),
+                ..underlay(1500)
+            },
+        );
         let mut pkt = PacketBuf::from_slice(&out);
         let mut k = FlowKey::default();
         let d = rx.decap(&mut pkt, &mut k);
@@ -562,11 +576,13 @@ fn encap_drops() {
         encap(&t, GENEVE, &inner, |k| k.set_tun_dst(other)),
         Err(EncapError::NoNextHop(IpAddr::V4(other)))
     );
-    let mut no_v6 = tunnels(1500);
-    no_v6.underlay = Some(Underlay {
-        local_ipv6: None,
-        ..underlay(1500)
-    });
+    let no_v6 = with_underlay(
+        &tunnels(1500),
+        Underlay {
+            local_ipv6: None,
+            ..underlay(1500)
+        },
+    );
     assert_eq!(
         encap(&no_v6, GENEVE, &inner, |k| k.set_tun_ipv6_dst(REMOTE6)),
         Err(EncapError::Drop(TunnelDrop::NoLocalIp))
@@ -711,12 +727,19 @@ proptest::proptest! {
             if present & 1 != 0 { k.set_tun_metadata(0, u64::from(m0)); }
             if present & 2 != 0 { k.set_tun_metadata(1, m1); }
         }).unwrap();
-        let mut rx = tunnels(9000);
-        rx.underlay = Some(Underlay {
+        let rx = with_underlay(&tunnels(9000), Underlay {
             local_ipv4: Some(REMOTE4),
             local_ipv6: Some(REMOTE6),
             ..underlay(9000)
         });
+        // Outer checksums (the IPv4 one patched from the template's sum
+        // for this TOS, TTL and length; IPv6's UDP one over everything).
+        if v6 {
+            let u = udp::Packet::new_checked(&out[54..]).unwrap();
+            proptest::prop_assert!(u.verify_checksum_v6(LOCAL6, REMOTE6));
+        } else {
+            proptest::prop_assert!(ipv4::Packet::new_checked(&out[14..]).unwrap().verify_checksum());
+        }
         let (d, k, rest) = decap(&rx, &out);
         let is_inner = matches!(d, Decap::Inner { port: p, .. } if p == port);
         proptest::prop_assert!(is_inner, "{:?}", d);
@@ -728,4 +751,103 @@ proptest::proptest! {
         if want & 1 != 0 { proptest::prop_assert_eq!(k.tun_metadata(0), u64::from(m0)); }
         if want & 2 != 0 { proptest::prop_assert_eq!(k.tun_metadata(1), m1); }
     }
+}
+
+/// The outer header templates follow the next hops: after
+/// `with_next_hops` (what the daemon publishes when the kernel's neighbour
+/// entry changes) the very next encapsulated frame carries the new MAC,
+/// for both families; a removed next hop is a `NoNextHop` drop again.
+#[test]
+fn changed_neighbour_mac_shows_in_the_next_frame() {
+    let t = tunnels(1500);
+    let inner = inner_tcp4(20);
+    let v4 = |k: &mut FlowKey| k.set_tun_dst(REMOTE4);
+    let v6 = |k: &mut FlowKey| k.set_tun_ipv6_dst(REMOTE6);
+    assert_eq!(encap(&t, GENEVE, &inner, v4).unwrap()[..6], NH_MAC.0);
+    let new_mac = EthernetAddress([2, 0, 0, 0, 0, 0x77]);
+    let t2 = t.with_next_hops(NextHops::from_entries([
+        (IpAddr::V4(REMOTE4), new_mac),
+        (IpAddr::V6(REMOTE6), new_mac),
+    ]));
+    for port in [GENEVE, VXLAN] {
+        assert_eq!(encap(&t2, port, &inner, v4).unwrap()[..6], new_mac.0);
+        assert_eq!(encap(&t2, port, &inner, v6).unwrap()[..6], new_mac.0);
+    }
+    // The old snapshot is untouched (workers still on it send the old MAC).
+    assert_eq!(encap(&t, VXLAN, &inner, v6).unwrap()[..6], NH_MAC.0);
+    let t3 = t2.with_next_hops(NextHops::from_entries([(IpAddr::V6(REMOTE6), new_mac)]));
+    assert_eq!(
+        encap(&t3, GENEVE, &inner, v4),
+        Err(EncapError::NoNextHop(IpAddr::V4(REMOTE4)))
+    );
+    assert_eq!(encap(&t3, GENEVE, &inner, v6).unwrap()[..6], new_mac.0);
+}
+
+/// A port value that is not the snapshot's (no cached template) is
+/// encapsulated through a template built for the packet: the same bytes
+/// as the cached path, for every kind, family, and option count.
+#[test]
+fn uncached_port_gives_the_same_bytes_as_the_template() {
+    let t = tunnels(1500);
+    let inner = inner_tcp4(50);
+    for (port, kind) in [(GENEVE, TunnelKind::Geneve), (VXLAN, TunnelKind::Vxlan)] {
+        for v6 in [false, true] {
+            for opts in [false, true] {
+                let (mut k, layers) = key_of(&inner);
+                if v6 {
+                    k.set_tun_ipv6_dst(REMOTE6);
+                } else {
+                    k.set_tun_dst(REMOTE4);
+                }
+                k.set_tun_id(0x12_3456);
+                k.set_tun_ttl(17);
+                k.set_tun_tos(0xb8);
+                if opts {
+                    k.set_tun_metadata(0, 7);
+                    k.set_tun_metadata(1, 0x0102_0304_0506_0708);
+                }
+                let cached = encap(&t, port, &inner, |x| *x = k).unwrap();
+                // Same kind and options, but a different value than the
+                // snapshot's port under that number.
+                let other = TunnelPort::new(
+                    port,
+                    kind,
+                    TunnelConfig {
+                        dst_port: Some(kind.default_port()),
+                        ..TunnelConfig::default()
+                    },
+                );
+                assert!(t.template(&other, IpAddr::V4(REMOTE4)).is_none());
+                let mut pkt = PacketBuf::from_slice(&inner);
+                let n = t.encap(&other, &k, &layers, &mut pkt).unwrap();
+                assert_eq!(pkt.data(), &cached[..], "{kind} v6={v6} opts={opts}");
+                assert!(pkt.pull_front(n));
+            }
+        }
+    }
+}
+
+/// The next-hop index finds every entry among many, and nothing else.
+#[test]
+fn next_hop_index_finds_every_entry() {
+    let entries: Vec<(IpAddr, EthernetAddress)> = (0..700u32)
+        .map(|i| {
+            let ip = if i % 3 == 0 {
+                IpAddr::V6(Ipv6Addr::from_bits(0x2001_0db8_u128 << 96 | u128::from(i)))
+            } else {
+                IpAddr::V4(Ipv4Addr::from_bits(0x0a00_0000 | i << 4))
+            };
+            (
+                ip,
+                EthernetAddress([2, 0, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8]),
+            )
+        })
+        .collect();
+    let h = NextHops::from_entries(entries.iter().copied());
+    for (ip, mac) in &entries {
+        assert_eq!(h.get(*ip), Some(*mac), "{ip}");
+    }
+    assert_eq!(h.get(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))), None);
+    assert_eq!(h.get(IpAddr::V6(Ipv6Addr::LOCALHOST)), None);
+    assert_eq!(NextHops::default().get(IpAddr::V4(REMOTE4)), None);
 }
