@@ -1,59 +1,175 @@
-//! The controller's compiler (`weft_controller::compile`) on a generated
-//! cluster: 10,000 pods in 100 namespaces on 50 nodes, 1,000
-//! NetworkPolicies (each: ingress TCP 80-81 from one label and from one
-//! other namespace; every fifth also isolates egress, allowing UDP 53),
-//! one tenant (`compile::fixture::Spec::generate`).
+//! The controller on a generated cluster: 10,000 pods in 100 namespaces on
+//! 50 nodes, 1,000 NetworkPolicies (each: ingress TCP 80-81 from one label
+//! in any namespace and from one other namespace; every fifth also isolates
+//! egress, allowing UDP 53), one tenant (`compile::fixture::Spec::generate`,
+//! and the same cluster as Kubernetes YAML, `Spec::manifests_yaml`).
 //!
-//! - `full`: `Compiler::new` from the logical model (model construction,
-//!   the translation's job, not timed).
+//! Every number is the **thread CPU time** of the benchmark thread
+//! (`weft_benches::thread_cpu`): the machine is shared with other builds,
+//! and the work is single-threaded. Per-iteration set-up (cloning the
+//! input, the previous compiler state) and dropping the result are not
+//! timed.
+//!
+//! The whole path from manifests to flows, one stage per bench:
+//!
+//! - `load`: `source::load_str` of the YAML text (11,150 documents in
+//!   files of 1,000: serde-saphyr refuses more than 1,024 documents per
+//!   file) into typed k8s-openapi objects.
+//! - `translate`: `translate::translate` of those objects into the logical
+//!   model (topology, policy, services, `validate`).
+//! - `compile_translated`: `Compiler::new` on that model: every node's flow
+//!   table, cookies, the per-slot unit bookkeeping for incremental updates.
+//! - `pod_add_translated`: the incremental path for one pod more as the
+//!   controller runs it today: `translate` of the whole new object set
+//!   (the translation is not incremental) + `Compiler::update`.
+//!
+//! The compiler alone on the fixture's own model (`Spec::build`: no return
+//! traffic ACLs, so fewer flows than the translated model):
+//!
+//! - `full`: `Compiler::new`.
 //! - `pod_add`: `Compiler::update` with one more pod (label and namespace
 //!   that policies select and name as peers).
 //! - `policy_change`: `Compiler::update` with one policy's peers and port
 //!   changed.
 //!
-//! Flows per node are printed once (min / mean / max).
+//! Flows per node (min / median / max, total) are printed once for both
+//! models.
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
+use weft_benches::thread_cpu;
 use weft_controller::compile::fixture::{PeerSpec, PodSpec, RuleSpec, Spec};
 use weft_controller::compile::{CompileConfig, Compiler};
 use weft_controller::model::L4Protocol;
+use weft_controller::source::{Manifests, load_str};
+use weft_controller::translate::translate;
 
 fn spec() -> Spec {
     Spec::generate(1, 50, 100, 10_000, 1_000)
 }
 
-fn bench(c: &mut Criterion) {
-    let base = spec();
-    let model = base.build();
-    let cfg = CompileConfig::default();
-    let compiled = Compiler::new(model.clone(), cfg.clone());
-    let counts: Vec<usize> = compiled.nodes().map(|n| compiled.flow_count(n)).collect();
+/// Times `run` on a fresh `setup()` value per iteration, in thread CPU
+/// time; the output is dropped outside the timed part.
+fn timed<I, O>(iters: u64, mut setup: impl FnMut() -> I, mut run: impl FnMut(I) -> O) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let input = setup();
+        let t0 = thread_cpu();
+        let out = black_box(run(black_box(input)));
+        total += thread_cpu().saturating_sub(t0);
+        drop(out);
+    }
+    total
+}
+
+fn report(what: &str, c: &Compiler, acls: usize) {
+    let mut counts: Vec<usize> = c.nodes().map(|n| c.flow_count(n)).collect();
+    counts.sort_unstable();
     let total: usize = counts.iter().sum();
     eprintln!(
-        "compile fixture: {} pods, {} policies, {} nodes, {} ACLs; flows per node min {} mean {} max {}, total {}",
-        base.pods.len(),
-        base.policies.len(),
+        "{what}: {} nodes, {acls} ACLs; flows per node min {} median {} max {}, total {total}",
         counts.len(),
-        model.acls.len(),
-        counts.iter().min().unwrap_or(&0),
-        total / counts.len().max(1),
-        counts.iter().max().unwrap_or(&0),
-        total
+        counts.first().unwrap_or(&0),
+        counts.get(counts.len() / 2).unwrap_or(&0),
+        counts.last().unwrap_or(&0),
     );
+}
 
-    let mut added = base.clone();
-    added.pods.push(PodSpec {
+/// The YAML split into files of at most 1,000 documents (serde-saphyr's
+/// default budget refuses more than 1,024 documents in one file; a real
+/// manifests directory holds many files anyway).
+fn files(text: &str) -> Vec<String> {
+    let docs: Vec<&str> = text.split("---\n").filter(|d| !d.is_empty()).collect();
+    docs.chunks(1000).map(|c| c.join("---\n")).collect()
+}
+
+fn loaded(files: &[String]) -> Manifests {
+    let mut all = Manifests::default();
+    for (i, f) in files.iter().enumerate() {
+        all.extend(
+            load_str(&format!("bench-{i}.yaml"), f)
+                .unwrap_or_else(|e| panic!("generated manifests: {e}")),
+        );
+    }
+    all
+}
+
+fn bench(c: &mut Criterion) {
+    let base = spec();
+    let cfg = CompileConfig::default();
+
+    // The whole path: YAML -> objects -> model -> flows.
+    let yaml = base.manifests_yaml();
+    let yaml_files = files(&yaml);
+    // One-shot timings of the whole path (thread CPU time, printed): the
+    // translated stages take seconds, too long for criterion's 55
+    // iterations on this machine; run the criterion benches of the fast
+    // stages with a filter (see ARCHITECTURE.md).
+    let once = |what: &str, t0: Duration| {
+        eprintln!("once {what}: {:.3} s", (thread_cpu() - t0).as_secs_f64());
+    };
+    let t0 = thread_cpu();
+    let objects = loaded(&yaml_files);
+    once("load", t0);
+    let t0 = thread_cpu();
+    let tmodel = translate(&objects)
+        .unwrap_or_else(|e| panic!("generated manifests: {e}"))
+        .model;
+    once("translate", t0);
+    let t0 = thread_cpu();
+    let tcompiled = Compiler::new(tmodel.clone(), cfg.clone());
+    once("compile_translated", t0);
+    eprintln!(
+        "manifests: {} bytes, {} objects ({} pods, {} policies)",
+        yaml.len(),
+        objects.len(),
+        objects.pods.len(),
+        objects.network_policies.len()
+    );
+    report("translated model", &tcompiled, tmodel.acls.len());
+
+    // The fixture's own model.
+    let model = base.build();
+    let compiled = Compiler::new(model.clone(), cfg.clone());
+    report("fixture model", &compiled, model.acls.len());
+
+    let new_pod = PodSpec {
         tenant: 0,
         ns: "ns-7".into(),
         name: "pod-new".into(),
         node: 3,
         host: 254,
         labels: ["app-7".to_owned()].into_iter().collect(),
-    });
-    let added = added.build();
+    };
+    let mut added_spec = base.clone();
+    added_spec.pods.push(new_pod.clone());
+    let added = added_spec.build();
+    let mut added_objects = objects.clone();
+    added_objects.extend(loaded(&files(
+        &Spec {
+            pods: vec![new_pod],
+            ..base.clone()
+        }
+        .manifests_yaml()
+        .split("---\n")
+        .filter(|d| d.contains("kind: Pod"))
+        .collect::<String>(),
+    )));
+    {
+        let mut c = tcompiled.clone();
+        let t0 = thread_cpu();
+        let m = translate(&added_objects)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .model;
+        once("pod_add_translated: translate", t0);
+        let t1 = thread_cpu();
+        let d = c.update(m);
+        once("pod_add_translated: update", t1);
+        let n: usize = d.values().map(|x| x.len()).sum();
+        eprintln!("pod_add_translated: {n} flow changes on {} nodes", d.len());
+    }
     let mut changed = base.clone();
     if let Some(p) = changed.policies.get_mut(17) {
         p.ingress = vec![RuleSpec {
@@ -65,33 +181,58 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("compile");
     g.sample_size(10);
+    g.warm_up_time(Duration::from_secs(1));
     g.measurement_time(Duration::from_secs(10));
+    g.bench_function("load", |b| {
+        b.iter_custom(|n| timed(n, || (), |()| loaded(&yaml_files)))
+    });
+    g.bench_function("translate", |b| {
+        b.iter_custom(|n| timed(n, || (), |()| translate(&objects)))
+    });
+    g.bench_function("compile_translated", |b| {
+        b.iter_custom(|n| timed(n, || tmodel.clone(), |m| Compiler::new(m, cfg.clone())))
+    });
+    g.bench_function("pod_add_translated", |b| {
+        b.iter_custom(|n| {
+            timed(
+                n,
+                || tcompiled.clone(),
+                |mut c| {
+                    let m = translate(&added_objects)
+                        .unwrap_or_else(|e| panic!("{e}"))
+                        .model;
+                    let d = c.update(m);
+                    (c, d)
+                },
+            )
+        })
+    });
     g.bench_function("full", |b| {
-        b.iter_batched(
-            || model.clone(),
-            |m| black_box(Compiler::new(m, cfg.clone())),
-            BatchSize::PerIteration,
-        )
+        b.iter_custom(|n| timed(n, || model.clone(), |m| Compiler::new(m, cfg.clone())))
     });
     g.bench_function("pod_add", |b| {
-        b.iter_batched(
-            || (compiled.clone(), added.clone()),
-            |(mut c, m)| {
-                let d = c.update(m);
-                black_box((c, d))
-            },
-            BatchSize::PerIteration,
-        )
+        b.iter_custom(|n| {
+            timed(
+                n,
+                || (compiled.clone(), added.clone()),
+                |(mut c, m)| {
+                    let d = c.update(m);
+                    (c, d)
+                },
+            )
+        })
     });
     g.bench_function("policy_change", |b| {
-        b.iter_batched(
-            || (compiled.clone(), changed.clone()),
-            |(mut c, m)| {
-                let d = c.update(m);
-                black_box((c, d))
-            },
-            BatchSize::PerIteration,
-        )
+        b.iter_custom(|n| {
+            timed(
+                n,
+                || (compiled.clone(), changed.clone()),
+                |(mut c, m)| {
+                    let d = c.update(m);
+                    (c, d)
+                },
+            )
+        })
     });
     g.finish();
 }

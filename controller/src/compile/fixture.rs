@@ -426,6 +426,160 @@ impl Spec {
         m
     }
 
+    /// The same cluster as Kubernetes manifests: one multi-document YAML
+    /// text for `source::load_str` (benches and fuzz seeds run the whole
+    /// path loader -> translation -> compiler on it). Objects: a `Tenant`
+    /// per tenant when there is more than one (its namespaces; all share
+    /// 10.244.0.0/16), a `Node` per node (podCIDR 10.244.<i>.0/24,
+    /// InternalIP as in [`Spec::build`]), a `Namespace` per namespace used,
+    /// a `Pod` per pod (`status.podIP` set, each label `L` as `L: "1"`), a
+    /// `NetworkPolicy` per policy. Peers: a label peer becomes
+    /// `{namespaceSelector: {}, podSelector: L}` (any namespace of the
+    /// tenant, as in the fixture), a namespace peer matches
+    /// `kubernetes.io/metadata.name`, a CIDR an `ipBlock`.
+    ///
+    /// The translation adds what the fixture model leaves out (return
+    /// traffic ACLs, per-namespace isolation groups, ND), so the compiled
+    /// tables are larger than those of [`Spec::build`].
+    pub fn manifests_yaml(&self) -> String {
+        use std::fmt::Write as _;
+        let mut y = String::with_capacity(256 * (self.pods.len() + self.policies.len()) + 4096);
+        let doc = |y: &mut String| y.push_str("---\n");
+        let sel = |l: &Option<String>| match l {
+            Some(l) => format!("{{matchLabels: {{\"{l}\": \"1\"}}}}"),
+            None => "{}".to_owned(),
+        };
+        let mut namespaces: BTreeSet<&str> = self.pods.iter().map(|p| p.ns.as_str()).collect();
+        namespaces.extend(self.policies.iter().map(|p| p.ns.as_str()));
+        if self.tenants.len() > 1 {
+            for (ti, t) in self.tenants.iter().enumerate() {
+                let mut ns: BTreeSet<&str> = self
+                    .pods
+                    .iter()
+                    .filter(|p| p.tenant == ti)
+                    .map(|p| p.ns.as_str())
+                    .collect();
+                if ti == 0 {
+                    // Namespaces without pods (policies only): tenant 0,
+                    // as in `Spec::build`.
+                    ns.extend(
+                        self.policies
+                            .iter()
+                            .map(|p| p.ns.as_str())
+                            .filter(|n| !self.pods.iter().any(|p| p.ns == *n)),
+                    );
+                }
+                let list: Vec<String> = ns.iter().map(|n| format!("\"{n}\"")).collect();
+                doc(&mut y);
+                let _ = writeln!(
+                    y,
+                    "apiVersion: weft.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: \"{t}\"}}\nspec: {{namespaces: [{}], cidrs: [10.244.0.0/16]}}",
+                    list.join(", ")
+                );
+            }
+        }
+        for (i, n) in self.nodes.iter().enumerate() {
+            doc(&mut y);
+            let _ = writeln!(
+                y,
+                "apiVersion: v1\nkind: Node\nmetadata: {{name: \"{n}\"}}\nspec: {{podCIDR: {}}}\nstatus: {{addresses: [{{type: InternalIP, address: {}}}]}}",
+                subnet(i),
+                node_ip(i)
+            );
+        }
+        for ns in &namespaces {
+            doc(&mut y);
+            let _ = writeln!(
+                y,
+                "apiVersion: v1\nkind: Namespace\nmetadata: {{name: \"{ns}\"}}"
+            );
+        }
+        for p in &self.pods {
+            let labels: Vec<String> = p.labels.iter().map(|l| format!("\"{l}\": \"1\"")).collect();
+            doc(&mut y);
+            let _ = writeln!(
+                y,
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: \"{}\", namespace: \"{}\", labels: {{{}}}}}\nspec: {{nodeName: \"{}\", containers: [{{name: c, image: pause}}]}}\nstatus: {{podIP: {}}}",
+                p.name,
+                p.ns,
+                labels.join(", "),
+                self.nodes.get(p.node).map_or("", String::as_str),
+                self.pod_ip(p)
+            );
+        }
+        let rules = |rules: &[RuleSpec], dir: &str| -> String {
+            let mut s = String::new();
+            for r in rules {
+                s.push_str("  - ");
+                let mut sep = "";
+                if let Some(peers) = &r.peers {
+                    let list: Vec<String> = peers
+                        .iter()
+                        .map(|pe| match pe {
+                            PeerSpec::Label(l) => format!(
+                                "{{namespaceSelector: {{}}, podSelector: {}}}",
+                                sel(&Some(l.clone()))
+                            ),
+                            PeerSpec::Namespace(ns) => format!(
+                                "{{namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: \"{ns}\"}}}}}}"
+                            ),
+                            PeerSpec::Cidr(c) => format!("{{ipBlock: {{cidr: {c}}}}}"),
+                        })
+                        .collect();
+                    let _ = write!(s, "{dir}: [{}]", list.join(", "));
+                    sep = "\n    ";
+                }
+                if !r.ports.is_empty() {
+                    let list: Vec<String> = r
+                        .ports
+                        .iter()
+                        .map(|&(proto, a, b)| {
+                            let proto = match proto {
+                                L4Protocol::Tcp => "TCP",
+                                L4Protocol::Udp => "UDP",
+                                L4Protocol::Sctp => "SCTP",
+                            };
+                            if b > a {
+                                format!("{{protocol: {proto}, port: {a}, endPort: {b}}}")
+                            } else {
+                                format!("{{protocol: {proto}, port: {a}}}")
+                            }
+                        })
+                        .collect();
+                    let _ = write!(s, "{sep}ports: [{}]", list.join(", "));
+                } else if r.peers.is_none() {
+                    s.push_str("{}");
+                }
+                s.push('\n');
+            }
+            s
+        };
+        for pol in &self.policies {
+            doc(&mut y);
+            let types = if pol.egress.is_some() {
+                "[Ingress, Egress]"
+            } else {
+                "[Ingress]"
+            };
+            let _ = writeln!(
+                y,
+                "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: \"{}\", namespace: \"{}\"}}\nspec:\n  podSelector: {}\n  policyTypes: {types}",
+                pol.name,
+                pol.ns,
+                sel(&pol.select)
+            );
+            if !pol.ingress.is_empty() {
+                y.push_str("  ingress:\n");
+                y.push_str(&rules(&pol.ingress, "from"));
+            }
+            if let Some(e) = pol.egress.as_ref().filter(|e| !e.is_empty()) {
+                y.push_str("  egress:\n");
+                y.push_str(&rules(e, "to"));
+            }
+        }
+        y
+    }
+
     /// A generated cluster: `tenants` tenants, `nodes` nodes, `pods` pods
     /// spread over `namespaces` namespaces (round robin over nodes, labels
     /// `app-<k>` with 10 values), `policies` policies (each selects one
