@@ -46,8 +46,16 @@ use weft_controller::model::L4Protocol;
 use weft_controller::source::{Manifests, load_str};
 use weft_controller::translate::translate;
 
+/// The fixture under `cargo bench`; a small cluster of the same
+/// shape in criterion's test mode (`cargo test --benches`, CI's smoke run:
+/// no `--bench` argument), where the full size would cost minutes of CPU
+/// and gigabytes of memory in a test-profile build for numbers nobody reads.
 fn spec() -> Spec {
-    Spec::generate(1, 50, 100, 10_000, 1_000)
+    if std::env::args().any(|a| a == "--bench") {
+        Spec::generate(1, 50, 100, 10_000, 1_000)
+    } else {
+        Spec::generate(1, 5, 10, 500, 50)
+    }
 }
 
 /// Times `run` on a fresh `setup()` value per iteration, in thread CPU
