@@ -195,14 +195,7 @@ fn merge<U: Ord>(base: &FlowSpec, parts: &BTreeMap<U, Part>) -> FlowSpec {
         let set: BTreeSet<(u32, u8, u8)> = parts
             .values()
             .flat_map(|p| p.actions.iter())
-            .filter_map(|a| match a {
-                Action::Conjunction {
-                    id,
-                    clause,
-                    n_clauses,
-                } => Some((*id, *clause, *n_clauses)),
-                _ => None,
-            })
+            .filter_map(conj_key)
             .collect();
         f.actions = set
             .into_iter()
