@@ -4,6 +4,11 @@
 # printed as hex, ready to become a unit test).
 #
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
+#        scripts/fuzz.sh --build-only    # build every target, run none
+#
+# `--build-only` lets CI build the targets (ASan, the whole graph: minutes)
+# in the background while the test stage runs; the later run finds them
+# built (same flags) and only fuzzes.
 #
 # Seeds: fuzz/seeds/<target>/ (committed: crash regressions and hand-picked
 # inputs) plus, for packet targets, every frame of the captures in
@@ -15,6 +20,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/scripts/lib.sh"
+BUILD_ONLY=
+if [ "${1:-}" = "--build-only" ]; then BUILD_ONLY=1; shift; fi
 SECS=${1:-60}; shift || true
 cd "$ROOT/fuzz"
 export RUSTC_BOOTSTRAP=1
@@ -54,6 +61,10 @@ PY
 BUILD_FLAGS=(--sanitizer address)
 log "building fuzz targets: ${targets[*]}"
 cargo fuzz build "${BUILD_FLAGS[@]}"
+if [ -n "$BUILD_ONLY" ]; then
+    log "fuzz targets built"
+    exit 0
+fi
 for t in "${targets[@]}"; do
     corpus="corpus/$t"
     mkdir -p "$corpus"
