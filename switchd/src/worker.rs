@@ -682,12 +682,35 @@ impl Datapath for Workers {
                 .into_iter()
                 .map(|p| Box::new(p) as Box<dyn Port>)
                 .collect(),
-            // An internal port is a TAP the host stack uses (OVS `internal`).
-            PortKind::Tap | PortKind::Internal => TapPort::open_queues(name, n)
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .map(|p| Box::new(p) as Box<dyn Port>)
-                .collect(),
+            // An internal port is a TAP the host stack uses (OVS `internal`);
+            // it survives a crash of the switch with the host's addresses
+            // (persistent while the port exists; `port::tap` module doc).
+            PortKind::Tap | PortKind::Internal => {
+                // A switch killed a moment ago may still hold the device
+                // (its last threads exit after the leader): TUNSETIFF says
+                // EBUSY until they are gone. Seen on restarts under load.
+                let t0 = std::time::Instant::now();
+                let mut qs = loop {
+                    match TapPort::open_queues(name, n) {
+                        Err(e)
+                            if e.raw_os_error() == Some(libc::EBUSY)
+                                && t0.elapsed() < std::time::Duration::from_secs(3) =>
+                        {
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                        }
+                        r => break r.map_err(|e| e.to_string())?,
+                    }
+                };
+                if matches!(kind, PortKind::Internal)
+                    && let Some(q) = qs.first_mut()
+                {
+                    q.set_persistent()
+                        .map_err(|e| format!("{name}: TUNSETPERSIST: {e}"))?;
+                }
+                qs.into_iter()
+                    .map(|p| Box::new(p) as Box<dyn Port>)
+                    .collect()
+            }
             // Tunnel ports have no device: the pipeline encapsulates what
             // is output to them and sends it out of the underlay port.
             PortKind::Geneve(_) | PortKind::Vxlan(_) => return Ok(()),

@@ -58,6 +58,8 @@ use weft_controller::model::{L4Protocol, LogicalModel};
 use weft_controller::source::load_path;
 use weft_controller::translate::translate;
 
+mod bench;
+
 /// `weftctl demo ...`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum DemoCommand {
@@ -68,6 +70,9 @@ pub(crate) enum DemoCommand {
     Check(StateArgs),
     /// Remove everything `up` created.
     Down(StateArgs),
+    /// Policy-realization latency on the running demo: 100 NetworkPolicy
+    /// changes, time until every node's switchd holds the new flows.
+    Bench(bench::BenchArgs),
 }
 
 /// Where the demo keeps its state.
@@ -164,6 +169,7 @@ pub(crate) fn run(cmd: &DemoCommand) -> Result<ExitCode> {
             check(&a.state_dir, &st)
         }
         DemoCommand::Down(a) => down(&a.state_dir),
+        DemoCommand::Bench(a) => bench::bench(a),
     }
 }
 

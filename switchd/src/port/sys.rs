@@ -523,3 +523,16 @@ impl PacketSocket {
         Ok(u64::from(st.tp_drops))
     }
 }
+
+/// `TUNSETPERSIST` (`_IOW('T', 203, int)`, `linux/if_tun.h`).
+const TUNSETPERSIST: libc::c_ulong = 0x4004_54cb;
+
+/// Makes the TUN/TAP device behind `fd` persistent (`on`) or not: a
+/// persistent device outlives its last descriptor, with its addresses,
+/// routes and MAC; a non-persistent one is destroyed when the last
+/// descriptor closes.
+pub(crate) fn tun_set_persist(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    // SAFETY: TUNSETPERSIST takes an integer argument, no pointer; `fd` is open for the call.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETPERSIST as _, libc::c_ulong::from(on)) })?;
+    Ok(())
+}

@@ -34,16 +34,27 @@
 //!   checksum/TSO features, so the pod computes checksums and segments
 //!   itself: slower, but every frame is a plain Ethernet frame. Offload comes
 //!   with the performance work.
-//! * Persistent devices (`TUNSETPERSIST`): tun-rs does not do it on Linux; the
-//!   CNI plugin creating a TAP for the switch to attach later would add it in
-//!   `sys.rs`.
+//!
+//! # Persistence across a crash ([`TapPort::set_persistent`])
+//!
+//! The daemon makes an `internal` port's device persistent
+//! (`TUNSETPERSIST`, in `sys.rs`) for as long as the port exists, and
+//! clears the flag when the port is closed (port deleted, clean shutdown).
+//! If the switch dies without closing it (`kill -9`, a crash), the device
+//! stays, with the host's addresses, routes and its MAC, and the restarted
+//! switch attaches to it by name. Without this the node lost its underlay
+//! address (it lives on the internal port) on every crash and kept no
+//! tunnel traffic after the restart; OVS does the same for its userspace
+//! datapath's tap devices (`netdev_linux_construct_tap`). After a clean
+//! shutdown the device is gone, as with OVS (whose `ovs-ctl restart` saves
+//! and restores the addresses around it).
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 
 use tun_rs::{DeviceBuilder, Layer, SyncDevice};
 
-use super::{Port, PortKind, PortStats, TxQueue, too_long};
+use super::{Port, PortKind, PortStats, TxQueue, sys, too_long};
 use crate::buf::{BATCH_MAX, MAX_PACKET, PacketBuf};
 
 /// A port on a TAP device; see the module documentation.
@@ -52,6 +63,8 @@ pub struct TapPort {
     dev: SyncDevice,
     txq: TxQueue,
     stats: PortStats,
+    /// Set persistent by this handle; cleared when it is dropped.
+    persistent: bool,
 }
 
 impl std::fmt::Debug for TapPort {
@@ -112,9 +125,28 @@ impl TapPort {
                     dev,
                     txq: TxQueue::new(),
                     stats: PortStats::default(),
+                    persistent: false,
                 })
             })
             .collect()
+    }
+
+    /// Keeps the device when the process dies without closing this handle
+    /// (see the module documentation); dropping the handle undoes it.
+    pub fn set_persistent(&mut self) -> io::Result<()> {
+        sys::tun_set_persist(self.dev.as_fd(), true)?;
+        self.persistent = true;
+        Ok(())
+    }
+}
+
+impl Drop for TapPort {
+    fn drop(&mut self) {
+        if self.persistent
+            && let Err(e) = sys::tun_set_persist(self.dev.as_fd(), false)
+        {
+            tracing::warn!(port = %self.name, error = %e, "clearing TUNSETPERSIST");
+        }
     }
 }
 
