@@ -69,8 +69,10 @@
 //! A fresh key has words 1..=24 (metadata, registers, tunnel) zero (no port
 //! type sets tunnel fields before the pipeline), so an entry stores and
 //! compares only word 0 (`in_port`) and words 25..=38 (L2..L4): 15 words,
-//! 120 bytes. The hash is a sum of independent folded multiplies of those
-//! words (parallel, about 15 cycles), never the whole 312-byte key, and
+//! 120 bytes. The hash covers only the words that vary between flows in
+//! practice (addresses, ports, `in_port`, EtherType, protocol: see
+//! `hash_words`), four independent folded multiplies, never the whole
+//! 312-byte key, and
 //! both hash and compare read the packet's key in place ([`key_hash`],
 //! `key_eq`: an OR of XORs over fixed-size arrays, no `memcmp` call, no
 //! bounds checks); the 15-word entry key is built only on insertion.
@@ -84,7 +86,9 @@
 //! touches two cache lines instead of lines in three arrays; the paths
 //! (2 MiB, zeroed by the allocator, untouched pages cost nothing) are read
 //! only on a replayed hit and once per group, the flat lists ([`MAX_FLAT`]
-//! ops of 32 bytes, 1 MiB, written at creation) only on a flat hit. Insertion replaces the other way of the set when both
+//! ops of 32 bytes after the path's first two steps, 320 bytes a slot,
+//! 1.25 MiB, written at creation) on a hit; paths of one or two lookups,
+//! the common case, are read from there too. Insertion replaces the other way of the set when both
 //! are taken.
 //!
 //! # Groups
@@ -111,6 +115,8 @@ pub const EMC_ENTRIES: usize = 4096;
 pub const MAX_PATH: usize = 64;
 /// Most steps in a flat action list (longer ones replay the path).
 pub const MAX_FLAT: usize = 8;
+/// Leading path steps kept next to the flat list (see [`Flat`]).
+const HEAD: usize = 2;
 /// [`Entry::flat`] of an entry without a flat list.
 const NO_FLAT: u8 = u8::MAX;
 /// Words of the key an entry keeps: word 0 and words 25..=38.
@@ -239,24 +245,13 @@ pub(crate) fn emc_key(k: &FlowKey) -> EmcKey {
     out
 }
 
-/// Per-word seeds (digits of pi), so equal values in different words hash
-/// differently.
-const SEEDS: [u64; KEY_WORDS] = [
+/// Per-group seeds (digits of pi), so equal values in different groups
+/// hash differently.
+const SEEDS: [u64; 4] = [
     0x243f_6a88_85a3_08d3,
     0x1319_8a2e_0370_7344,
     0xa409_3822_299f_31d0,
     0x082e_fa98_ec4e_6c89,
-    0x4528_21e6_38d0_1377,
-    0xbe54_66cf_34e9_0c6c,
-    0xc0ac_29b7_c97c_50dd,
-    0x3f84_d5b5_b547_0917,
-    0x9216_d5d9_8979_fb1b,
-    0xd131_0ba6_98df_b5ac,
-    0x2ffd_72db_d01a_dfb7,
-    0xb8e1_afed_6a26_7e96,
-    0xba7c_9045_f12c_7f99,
-    0x24a1_9947_b391_6cf7,
-    0x0801_f2e2_858e_fc16,
 ];
 const MUL: u64 = 0x9e37_79b9_7f4a_7c15;
 
@@ -274,13 +269,18 @@ pub(crate) fn key_hash(k: &FlowKey) -> u32 {
     hash_words(k.0[0], packet)
 }
 
-/// The hash proper: one folded multiply per word the fast path varies on
-/// (`in_port`, Ethernet, VLAN, IPv4 addresses, protocol/TTL/fragment,
-/// ports), and one each for the IPv6 addresses (words 4..8 of `packet`)
-/// and the ARP/ND words (10..14), each group first combined with rotations
-/// (not a plain XOR, which would give both directions of an IPv6 flow the
-/// same hash). 9 multiplies instead of 15; the comparison still covers all
-/// 15 words, so a weaker mix can only cost a collision, never a wrong hit.
+/// The hash proper, as OVS hashes the 5-tuple and compares the whole
+/// miniflow: only the words that vary between flows in practice, four
+/// folded multiplies (independent, so they overlap) and a final one. The
+/// IPv4 pair (or ARP SPA/TPA); the L4 ports and TCP flags with `in_port`
+/// in the word's free top 16 bits; the MACs, EtherType and VLAN tags
+/// rotated into one word; the IPv6 pair and the proto/TOS/TTL/fragment
+/// word likewise. Words combined with different rotations, never a plain
+/// XOR, which would give both directions of a flow the same hash. The ARP
+/// and ND hardware addresses and the ND target are left out (they go with
+/// MACs and addresses that are hashed). The comparison still covers all
+/// 15 words, so a weaker hash can only cost a collision, never a wrong
+/// hit.
 #[inline(always)]
 fn hash_words(w0: u64, packet: &[u64]) -> u32 {
     let fold = |x: u64, s: u64| {
@@ -288,18 +288,16 @@ fn hash_words(w0: u64, packet: &[u64]) -> u32 {
         (p as u64) ^ ((p >> 64) as u64)
     };
     let w = |i: usize| packet.get(i).copied().unwrap_or(0);
-    let mix4 = |i: usize| {
-        w(i) ^ w(i + 1).rotate_left(17) ^ w(i + 2).rotate_left(31) ^ w(i + 3).rotate_left(47)
-    };
-    let acc = fold(w0, SEEDS[0])
-        .wrapping_add(fold(w(0), SEEDS[1]))
-        .wrapping_add(fold(w(1), SEEDS[2]))
-        .wrapping_add(fold(w(2), SEEDS[3]))
-        .wrapping_add(fold(w(3), SEEDS[4]))
-        .wrapping_add(fold(mix4(4), SEEDS[5]))
-        .wrapping_add(fold(w(8), SEEDS[6]))
-        .wrapping_add(fold(w(9), SEEDS[7]))
-        .wrapping_add(fold(mix4(10), SEEDS[8]));
+    let l2 = w(0) ^ w(1).rotate_left(16) ^ w(2).rotate_left(40);
+    let l3 = w(4)
+        ^ w(5).rotate_left(17)
+        ^ w(6).rotate_left(31)
+        ^ w(7).rotate_left(47)
+        ^ w(8).rotate_left(8);
+    let acc = fold(w(3), SEEDS[0])
+        .wrapping_add(fold(w(9) ^ (w0 << 48), SEEDS[1]))
+        .wrapping_add(fold(l2, SEEDS[2]))
+        .wrapping_add(fold(l3, SEEDS[3]));
     let p = u128::from(acc) * u128::from(MUL);
     ((p as u64) ^ ((p >> 64) as u64)) as u32
 }
@@ -413,6 +411,25 @@ impl Entry {
 
 const _: () = assert!(std::mem::size_of::<Entry>() == 128);
 
+/// A slot's flat action list, and the first [`HEAD`] steps of its path:
+/// a group of hits credits its path once per batch, and most paths are
+/// one or two lookups, so they are read from the line the hit already
+/// loaded for its first ops instead of a line of the 2 MiB path array
+/// (that load was a quarter of the group work in the profile).
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+struct Flat {
+    head: [u64; HEAD],
+    ops: [FlatOp; MAX_FLAT],
+}
+
+impl Flat {
+    const EMPTY: Flat = Flat {
+        head: [0; HEAD],
+        ops: [FlatOp::Emit(protocol::flow::PortNo(0)); MAX_FLAT],
+    };
+}
+
 /// The cache (one per worker, in [`super::WorkerState`]).
 #[derive(Clone)]
 pub struct Emc {
@@ -424,8 +441,8 @@ pub struct Emc {
     /// (two cache lines, the tag's line holds most of the key).
     entries: Box<[Entry]>,
     paths: Box<[[u64; MAX_PATH]]>,
-    /// Flat action lists (read only on a hit whose entry has one).
-    flats: Box<[[FlatOp; MAX_FLAT]]>,
+    /// Flat action lists and path heads (read on every hit).
+    flats: Box<[Flat]>,
 }
 
 impl std::fmt::Debug for Emc {
@@ -452,7 +469,7 @@ impl Emc {
             owner: 0,
             entries: vec![Entry::EMPTY; n].into_boxed_slice(),
             paths: vec![[0u64; MAX_PATH]; n].into_boxed_slice(),
-            flats: vec![[FlatOp::Emit(protocol::flow::PortNo(0)); MAX_FLAT]; n].into_boxed_slice(),
+            flats: vec![Flat::EMPTY; n].into_boxed_slice(),
         }
     }
 
@@ -504,10 +521,18 @@ impl Emc {
         })
     }
 
-    /// The recorded path of slot `i`.
+    /// The recorded path of slot `i` (a short one from the line that
+    /// holds the flat list, see [`Flat`]).
     #[inline]
     pub(crate) fn path(&self, i: usize) -> &[u64] {
         let n = self.entries.get(i).map_or(0, |e| usize::from(e.len));
+        if n <= HEAD {
+            return self
+                .flats
+                .get(i)
+                .and_then(|f| f.head.get(..n))
+                .unwrap_or_default();
+        }
         self.paths
             .get(i)
             .and_then(|p| p.get(..n))
@@ -522,7 +547,7 @@ impl Emc {
         if e.flat == NO_FLAT {
             return None;
         }
-        let ops = self.flats.get(i)?.get(..usize::from(e.flat))?;
+        let ops = self.flats.get(i)?.ops.get(..usize::from(e.flat))?;
         Some((ops, e.missed))
     }
 
@@ -572,7 +597,12 @@ impl Emc {
             if let (Some(dst), Some(src)) = (p.get_mut(..n), rec.steps.get(..n)) {
                 dst.copy_from_slice(src);
             }
-            if let (true, Some(dst), Some(src)) = (rec.flat_ok, f.get_mut(..nf), rec.flat.get(..nf))
+            let h = n.min(HEAD);
+            if let (Some(dst), Some(src)) = (f.head.get_mut(..h), rec.steps.get(..h)) {
+                dst.copy_from_slice(src);
+            }
+            if let (true, Some(dst), Some(src)) =
+                (rec.flat_ok, f.ops.get_mut(..nf), rec.flat.get(..nf))
             {
                 dst.copy_from_slice(src);
             }

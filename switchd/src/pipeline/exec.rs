@@ -289,7 +289,7 @@ fn is_header_field(f: Field) -> bool {
 /// Replays a flat action list (see [`super::emc`]) on a packet whose key
 /// and layers were just extracted: the header writes and outputs the
 /// recorded translation made, in order. Returns the copies sent.
-#[inline]
+#[inline(always)]
 pub(crate) fn run_flat(
     ops: &[FlatOp],
     pkt: &mut PacketBuf,

@@ -26,9 +26,16 @@
 //! # Batches and the exact-match cache ([`Pipeline::process_batch`])
 //!
 //! The worker hands over a whole rx batch (up to 32 packets from one port)
-//! with one snapshot and one clock reading. Per packet: stages 1 to 3, then
-//! the worker's exact-match cache ([`emc`]) keyed by the extracted key; a
-//! hit runs the entry's flat action list (outputs and header writes with
+//! with one snapshot and one clock reading. Two passes, as OVS's
+//! `emc_processing` before execution: pass 1 runs stages 1 to 3 and hashes
+//! every packet of the batch (each into its own key of the worker's
+//! [`BatchScratch`]), then probes the worker's exact-match cache ([`emc`])
+//! for all of them back to back (independent loads the CPU overlaps);
+//! pass 2 executes in arrival order (after the batch's first cache
+//! insertion, later packets probe again, so each sees the cache exactly as
+//! a packet-at-a-time loop would; with an underlay configured, where stage
+//! 1 may already send bridged frames, the batch is one pass to keep
+//! per-port output order). A hit runs the entry's flat action list (outputs and header writes with
 //! every decision taken, when the translation had nothing else) or replays
 //! the cached rule path (stage 4 without classifier lookups), a miss runs
 //! stage 4 in full, recording the path and the flat list. Hits sharing an entry
@@ -347,6 +354,8 @@ pub struct WorkerState {
     pub tunnel: TunnelWorker,
     /// The exact-match cache used by [`Pipeline::process_batch`].
     pub emc: Emc,
+    /// The per-packet keys of [`Pipeline::process_batch`].
+    pub batch: BatchScratch,
 }
 
 impl WorkerState {
@@ -364,6 +373,7 @@ impl WorkerState {
             mac: MacTable::new(config.mac_table_size),
             tunnel: TunnelWorker::default(),
             emc: Emc::new(entries),
+            batch: BatchScratch::default(),
         }
     }
 }
@@ -525,20 +535,7 @@ impl Pipeline {
         out: &mut impl OutputSink,
         trace: &mut impl TraceSink,
     ) -> Verdict {
-        let WorkerState {
-            counters,
-            mac,
-            tunnel,
-            ..
-        } = ws;
-        let mut w = Io {
-            now_ms,
-            counters,
-            mac,
-            tunnel,
-            out,
-            trace,
-        };
+        let (mut w, _, _) = Io::split(ws, now_ms, out, trace);
         let rx_no_receive = self.port_config(in_port).is_some_and(|c| c.no_receive);
         let mut key = FlowKey::default();
         let mut set = exec::ActionSet::EMPTY;
@@ -575,6 +572,20 @@ impl Pipeline {
     /// Results (outputs, packet-ins, counters, MAC learning) are those of
     /// [`process`](Self::process) on each packet in turn. Each buffer holds
     /// its last version afterwards.
+    ///
+    /// Two passes per [`BATCH_MAX`] packets (OVS `emc_processing`, then
+    /// execution): pass 1 extracts and hashes every packet into its own
+    /// key of the worker's [`BatchScratch`] and then probes the cache for
+    /// all of them in one tight loop, whose iterations are independent, so
+    /// the CPU overlaps the entries' memory loads (std's prefetch
+    /// intrinsic is `unsafe`; this needs none); pass 2 executes in arrival
+    /// order. A miss inserted in pass 2 can replace an entry a later packet
+    /// of the batch found, or create the one it did not find: after the
+    /// first insertion of a batch, later packets probe again, so every
+    /// packet sees exactly the cache a one-packet-at-a-time loop would.
+    /// With an underlay configured, stage 1 can already send a packet
+    /// (bridged host/underlay traffic): then the batch is one pass, so
+    /// per-port output order stays the arrival order.
     pub fn process_batch(
         &self,
         pkts: &mut [PacketBuf],
@@ -583,191 +594,189 @@ impl Pipeline {
         ws: &mut WorkerState,
         out: &mut impl OutputSink,
     ) {
-        let WorkerState {
-            counters,
-            mac,
-            emc,
-            tunnel,
-        } = ws;
-        let mut w = Io {
-            now_ms,
-            counters,
-            mac,
-            tunnel,
-            out,
-            trace: &mut NoTrace,
-        };
-        // One action set and one key for the whole batch: both are
-        // hundreds of bytes, rebuilt in place rather than moved.
+        let mut no_trace = NoTrace;
+        let (mut w, emc, scratch) = Io::split(ws, now_ms, out, &mut no_trace);
+        // One action set for the whole batch: hundreds of bytes, rebuilt
+        // in place rather than moved.
         let mut set = exec::ActionSet::EMPTY;
-        let mut key = FlowKey::default();
         // The receive port's `no-receive`, once per batch (a packet
         // decapsulated to a tunnel port looks its port up itself).
         let rx_no_receive = self.port_config(in_port).is_some_and(|c| c.no_receive);
+        let keys = &mut scratch.keys[..];
         if !emc.enabled() {
-            for pkt in pkts.iter_mut() {
-                self.run_live(pkt, in_port, rx_no_receive, &mut key, &mut set, &mut w);
+            if let Some(key) = keys.first_mut() {
+                for pkt in pkts.iter_mut() {
+                    self.run_live(pkt, in_port, rx_no_receive, key, &mut set, &mut w);
+                }
             }
             return;
         }
         emc.sync(self.uid);
-        // Pending group credits: (slot, packets, bytes at entry).
-        let mut groups = [(usize::MAX, 0u64, 0u64); BATCH_MAX];
-        let mut n_groups = 0usize;
-        // Group index by `slot % GROUP_HINTS` (may be stale: checked).
-        let mut group_of = [u8::MAX; GROUP_HINTS];
-        // Rule credits of the groups, merged by rule (see `emc::Credits`).
-        let mut credits = Credits::new();
-        // A finished group (slot, packets, bytes at entry): its path's
-        // rules are credited, and for a flat entry, which skipped the
-        // executor, its table lookups are counted here, once per group (a
-        // replay counted them per packet), so a flat hit never reads its
-        // path.
-        let flush_group = |emc: &Emc,
-                           credits: &mut Credits,
-                           counters: &mut WorkerCounters,
-                           (s, p, b): (usize, u64, u64)| {
-            let path = emc.path(s);
-            if emc.flat(s).is_some() {
-                for st in path.iter().map(|st| Step(*st)) {
-                    if let Some(c) = counters.tables.get_mut(usize::from(st.table())) {
-                        c.lookups += p;
-                        c.matched += if st.rule().is_some() { p } else { 0 };
+        let mut groups = Groups::new();
+        if self.tunnels.underlay().is_some() {
+            if let Some(key) = keys.first_mut() {
+                for pkt in pkts.iter_mut() {
+                    match self.prepare(pkt, in_port, rx_no_receive, key, &mut w) {
+                        Prep::Done => {}
+                        Prep::Live(layers) => {
+                            self.translate(pkt, key, &mut set, layers, &mut w, PathMode::Live);
+                        }
+                        Prep::Cached(layers, h) => {
+                            let found = emc.find(h, key);
+                            let c = Cached { layers, h, found };
+                            self.run_cached(pkt, key, &mut set, c, emc, &mut groups, &mut w);
+                        }
                     }
                 }
             }
-            credits.add_path(self, path, p, b, now_ms);
+        } else {
+            for chunk in pkts.chunks_mut(BATCH_MAX) {
+                // Pass 1: stages 1 to 3 and the hash of every packet...
+                let mut prep = [Prep::Done; BATCH_MAX];
+                for ((pkt, key), p) in chunk.iter_mut().zip(keys.iter_mut()).zip(&mut prep) {
+                    *p = self.prepare(pkt, in_port, rx_no_receive, key, &mut w);
+                }
+                // ...then every cache probe, back to back.
+                let mut found = [None; BATCH_MAX];
+                for ((p, key), f) in prep.iter().zip(keys.iter()).zip(&mut found) {
+                    if let Prep::Cached(_, h) = *p {
+                        *f = emc.find(h, key);
+                    }
+                }
+                // Pass 2: execution in arrival order.
+                let mut inserted = false;
+                for (((pkt, key), p), f) in
+                    chunk.iter_mut().zip(keys.iter_mut()).zip(prep).zip(found)
+                {
+                    match p {
+                        Prep::Done => {}
+                        Prep::Live(layers) => {
+                            self.translate(pkt, key, &mut set, layers, &mut w, PathMode::Live);
+                        }
+                        Prep::Cached(layers, h) => {
+                            let found = if inserted { emc.find(h, key) } else { f };
+                            let c = Cached { layers, h, found };
+                            inserted |=
+                                self.run_cached(pkt, key, &mut set, c, emc, &mut groups, &mut w);
+                        }
+                    }
+                }
+            }
+        }
+        groups.finish(self, emc, w.counters, now_ms);
+    }
+
+    /// Stages 1 to 3 of a batch packet into `key`: a dropped packet is
+    /// counted here ([`Prep::Done`]); a decapsulated one (tunnel fields in
+    /// its key, see [`emc::cacheable`]) takes the full translation; any
+    /// other gets its cache hash.
+    #[inline(always)]
+    fn prepare<O: OutputSink, T: TraceSink>(
+        &self,
+        pkt: &mut PacketBuf,
+        in_port: PortNo,
+        rx_no_receive: bool,
+        key: &mut FlowKey,
+        w: &mut Io<'_, O, T>,
+    ) -> Prep {
+        clear_metadata(key);
+        match self.ingress(pkt, in_port, rx_no_receive, key, w) {
+            Err(v) => {
+                finish(w.counters, w.trace, v);
+                Prep::Done
+            }
+            Ok((layers, true)) => Prep::Live(layers),
+            Ok((layers, false)) => {
+                // Words 1..=24 were zeroed above and only decapsulation
+                // sets any (tunnel fields), so "not decapsulated" implies
+                // `cacheable` without reading 24 words per packet.
+                debug_assert!(cacheable(key));
+                Prep::Cached(layers, key_hash(key))
+            }
+        }
+    }
+
+    /// Stage 4 onwards of a cacheable packet whose cache probe gave
+    /// `c.found`: a hit runs the flat list or replays the path and joins
+    /// its slot's group; a miss translates, records and inserts. Returns
+    /// true if it inserted (which may replace an entry).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn run_cached<'p, O: OutputSink, T: TraceSink>(
+        &'p self,
+        pkt: &mut PacketBuf,
+        key: &mut FlowKey,
+        set: &mut exec::ActionSet<'p>,
+        c: Cached,
+        emc: &mut Emc,
+        groups: &mut Groups,
+        w: &mut Io<'_, O, T>,
+    ) -> bool {
+        let Cached { layers, h, found } = c;
+        let now_ms = w.now_ms;
+        let base_len = pkt.len();
+        let Some(slot) = found else {
+            w.counters.emc_misses += 1;
+            // The entry words as extracted (the actions may rewrite the
+            // key in place).
+            let ek = emc_key(key);
+            let mut rec = PathRec::new();
+            let (v, _) = self.translate(pkt, key, set, layers, w, PathMode::Record(&mut rec));
+            if rec.uncacheable {
+                return false;
+            }
+            let slot = emc.victim(h);
+            // Hits so far on the slot being replaced are credited before
+            // its path goes.
+            groups.flush_slot(self, emc, w.counters, slot, now_ms);
+            let missed = v.reason == Some(DropReason::TableMiss);
+            emc.insert_at(slot, h, &ek, &rec, missed);
+            return true;
         };
-        for pkt in pkts.iter_mut() {
-            clear_metadata(&mut key);
-            let (layers, decapsulated) =
-                match self.ingress(pkt, in_port, rx_no_receive, &mut key, &mut w) {
-                    Ok(l) => l,
-                    Err(v) => {
-                        finish(w.counters, w.trace, v);
-                        continue;
-                    }
-                };
-            // Words 1..=24 were zeroed above and only decapsulation sets
-            // any (tunnel fields), so "not decapsulated" implies
-            // `cacheable` without reading 24 words per packet.
-            debug_assert!(decapsulated || cacheable(&key));
-            if decapsulated {
-                self.translate(pkt, &mut key, &mut set, layers, &mut w, PathMode::Live);
-                continue;
-            }
-            let h = key_hash(&key);
-            let base_len = pkt.len();
-            if let Some(slot) = emc.find(h, &key) {
-                w.counters.emc_hits += 1;
-                let complete = if let Some((ops, missed)) = emc.flat(slot) {
-                    // The translation's header writes and outputs, every
-                    // decision on the key already taken; its table
-                    // lookups are counted per group (`flush_group`).
-                    let outputs = exec::run_flat(ops, pkt, &mut key, &layers, w.out);
-                    let reason = (outputs == 0).then_some(if missed {
-                        DropReason::TableMiss
-                    } else {
-                        DropReason::NoOutput
-                    });
-                    let v = Verdict {
-                        outputs,
-                        packet_ins: 0,
-                        reason,
-                    };
-                    finish(w.counters, w.trace, v);
-                    true
-                } else {
-                    let replay = PathMode::Replay {
-                        steps: emc.path(slot),
-                        pos: 0,
-                        base_len,
-                    };
-                    let (_, path) = self.translate(pkt, &mut key, &mut set, layers, &mut w, replay);
-                    match path {
-                        PathMode::Replay { steps, pos, .. } if pos == steps.len() => true,
-                        PathMode::Replay { steps, pos, .. } => {
-                            // Fewer lookups than recorded: credit this
-                            // packet alone (see `emc`).
-                            for s in steps.get(..pos).unwrap_or_default() {
-                                let s = Step(*s);
-                                let len = (base_len as i64 + i64::from(s.delta())).max(0) as u64;
-                                exec::credit_step(self, s, 1, len, now_ms);
-                            }
-                            false
-                        }
-                        _ => false,
-                    }
-                };
-                if complete {
-                    // The slot's group: a direct-mapped hint by slot bits
-                    // instead of a scan of the batch's groups (a stale or
-                    // colliding hint opens a second group for the slot,
-                    // credited the same way).
-                    let hint = group_of.get_mut(slot % GROUP_HINTS);
-                    let g = hint.as_deref().map_or(usize::MAX, |g| usize::from(*g));
-                    match groups.get_mut(..n_groups).and_then(|l| l.get_mut(g)) {
-                        Some(e) if e.0 == slot => {
-                            e.1 += 1;
-                            e.2 += base_len as u64;
-                        }
-                        _ => {
-                            if n_groups == BATCH_MAX {
-                                for &(s, p, b) in &groups {
-                                    flush_group(emc, &mut credits, w.counters, (s, p, b));
-                                }
-                                n_groups = 0;
-                            }
-                            if let (Some(e), Some(h)) = (groups.get_mut(n_groups), hint) {
-                                *e = (slot, 1, base_len as u64);
-                                *h = n_groups as u8;
-                                n_groups += 1;
-                            }
-                        }
-                    }
-                }
+        w.counters.emc_hits += 1;
+        let complete = if let Some((ops, missed)) = emc.flat(slot) {
+            // The translation's header writes and outputs, every decision
+            // on the key already taken; its table lookups are counted per
+            // group (`Groups::flush`).
+            let outputs = exec::run_flat(ops, pkt, key, &layers, w.out);
+            let reason = (outputs == 0).then_some(if missed {
+                DropReason::TableMiss
             } else {
-                w.counters.emc_misses += 1;
-                // The entry words as extracted (the actions may rewrite
-                // the key in place).
-                let ek = emc_key(&key);
-                let mut rec = PathRec::new();
-                let (v, _) = self.translate(
-                    pkt,
-                    &mut key,
-                    &mut set,
-                    layers,
-                    &mut w,
-                    PathMode::Record(&mut rec),
-                );
-                if !rec.uncacheable {
-                    let slot = emc.victim(h);
-                    // Hits so far on the slot being replaced are credited
-                    // before its path goes (every group of it: see the
-                    // group hints above).
-                    let mut g = 0;
-                    while g < n_groups {
-                        match groups.get(g) {
-                            Some(&(s, p, b)) if s == slot => {
-                                flush_group(emc, &mut credits, w.counters, (s, p, b));
-                                groups.copy_within(g + 1..n_groups, g);
-                                n_groups -= 1;
-                                // Hints past `g` now point one too far:
-                                // they fail the slot check and open a new
-                                // group, which stays correct.
-                            }
-                            _ => g += 1,
-                        }
+                DropReason::NoOutput
+            });
+            let v = Verdict {
+                outputs,
+                packet_ins: 0,
+                reason,
+            };
+            finish(w.counters, w.trace, v);
+            true
+        } else {
+            let replay = PathMode::Replay {
+                steps: emc.path(slot),
+                pos: 0,
+                base_len,
+            };
+            let (_, path) = self.translate(pkt, key, set, layers, w, replay);
+            match path {
+                PathMode::Replay { steps, pos, .. } if pos == steps.len() => true,
+                PathMode::Replay { steps, pos, .. } => {
+                    // Fewer lookups than recorded: credit this packet
+                    // alone (see `emc`).
+                    for s in steps.get(..pos).unwrap_or_default() {
+                        let s = Step(*s);
+                        let len = (base_len as i64 + i64::from(s.delta())).max(0) as u64;
+                        exec::credit_step(self, s, 1, len, now_ms);
                     }
-                    let missed = v.reason == Some(DropReason::TableMiss);
-                    emc.insert_at(slot, h, &ek, &rec, missed);
+                    false
                 }
+                _ => false,
             }
+        };
+        if complete {
+            groups.add(self, emc, w.counters, slot, base_len as u64, now_ms);
         }
-        for &g in groups.get(..n_groups).unwrap_or_default() {
-            flush_group(emc, &mut credits, w.counters, g);
-        }
-        credits.apply(self, now_ms);
+        false
     }
 
     /// Stages 1 to 3: counts the packet, extracts its key, applies the
@@ -996,6 +1005,188 @@ struct Io<'w, O, T> {
     tunnel: &'w mut TunnelWorker,
     out: &'w mut O,
     trace: &'w mut T,
+}
+
+impl<'w, O: OutputSink, T: TraceSink> Io<'w, O, T> {
+    /// The one constructor: `ws` split into the translation's side and the
+    /// batch's own (the cache and the per-packet keys).
+    #[inline]
+    fn split(
+        ws: &'w mut WorkerState,
+        now_ms: u64,
+        out: &'w mut O,
+        trace: &'w mut T,
+    ) -> (Io<'w, O, T>, &'w mut Emc, &'w mut BatchScratch) {
+        let WorkerState {
+            counters,
+            mac,
+            tunnel,
+            emc,
+            batch,
+        } = ws;
+        let io = Io {
+            now_ms,
+            counters,
+            mac,
+            tunnel,
+            out,
+            trace,
+        };
+        (io, emc, batch)
+    }
+}
+
+/// What pass 1 of [`Pipeline::process_batch`] left for a packet.
+#[derive(Debug, Clone, Copy)]
+enum Prep {
+    /// Dropped in stages 1 to 3 (already counted).
+    Done,
+    /// Decapsulated: the full translation, no cache.
+    Live(Layers),
+    /// Cacheable, with its cache hash.
+    Cached(Layers, u32),
+}
+
+/// A cacheable packet's layers, hash and probe result.
+#[derive(Debug, Clone, Copy)]
+struct Cached {
+    layers: Layers,
+    h: u32,
+    found: Option<usize>,
+}
+
+/// Per-worker scratch of [`Pipeline::process_batch`]: one key per packet
+/// of a batch (pass 1 extracts all of them before pass 2 executes any).
+/// Allocated once; 32 x 312 bytes.
+#[derive(Debug, Clone)]
+pub struct BatchScratch {
+    keys: Box<[FlowKey]>,
+}
+
+impl Default for BatchScratch {
+    fn default() -> Self {
+        BatchScratch {
+            keys: vec![FlowKey::default(); BATCH_MAX].into_boxed_slice(),
+        }
+    }
+}
+
+/// The hit groups of a batch (see [`emc`], "Groups"): pending credits
+/// (slot, packets, bytes at entry), a direct-mapped slot -> group hint
+/// instead of a scan (a stale or colliding hint opens a second group for
+/// the slot, credited the same way), and the per-rule accumulator.
+struct Groups {
+    g: [(usize, u64, u64); BATCH_MAX],
+    n: usize,
+    /// Group index by `slot % GROUP_HINTS` (may be stale: checked).
+    hint: [u8; GROUP_HINTS],
+    credits: Credits,
+}
+
+impl Groups {
+    #[inline]
+    fn new() -> Groups {
+        Groups {
+            g: [(usize::MAX, 0, 0); BATCH_MAX],
+            n: 0,
+            hint: [u8::MAX; GROUP_HINTS],
+            credits: Credits::new(),
+        }
+    }
+
+    /// A finished group (slot, packets, bytes at entry): its path's rules
+    /// are credited, and for a flat entry, which skipped the executor, its
+    /// table lookups are counted here, once per group (a replay counted
+    /// them per packet), so a flat hit never reads its path.
+    #[inline]
+    fn flush(
+        pl: &Pipeline,
+        emc: &Emc,
+        credits: &mut Credits,
+        counters: &mut WorkerCounters,
+        (s, p, b): (usize, u64, u64),
+        now_ms: u64,
+    ) {
+        let path = emc.path(s);
+        if emc.flat(s).is_some() {
+            for st in path.iter().map(|st| Step(*st)) {
+                if let Some(c) = counters.tables.get_mut(usize::from(st.table())) {
+                    c.lookups += p;
+                    c.matched += if st.rule().is_some() { p } else { 0 };
+                }
+            }
+        }
+        credits.add_path(pl, path, p, b, now_ms);
+    }
+
+    /// One more hit of `len` bytes on `slot`.
+    #[inline]
+    fn add(
+        &mut self,
+        pl: &Pipeline,
+        emc: &Emc,
+        counters: &mut WorkerCounters,
+        slot: usize,
+        len: u64,
+        now_ms: u64,
+    ) {
+        let hint = self.hint.get_mut(slot % GROUP_HINTS);
+        let g = hint.as_deref().map_or(usize::MAX, |g| usize::from(*g));
+        match self.g.get_mut(..self.n).and_then(|l| l.get_mut(g)) {
+            Some(e) if e.0 == slot => {
+                e.1 += 1;
+                e.2 += len;
+            }
+            _ => {
+                if self.n == BATCH_MAX {
+                    for &e in &self.g {
+                        Self::flush(pl, emc, &mut self.credits, counters, e, now_ms);
+                    }
+                    self.n = 0;
+                }
+                if let (Some(e), Some(h)) = (self.g.get_mut(self.n), hint) {
+                    *e = (slot, 1, len);
+                    *h = self.n as u8;
+                    self.n += 1;
+                }
+            }
+        }
+    }
+
+    /// Credits (and forgets) every group of `slot`, before its entry is
+    /// replaced.
+    #[inline]
+    fn flush_slot(
+        &mut self,
+        pl: &Pipeline,
+        emc: &Emc,
+        counters: &mut WorkerCounters,
+        slot: usize,
+        now_ms: u64,
+    ) {
+        let mut g = 0;
+        while g < self.n {
+            match self.g.get(g) {
+                Some(&e) if e.0 == slot => {
+                    Self::flush(pl, emc, &mut self.credits, counters, e, now_ms);
+                    self.g.copy_within(g + 1..self.n, g);
+                    self.n -= 1;
+                    // Hints past `g` now point one too far: they fail the
+                    // slot check and open a new group, which stays correct.
+                }
+                _ => g += 1,
+            }
+        }
+    }
+
+    /// End of the batch: every group credited, every rule counter updated.
+    #[inline]
+    fn finish(mut self, pl: &Pipeline, emc: &Emc, counters: &mut WorkerCounters, now_ms: u64) {
+        for &e in self.g.get(..self.n).unwrap_or_default() {
+            Self::flush(pl, emc, &mut self.credits, counters, e, now_ms);
+        }
+        self.credits.apply(pl, now_ms);
+    }
 }
 
 /// Zeroes the key's port, metadata, register and tunnel words (`extract`
