@@ -717,14 +717,17 @@ fn add_stats(sum: &mut PortStats, s: &PortStats) {
 impl Datapath for Workers {
     fn open_port(&mut self, name: &str, kind: &PortKind, ofport: PortNo) -> Result<(), String> {
         let n = self.workers.len();
+        // Offloads (vnet headers) unless WEFT_OFFLOADS=off: the escape
+        // hatch until the per-port ctl option exists (see crate::offload).
+        let offload = std::env::var("WEFT_OFFLOADS").as_deref() != Ok("off");
         let handles: Vec<Box<dyn Port>> = match kind {
-            PortKind::AfPacket => AfPacketPort::open_group(name, n)
+            PortKind::AfPacket => AfPacketPort::open_group_with(name, n, offload)
                 .map_err(|e| e.to_string())?
                 .into_iter()
                 .map(|p| Box::new(p) as Box<dyn Port>)
                 .collect(),
             // An internal port is a TAP the host stack uses (OVS `internal`).
-            PortKind::Tap | PortKind::Internal => TapPort::open_queues(name, n)
+            PortKind::Tap | PortKind::Internal => TapPort::open_queues_with(name, n, offload)
                 .map_err(|e| e.to_string())?
                 .into_iter()
                 .map(|p| Box::new(p) as Box<dyn Port>)
