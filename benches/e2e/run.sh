@@ -310,7 +310,11 @@ scenario_weft() { # port type, flow count
     fi
     weft_flows "$2"
     address_pods
-    [ "$1" = afpacket ] && offloads_off
+    # weft-switchd opens AF_PACKET ports with PACKET_VNET_HDR and TAPs with
+    # IFF_VNET_HDR (switchd/src/offload.rs), so the pods keep checksum/TSO/GSO
+    # offload as with the bridge. WEFT_BENCH_OFFLOADS=off restores the old
+    # setting (veth offloads off) for comparison.
+    [ "$1" = afpacket ] && [ "${WEFT_BENCH_OFFLOADS:-on}" = off ] && offloads_off
     return 0
 }
 scenario_weft-afpacket() { scenario_weft afpacket 2; }

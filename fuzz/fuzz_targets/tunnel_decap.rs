@@ -7,6 +7,13 @@
 //! inner frame then runs through the pipeline, whose flows encapsulate it
 //! again (Geneve with options, VXLAN), so encap runs on fuzzed inner
 //! frames too.
+//!
+//! Offload metadata: when the input starts with a `virtio_net_hdr` that
+//! parses, the rest is also run with that metadata (as a port with vnet
+//! headers would hand it over) through software segmentation and through
+//! the pipeline into a tunnel port (segmentation before encapsulation):
+//! nothing panics, no segment is longer than the frame, and after the
+//! first every segment is the headers plus at most `gso_size`.
 #![no_main]
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, LazyLock};
@@ -17,6 +24,7 @@ use protocol::flow::{FlowKey, PortNo};
 use protocol::text::parse_flow;
 use protocol::wire::{EthernetAddress, geneve};
 use weft_switchd::buf::PacketBuf;
+use weft_switchd::offload::{Gso, Offload, VNET_HDR_LEN, segment};
 use weft_switchd::pipeline::{
     CollectSink, NoTrace, Pipeline, SwitchConfig, WorkerState, compile,
 };
@@ -133,5 +141,27 @@ fuzz_target!(|frame: &[u8]| {
     }
     for (_, o) in &sink.outputs {
         assert!(o.len() <= weft_switchd::buf::CAPACITY);
+    }
+    if let (Ok(off), Some(inner)) = (Offload::parse(frame), frame.get(VNET_HDR_LEN..)) {
+        let mut scratch = vec![0u8; weft_switchd::buf::MAX_PACKET];
+        let mut n = 0;
+        let res = segment(inner, &off, &mut scratch, |seg| {
+            n += 1;
+            // Headers plus at most gso_size of the payload, or the frame.
+            assert!(seg.len() <= inner.len());
+            if off.gso != Gso::None && n > 1 {
+                assert!(seg.len() <= usize::from(off.gso_size) + 14 + 8 + 60 + 60 + 40);
+            }
+        });
+        if let Ok(k) = res {
+            assert_eq!(k, n);
+        }
+        let mut b = PacketBuf::from_slice(inner);
+        b.set_offload(off);
+        let mut sink = CollectSink::default();
+        pl.process(&mut b, PortNo(12), 0, &mut ws, &mut sink, &mut NoTrace);
+        for (_, o) in &sink.outputs {
+            assert!(o.len() <= weft_switchd::buf::CAPACITY);
+        }
     }
 });

@@ -9,13 +9,22 @@
 //!
 //! A buffer is owned by exactly one worker at a time; nothing here is
 //! shared or locked.
+//!
+//! A buffer also carries the packet's offload metadata ([`Offload`]: a
+//! partial checksum, a GSO request) from the port that received it to the
+//! ports it leaves on; inserting or removing bytes in front of the
+//! checksum start moves it along.
+
+use crate::offload::Offload;
 
 /// Bytes reserved in front of a received packet: enough for an outer
 /// Ethernet + IPv6 + UDP + Geneve header with 252 bytes of options, or many
 /// VLAN tags.
 pub const HEADROOM: usize = 384;
-/// Largest packet a buffer holds (a jumbo frame plus tunnel overhead).
-pub const MAX_PACKET: usize = 9216 + 128;
+/// Largest packet a buffer holds: a 64 KiB GSO super-frame from a port
+/// with offloads (see [`crate::offload`]) with its Ethernet header and two
+/// VLAN tags, or a jumbo frame plus tunnel overhead.
+pub const MAX_PACKET: usize = 65536 + 256;
 /// Total bytes per buffer.
 pub const CAPACITY: usize = HEADROOM + MAX_PACKET;
 /// Most packets in one batch (the rx burst and the unit of snapshot loads).
@@ -27,6 +36,7 @@ pub struct PacketBuf {
     data: Box<[u8]>,
     head: usize,
     len: usize,
+    off: Offload,
 }
 
 impl std::fmt::Debug for PacketBuf {
@@ -52,6 +62,7 @@ impl PacketBuf {
             data: vec![0u8; CAPACITY].into_boxed_slice(),
             head: HEADROOM,
             len: 0,
+            off: Offload::NONE,
         }
     }
 
@@ -69,6 +80,7 @@ impl PacketBuf {
         let n = bytes.len().min(MAX_PACKET);
         self.head = HEADROOM;
         self.len = n;
+        self.off = Offload::NONE;
         self.data[HEADROOM..HEADROOM + n].copy_from_slice(&bytes[..n]);
     }
 
@@ -77,6 +89,19 @@ impl PacketBuf {
     pub fn reset(&mut self) {
         self.head = HEADROOM;
         self.len = 0;
+        self.off = Offload::NONE;
+    }
+
+    /// The offload metadata ([`Offload::NONE`] for an ordinary frame).
+    #[inline]
+    pub fn offload(&self) -> &Offload {
+        &self.off
+    }
+
+    /// Sets the offload metadata (a port with vnet headers, after receive).
+    #[inline]
+    pub fn set_offload(&mut self, off: Offload) {
+        self.off = off;
     }
 
     /// The packet bytes.
@@ -122,6 +147,7 @@ impl PacketBuf {
     pub fn set_received(&mut self, n: usize) {
         self.head = HEADROOM;
         self.len = n.min(MAX_PACKET);
+        self.off = Offload::NONE;
     }
 
     /// Grows the packet by `n` bytes at the front (for a pushed header) and
@@ -133,6 +159,7 @@ impl PacketBuf {
         }
         self.head -= n;
         self.len += n;
+        self.off.shift(0, n as isize);
         Some(self.data_mut())
     }
 
@@ -145,6 +172,7 @@ impl PacketBuf {
         }
         self.head += n;
         self.len -= n;
+        self.off.shift(0, -(n as isize));
         true
     }
 
@@ -160,6 +188,7 @@ impl PacketBuf {
         self.head -= n;
         self.len += n;
         self.data.copy_within(old..old + at, self.head);
+        self.off.shift(at, n as isize);
         Some(&mut self.data[self.head + at..self.head + at + n])
     }
 
@@ -174,6 +203,7 @@ impl PacketBuf {
         self.data.copy_within(old..old + at, old + n);
         self.head += n;
         self.len -= n;
+        self.off.shift(at + n, -(n as isize));
         true
     }
 
@@ -244,6 +274,28 @@ mod tests {
         assert!(b.insert(7, 1).is_none());
         b.truncate(3);
         assert_eq!(b.data(), &[1, 2, 3]);
+    }
+
+    #[test]
+    fn offload_follows_vlan_push_pop() {
+        use crate::offload::Gso;
+        let mut b = PacketBuf::from_slice(&[0u8; 80]);
+        let off = Offload {
+            needs_csum: true,
+            csum_start: 34,
+            csum_offset: 16,
+            gso: Gso::TcpV4,
+            ecn: false,
+            gso_size: 1000,
+            hdr_len: 54,
+        };
+        b.set_offload(off);
+        b.insert(12, 4).unwrap();
+        assert_eq!(b.offload().csum_start, 38);
+        assert!(b.remove(12, 4));
+        assert_eq!(*b.offload(), off);
+        b.reset();
+        assert!(b.offload().is_none());
     }
 
     #[test]

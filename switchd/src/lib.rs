@@ -10,6 +10,8 @@
 //!   `weftctl trace`, the benches and the fuzzers drive the real code.
 //! * [`tunnel`]: Geneve and VXLAN encapsulation, decapsulation and MTU
 //!   errors, sans-IO, called by the pipeline.
+//! * [`offload`]: virtio-net header metadata, checksum completion and
+//!   software segmentation (GSO), sans-IO.
 //! * [`state`]: the configuration as data (ports with stable numbers,
 //!   flows with OVS flow-mod semantics, settings) and its atomic
 //!   persistence.
@@ -23,6 +25,7 @@
 
 pub mod buf;
 pub mod control;
+pub mod offload;
 pub mod pipeline;
 pub mod port;
 pub mod state;

@@ -70,11 +70,12 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use protocol::ctl::{PortKind, PortStats};
 use protocol::flow::{ControllerReason, Cookie, PortNo, TableId};
 
-use crate::buf::{BATCH_MAX, BufPool, PacketBuf};
+use crate::buf::{BATCH_MAX, BufPool, MAX_PACKET, PacketBuf};
 use crate::control::Datapath;
+use crate::offload::{Gso, Offload};
 use crate::pipeline::normal::MacEvent;
 use crate::pipeline::{OutputSink, SharedPipeline, WorkerCounters, WorkerState};
-use crate::port::{AfPacketPort, LinkInfo, Port, TapPort, link_info};
+use crate::port::{AfPacketPort, LinkInfo, Port, TapPort, TxOffload, link_info, transmit};
 use crate::state::unix_ms;
 use crate::tunnel::TunnelEvent;
 
@@ -168,6 +169,15 @@ pub struct WorkerShared {
     /// MAC announcements lost because a peer's inbox was full (the station
     /// is flooded on that peer until announced again).
     pub mac_sync_drops: AtomicU64,
+    /// Frames with offload metadata that could not be segmented or have
+    /// their checksum completed for a port without offloads (malformed
+    /// headers, see [`crate::offload::OffloadError`]).
+    pub offload_drops: AtomicU64,
+    /// GSO super-frames segmented in software for a port without offloads.
+    pub gso_software: AtomicU64,
+    /// GSO super-frames passed on, metadata and all, to a port with
+    /// offloads.
+    pub gso_passed: AtomicU64,
 }
 
 fn to_ctl_stats(s: crate::port::PortStats) -> PortStats {
@@ -216,9 +226,38 @@ struct Sink<'a> {
     shared: &'a WorkerShared,
     packet_in: &'a SyncSender<PacketInEvent>,
     tunnel_events: &'a SyncSender<TunnelEvent>,
+    /// Where software segmentation builds each segment.
+    scratch: &'a mut [u8],
 }
 
 impl OutputSink for Sink<'_> {
+    #[inline]
+    fn output_offload(&mut self, port: PortNo, bytes: &[u8], off: &Offload) {
+        let Some(&i) = self.ports.index.get(&port) else {
+            self.shared
+                .unknown_port_drops
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let Some((_, p)) = self.ports.list.get_mut(i) else {
+            return;
+        };
+        let gso = off.gso != Gso::None;
+        match transmit(p.as_mut(), bytes, off, self.scratch) {
+            TxOffload::Plain => {}
+            TxOffload::Passed if gso => {
+                self.shared.gso_passed.fetch_add(1, Ordering::Relaxed);
+            }
+            TxOffload::Segmented(_) if gso => {
+                self.shared.gso_software.fetch_add(1, Ordering::Relaxed);
+            }
+            TxOffload::Passed | TxOffload::Segmented(_) => {}
+            TxOffload::Refused(_) => {
+                self.shared.offload_drops.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     #[inline]
     fn output(&mut self, port: PortNo, bytes: &[u8]) {
         let Some(&i) = self.ports.index.get(&port) else {
@@ -304,6 +343,7 @@ pub fn run(
     let mut pool = BufPool::with_capacity(BATCH_MAX);
     let mut bufs: Vec<PacketBuf> = (0..BATCH_MAX).map(|_| pool.get()).collect();
     let mut ready: Vec<bool> = Vec::new();
+    let mut scratch = vec![0u8; MAX_PACKET].into_boxed_slice();
     let mut last_stats = 0u64;
     while !shared.stop.load(Ordering::Relaxed) {
         loop {
@@ -388,6 +428,7 @@ pub fn run(
                 shared: &shared,
                 packet_in: &packet_in,
                 tunnel_events: &tunnel_events,
+                scratch: &mut scratch,
             };
             if let Some(batch) = bufs.get_mut(..n) {
                 pl.process_batch(batch, in_port, now, &mut ws, &mut sink);
@@ -676,8 +717,11 @@ fn add_stats(sum: &mut PortStats, s: &PortStats) {
 impl Datapath for Workers {
     fn open_port(&mut self, name: &str, kind: &PortKind, ofport: PortNo) -> Result<(), String> {
         let n = self.workers.len();
+        // Offloads (vnet headers) unless WEFT_OFFLOADS=off: the escape
+        // hatch until the per-port ctl option exists (see crate::offload).
+        let offload = std::env::var("WEFT_OFFLOADS").as_deref() != Ok("off");
         let handles: Vec<Box<dyn Port>> = match kind {
-            PortKind::AfPacket => AfPacketPort::open_group(name, n)
+            PortKind::AfPacket => AfPacketPort::open_group_with(name, n, offload)
                 .map_err(|e| e.to_string())?
                 .into_iter()
                 .map(|p| Box::new(p) as Box<dyn Port>)
@@ -691,7 +735,7 @@ impl Datapath for Workers {
                 // EBUSY until they are gone. Seen on restarts under load.
                 let t0 = std::time::Instant::now();
                 let mut qs = loop {
-                    match TapPort::open_queues(name, n) {
+                    match TapPort::open_queues_with(name, n, offload) {
                         Err(e)
                             if e.raw_os_error() == Some(libc::EBUSY)
                                 && t0.elapsed() < std::time::Duration::from_secs(3) =>
@@ -779,6 +823,12 @@ impl Datapath for Workers {
             ("tunnel_event_queue_full", sum(|s| &s.tunnel_event_drops)),
             ("mac_sync_queue_full", sum(|s| &s.mac_sync_drops)),
             ("mac_outbox_overflow", sum(|s| &s.mac_outbox_overflow)),
+            // Offload metadata that could not be honoured for a port
+            // without offloads (malformed headers); and, not drops, the
+            // GSO super-frames segmented here vs passed on.
+            ("offload_malformed", sum(|s| &s.offload_drops)),
+            ("gso_segmented_in_software", sum(|s| &s.gso_software)),
+            ("gso_passed_to_port", sum(|s| &s.gso_passed)),
         ]
     }
 

@@ -15,9 +15,12 @@
 //! Needs root and `ip`/`ping`. Under `CI=true` their absence is a failure;
 //! elsewhere the tests print a loud SKIP and pass.
 //!
-//! The peers' veth offloads are turned off ([`disable_offloads`]): the ports
-//! do not speak `PACKET_VNET_HDR` yet, so partial checksums and TSO
-//! super-frames from the peers' stacks would not survive the trip.
+//! In the first tests the peers' veth offloads are turned off
+//! ([`disable_offloads`]): plain frames only (the ports still speak vnet
+//! headers, with empty ones). The `offload_*` tests leave the peers' TSO,
+//! GSO and checksum offload on: partial checksums and 64 KiB super-frames
+//! cross the switch with their metadata (`PACKET_VNET_HDR`/`IFF_VNET_HDR`),
+//! or are segmented in software for a port opened without offloads.
 //!
 //! VLAN: this kernel may lack the 8021q module, so instead of a VLAN netdev
 //! the auxdata path is tested by sending tagged frames from namespace A
@@ -38,9 +41,12 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use weft_switchd::buf::MAX_PACKET;
 use weft_switchd::buf::{BATCH_MAX, PacketBuf};
+use weft_switchd::offload::Gso;
 use weft_switchd::port::{
-    AfPacketPort, Port, PortKind, PortStats, TapPort, disable_offloads, enter_netns,
+    AfPacketPort, Port, PortKind, PortStats, TapPort, TxOffload, disable_offloads, enter_netns,
+    transmit,
 };
 
 const ADDR_A: &str = "10.244.0.1";
@@ -156,6 +162,12 @@ fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static)
 /// Gives namespace `ns` a veth peer `eth0` of switch-side `sw_end`, with
 /// `addr`, offloads off.
 fn veth_to_switch(ns: &Namespaces, sw_end: &str, peer_ns: &str, addr: &str) {
+    veth_offloads(ns, sw_end, peer_ns, addr, false);
+}
+
+/// [`veth_to_switch`], with the peer's offloads left on (the veth default:
+/// checksum, TSO, GSO) if `offloads`.
+fn veth_offloads(ns: &Namespaces, sw_end: &str, peer_ns: &str, addr: &str, offloads: bool) {
     ip(&[
         "-n", &ns.sw, "link", "add", sw_end, "type", "veth", "peer", "name", "eth0", "netns",
         peer_ns,
@@ -163,10 +175,12 @@ fn veth_to_switch(ns: &Namespaces, sw_end: &str, peer_ns: &str, addr: &str) {
     .unwrap();
     ip(&["-n", &ns.sw, "link", "set", sw_end, "up"]).unwrap();
     configure_peer(peer_ns, "eth0", addr);
-    in_netns(peer_ns, || disable_offloads("eth0"))
-        .join()
-        .unwrap()
-        .unwrap();
+    if !offloads {
+        in_netns(peer_ns, || disable_offloads("eth0"))
+            .join()
+            .unwrap()
+            .unwrap();
+    }
 }
 
 fn configure_peer(peer_ns: &str, dev: &str, addr: &str) {
@@ -188,7 +202,23 @@ fn configure_peer(peer_ns: &str, dev: &str, addr: &str) {
 /// panics, before the namespaces go).
 struct Switch {
     stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<[PortStats; 2]>>,
+    handle: Option<JoinHandle<Forwarded>>,
+}
+
+/// What the forwarder saw: port counters and what happened to GSO
+/// super-frames.
+#[derive(Debug)]
+struct Forwarded {
+    stats: [PortStats; 2],
+    /// Super-frames received (a `gso_type` in their vnet header).
+    gso_rx: u64,
+    /// Largest frame received.
+    max_rx: usize,
+    /// Super-frames passed on with their metadata.
+    gso_passed: u64,
+    /// Super-frames segmented in software, and the segments made.
+    gso_segmented: u64,
+    segments: u64,
 }
 
 impl Switch {
@@ -213,6 +243,10 @@ impl Switch {
     }
 
     fn finish(mut self) -> [PortStats; 2] {
+        self.finish_all().stats
+    }
+
+    fn finish_all(&mut self) -> Forwarded {
         self.stop.store(true, Ordering::Relaxed);
         self.handle.take().unwrap().join().unwrap()
     }
@@ -228,9 +262,19 @@ impl Drop for Switch {
 }
 
 /// Everything from port 0 goes to port 1 and back, through the trait: poll,
-/// receive a batch, queue each frame on the other port, flush once.
-fn forward(mut ports: [Box<dyn Port>; 2], stop: &AtomicBool) -> [PortStats; 2] {
+/// receive a batch, queue each frame on the other port with its offload
+/// metadata ([`transmit`], as the worker does), flush once.
+fn forward(mut ports: [Box<dyn Port>; 2], stop: &AtomicBool) -> Forwarded {
     let mut bufs: Vec<PacketBuf> = (0..BATCH_MAX).map(|_| PacketBuf::new()).collect();
+    let mut scratch = vec![0u8; MAX_PACKET];
+    let mut f = Forwarded {
+        stats: [PortStats::default(); 2],
+        gso_rx: 0,
+        max_rx: 0,
+        gso_passed: 0,
+        gso_segmented: 0,
+        segments: 0,
+    };
     while !stop.load(Ordering::Relaxed) {
         let ready = {
             let mut fds = [
@@ -247,14 +291,26 @@ fn forward(mut ports: [Box<dyn Port>; 2], stop: &AtomicBool) -> [PortStats; 2] {
             let to = 1 - from;
             let n = ports[from].recv_batch(&mut bufs).unwrap();
             for b in &bufs[..n] {
-                ports[to].send(b.data()).unwrap();
+                let gso = b.offload().gso != Gso::None;
+                f.gso_rx += u64::from(gso);
+                f.max_rx = f.max_rx.max(b.len());
+                match transmit(ports[to].as_mut(), b.data(), b.offload(), &mut scratch) {
+                    TxOffload::Plain => {}
+                    TxOffload::Passed => f.gso_passed += u64::from(gso),
+                    TxOffload::Segmented(k) => {
+                        f.gso_segmented += u64::from(gso);
+                        f.segments += k as u64;
+                    }
+                    TxOffload::Refused(e) => panic!("offload refused: {e}"),
+                }
             }
             if ports[to].pending() > 0 {
                 ports[to].flush().unwrap();
             }
         }
     }
-    [ports[0].stats(), ports[1].stats()]
+    f.stats = [ports[0].stats(), ports[1].stats()];
+    f
 }
 
 fn ping(ns: &Namespaces) {
@@ -406,8 +462,16 @@ fn vlan_frames(ns: &Namespaces) {
 fn check_stats(stats: &[PortStats; 2]) {
     for (i, s) in stats.iter().enumerate() {
         eprintln!("port {i}: {s:?}");
-        assert!(s.rx_packets > 700, "port {i} received too little: {s:?}");
-        assert!(s.tx_packets > 700, "port {i} sent too little: {s:?}");
+        // Bytes, not frames: a TAP with IFF_VNET_HDR gets TSO, so its side
+        // sends the 1 MiB in fewer, larger frames.
+        assert!(
+            s.rx_bytes > TRANSFER as u64,
+            "port {i} received too little: {s:?}"
+        );
+        assert!(
+            s.tx_bytes > TRANSFER as u64,
+            "port {i} sent too little: {s:?}"
+        );
         assert_eq!(s.rx_errors, 0, "port {i}: {s:?}");
         assert_eq!(s.tx_errors, 0, "port {i}: {s:?}");
     }
@@ -459,4 +523,99 @@ fn af_packet_to_tap() {
     let stats = switch.finish();
     check_stats(&stats);
     eprintln!("af_packet_to_tap: {:?}", t0.elapsed());
+}
+
+/// Offloads on both ways: the veth peers keep TSO/GSO/checksum offload, the
+/// switch's AF_PACKET ports speak `PACKET_VNET_HDR`, and the peers' TCP
+/// super-frames cross as such (more than one MTU per frame), content intact.
+#[test]
+fn offload_af_packet_passes_gso() {
+    if !can_run("offload_af_packet_passes_gso") {
+        return;
+    }
+    let ns = Namespaces::create("o");
+    veth_offloads(&ns, "sw-a", &ns.a, ADDR_A, true);
+    veth_offloads(&ns, "sw-b", &ns.b, ADDR_B, true);
+    let mut switch = Switch::start(&ns.sw, || {
+        let a = AfPacketPort::open("sw-a").unwrap();
+        let b = AfPacketPort::open("sw-b").unwrap();
+        assert!(a.offloads() && b.offloads(), "PACKET_VNET_HDR refused");
+        [Box::new(a), Box::new(b)]
+    });
+    ping(&ns);
+    tcp_transfer(&ns);
+    let f = switch.finish_all();
+    eprintln!("offload_af_packet_passes_gso: {f:?}");
+    assert!(f.gso_rx > 0, "no GSO super-frame received: {f:?}");
+    assert!(f.max_rx > 1514, "no frame above the MTU: {f:?}");
+    assert_eq!(f.gso_passed, f.gso_rx, "{f:?}");
+    assert_eq!(f.gso_segmented, 0, "{f:?}");
+    for s in &f.stats {
+        assert_eq!(s.rx_errors, 0, "{f:?}");
+        assert_eq!(s.tx_errors, 0, "{f:?}");
+    }
+}
+
+/// One side without offloads: A's super-frames with partial checksums are
+/// segmented and checksummed in software for B's port (opened without
+/// `PACKET_VNET_HDR`; B's veth peer has its offloads off, as a port without
+/// vnet headers requires), and B's plain frames reach A.
+#[test]
+fn offload_software_segmentation_to_plain_port() {
+    if !can_run("offload_software_segmentation_to_plain_port") {
+        return;
+    }
+    let ns = Namespaces::create("s");
+    veth_offloads(&ns, "sw-a", &ns.a, ADDR_A, true);
+    veth_offloads(&ns, "sw-b", &ns.b, ADDR_B, false);
+    let mut switch = Switch::start(&ns.sw, || {
+        let a = AfPacketPort::open("sw-a").unwrap();
+        let b = AfPacketPort::open_group_with("sw-b", 1, false)
+            .unwrap()
+            .pop()
+            .unwrap();
+        assert!(a.offloads() && !b.offloads());
+        [Box::new(a), Box::new(b)]
+    });
+    ping(&ns);
+    tcp_transfer(&ns);
+    let f = switch.finish_all();
+    eprintln!("offload_software_segmentation_to_plain_port: {f:?}");
+    assert!(f.gso_rx > 0, "no GSO super-frame received: {f:?}");
+    assert!(f.gso_segmented > 0, "{f:?}");
+    assert!(f.segments > f.gso_segmented, "{f:?}");
+    for s in &f.stats {
+        assert_eq!(s.rx_errors, 0, "{f:?}");
+        assert_eq!(s.tx_errors, 0, "{f:?}");
+    }
+}
+
+/// A TAP with `IFF_VNET_HDR`: the pod side of the TAP gets TSO from the
+/// kernel and its super-frames reach the AF_PACKET side with their
+/// metadata.
+#[test]
+fn offload_tap_passes_gso() {
+    if !can_run("offload_tap_passes_gso") {
+        return;
+    }
+    let ns = Namespaces::create("p");
+    veth_offloads(&ns, "sw-a", &ns.a, ADDR_A, true);
+    let mut switch = Switch::start(&ns.sw, || {
+        let a = AfPacketPort::open("sw-a").unwrap();
+        let tap = TapPort::open("tap-b").unwrap();
+        assert!(tap.offloads(), "IFF_VNET_HDR refused");
+        [Box::new(a), Box::new(tap)]
+    });
+    ip(&["-n", &ns.sw, "link", "set", "tap-b", "netns", &ns.b]).unwrap();
+    configure_peer(&ns.b, "tap-b", ADDR_B);
+    ping(&ns);
+    tcp_transfer(&ns);
+    let f = switch.finish_all();
+    eprintln!("offload_tap_passes_gso: {f:?}");
+    assert!(f.gso_rx > 0, "no GSO super-frame received: {f:?}");
+    assert_eq!(f.gso_passed, f.gso_rx, "{f:?}");
+    for s in &f.stats {
+        assert_eq!(s.rx_errors, 0, "{f:?}");
+        assert_eq!(s.tx_errors, 0, "{f:?}");
+    }
 }

@@ -193,7 +193,7 @@ fn workers_two_threads() {
         .map(|&(_, to, port)| {
             // Generous idle time: the six senders start after all
             // receivers and python3 starts slowly on a loaded machine.
-            Receiver::start(&ns.pods[to - 1], &format!("10.244.0.{to}"), port, N, 10.0)
+            Receiver::start(&ns.pods[to - 1], &format!("10.244.0.{to}"), port, N, 30.0)
         })
         .collect();
     let senders: Vec<_> = streams

@@ -301,7 +301,7 @@ pub(crate) fn run_flat(
     for op in ops {
         match *op {
             FlatOp::Emit(p) => {
-                out.output(p, pkt.data());
+                out.output_offload(p, pkt.data(), pkt.offload());
                 outputs += 1;
             }
             FlatOp::Set(f, v) => {
@@ -793,7 +793,7 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, '_, O, T> {
         }
         self.flat(FlatOp::Emit(port));
         let bytes = self.pkt.data();
-        self.out.output(port, bytes);
+        self.out.output_offload(port, bytes, self.pkt.offload());
         self.trace.output(port, bytes);
         self.outputs += 1;
     }
@@ -802,6 +802,10 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, '_, O, T> {
     /// the underlay port, restore the inner frame (see [`crate::tunnel`]).
     fn emit_tunnel(&mut self, tp: &TunnelPort) {
         self.no_flat();
+        if !self.pkt.offload().is_none() {
+            self.emit_tunnel_segmented(tp);
+            return;
+        }
         let pl = self.pl;
         match pl.tunnels.encap(tp, self.key, &self.layers, self.pkt) {
             Ok(n) => {
@@ -832,6 +836,66 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, '_, O, T> {
                     EncapError::TooBig { inner_mtu } => self.too_big(inner_mtu),
                     EncapError::Drop(_) => {}
                 }
+            }
+        }
+    }
+
+    /// Output to a tunnel port of a packet with offload metadata: segments
+    /// (or completes the checksum) first, then encapsulates and sends each
+    /// plain frame (no UDP-tunnel GSO yet; see [`crate::offload`]). The
+    /// first failure is handled as for an ordinary frame (a segment too big
+    /// for the tunnel gets the ICMP error, as a frame of that size would).
+    fn emit_tunnel_segmented(&mut self, tp: &TunnelPort) {
+        let pl = self.pl;
+        let underlay = pl.tunnels.underlay().map_or(PortNo::LOCAL, |u| u.port);
+        let TunnelWorker {
+            seg,
+            seg_scratch,
+            encapsulated,
+            offload_drops,
+            ..
+        } = &mut *self.tunnel;
+        let (key, layers, out, trace) =
+            (&*self.key, &self.layers, &mut *self.out, &mut *self.trace);
+        let mut failed: Option<EncapError> = None;
+        let mut sent = 0u32;
+        let res =
+            crate::offload::segment(self.pkt.data(), self.pkt.offload(), seg_scratch, |frame| {
+                if failed.is_some() {
+                    return;
+                }
+                seg.set_from_slice(frame);
+                match pl.tunnels.encap(tp, key, layers, seg) {
+                    Ok(_) => {
+                        out.output(underlay, seg.data());
+                        trace.output(underlay, seg.data());
+                        sent += 1;
+                        *encapsulated += 1;
+                    }
+                    Err(e) => failed = Some(e),
+                }
+            });
+        self.outputs += sent;
+        if res.is_err() {
+            // Headers that do not match the metadata: a malformed packet.
+            *offload_drops += 1;
+            if self.tunnel_drop.is_none() {
+                self.tunnel_drop = Some(DropReason::Malformed);
+            }
+            return;
+        }
+        if let Some(e) = failed {
+            let d = e.drop_reason();
+            self.trace.note(TraceNote::TunnelDrop(d));
+            if self.tunnel_drop.is_none() {
+                self.tunnel_drop = Some(d.into());
+            }
+            match e {
+                EncapError::NoNextHop(ip) => {
+                    self.out.tunnel_event(TunnelEvent::MissingNextHop(ip));
+                }
+                EncapError::TooBig { inner_mtu } => self.too_big(inner_mtu),
+                EncapError::Drop(_) => {}
             }
         }
     }

@@ -83,6 +83,7 @@ use protocol::flow::{
 };
 
 use crate::buf::{BATCH_MAX, PacketBuf};
+use crate::offload::Offload;
 use crate::tunnel::{Decap, TunnelDrop, TunnelEvent, TunnelWorker, Tunnels};
 use emc::{Credits, Emc, PathRec, Step, cacheable, emc_key, key_hash};
 use exec::PathMode;
@@ -100,6 +101,15 @@ pub trait OutputSink {
     /// The packet leaves on `port` (an ordinary port or `LOCAL`) with
     /// exactly `bytes`. Called once per copy, in order.
     fn output(&mut self, port: PortNo, bytes: &[u8]);
+    /// Like [`OutputSink::output`], for a packet with offload metadata
+    /// (a partial checksum, a GSO super-frame; see [`crate::offload`]). The
+    /// worker passes it on to ports with offloads and segments for the
+    /// others; the default (tests, trace) ignores the metadata.
+    #[inline]
+    fn output_offload(&mut self, port: PortNo, bytes: &[u8], off: &Offload) {
+        let _ = off;
+        self.output(port, bytes);
+    }
     /// A packet-in for the controller: why, from which table, the cookie of
     /// the rule (all ones for a table miss) and the (possibly cut) bytes.
     fn packet_in(&mut self, reason: ControllerReason, table: TableId, cookie: Cookie, bytes: &[u8]);
@@ -983,7 +993,7 @@ impl Pipeline {
         extract(pkt.data(), &self.extract, &mut key);
         trace.begin(in_port, &key);
         trace.note(TraceNote::TunnelHostBridge(to));
-        out.output(to, pkt.data());
+        out.output_offload(to, pkt.data(), pkt.offload());
         trace.output(to, pkt.data());
         tunnel.host_bridged += 1;
         // The caller counts it (`finish`).

@@ -49,16 +49,28 @@
 //! Batches: one `recvmmsg` receives up to [`BATCH_MAX`] frames straight into
 //! the caller's [`PacketBuf`]s, one `sendmmsg` transmits the queue.
 //!
-//! # Not (yet) supported
-//!
 //! * A `PACKET_MMAP` ring. TPACKET_V3 adds its block timeout to the latency
 //!   of every frame at low rates (CRATES.md §3); a TPACKET_V2 per-frame RX
 //!   ring, or AF_XDP, is the later optimisation once benches show the copy in
 //!   `recvmmsg` matters.
-//! * `PACKET_VNET_HDR` (checksum and GSO offload). Without it the peer of a
-//!   veth must not hand us partial checksums or TSO super-frames: turn its
-//!   offloads off ([`super::disable_offloads`]). Frames longer than a
-//!   [`PacketBuf`] are counted in `rx_errors` and dropped.
+//! # Offloads: `PACKET_VNET_HDR`
+//!
+//! By default ([`AfPacketPort::open_group_with`] `offload = true`) the
+//! socket is opened with `PACKET_VNET_HDR`: every received frame comes
+//! behind a `virtio_net_hdr`, which becomes the packet's
+//! [`Offload`](crate::offload::Offload) metadata, so the peer of a veth
+//! keeps TSO/GSO and checksum offload and hands us 64 KiB super-frames with
+//! partial checksums; [`Port::send_offload`] gives the kernel the metadata
+//! back, and it segments (or the veth peer takes the super-frame as is).
+//! A frame the kernel cannot describe with a vnet header (a GSO type
+//! virtio has no code for) fails `recvmsg` with `EINVAL` and is counted in
+//! `rx_errors`. Without the option (or on a kernel that refuses it) the
+//! peer must not hand us partial checksums or TSO super-frames: turn its
+//! offloads off ([`super::disable_offloads`]). Frames longer than a
+//! [`PacketBuf`] are counted in `rx_errors` and dropped.
+//!
+//! # Not (yet) supported
+//!
 //! * Noticing that the interface was deleted on receive: the socket simply
 //!   goes quiet; transmit then fails with `ENXIO`, which `flush` reports.
 
@@ -69,6 +81,7 @@ use std::os::fd::BorrowedFd;
 use super::sys::{self, PacketSocket, RxMeta};
 use super::{Port, PortKind, PortStats, TxQueue, too_long};
 use crate::buf::{BATCH_MAX, MAX_PACKET, PacketBuf};
+use crate::offload::{Offload, VNET_HDR_LEN};
 
 /// Offset of the VLAN tag in an Ethernet frame (after both MAC addresses).
 const VLAN_OFFSET: usize = 12;
@@ -95,8 +108,12 @@ impl AfPacketPort {
     /// namespace. The socket stays in that namespace whichever thread uses
     /// it later.
     pub fn open(ifname: &str) -> io::Result<AfPacketPort> {
+        Self::open_one(ifname, true)
+    }
+
+    fn open_one(ifname: &str, offload: bool) -> io::Result<AfPacketPort> {
         let ifindex = sys::if_index(ifname)?;
-        let sock = PacketSocket::open(ifindex, false)?;
+        let sock = PacketSocket::open(ifindex, false, offload)?;
         Ok(Self::with_socket(ifname, ifindex, sock))
     }
 
@@ -115,8 +132,14 @@ impl AfPacketPort {
     /// `PACKET_FANOUT_HASH` group (see the module documentation). `n == 1`
     /// is [`AfPacketPort::open`] (no group).
     pub fn open_group(ifname: &str, n: usize) -> io::Result<Vec<AfPacketPort>> {
+        Self::open_group_with(ifname, n, true)
+    }
+
+    /// [`AfPacketPort::open_group`], with `PACKET_VNET_HDR` offloads on or
+    /// off (see the module documentation; on is the default).
+    pub fn open_group_with(ifname: &str, n: usize, offload: bool) -> io::Result<Vec<AfPacketPort>> {
         if n <= 1 {
-            return Ok(vec![Self::open(ifname)?]);
+            return Ok(vec![Self::open_one(ifname, offload)?]);
         }
         let ifindex = sys::if_index(ifname)?;
         let fanout_err = |e: io::Error| {
@@ -125,13 +148,13 @@ impl AfPacketPort {
                 format!("{ifname}: joining a PACKET_FANOUT group for {n} workers: {e}"),
             )
         };
-        let first = PacketSocket::open(ifindex, false)?;
+        let first = PacketSocket::open(ifindex, false, offload)?;
         let id = first
             .join_fanout(None, sys::PACKET_FANOUT_HASH)
             .map_err(fanout_err)?;
         let mut ports = vec![Self::with_socket(ifname, ifindex, first)];
         for _ in 1..n {
-            let s = PacketSocket::open(ifindex, true)?;
+            let s = PacketSocket::open(ifindex, true, offload)?;
             s.join_fanout(Some(id), sys::PACKET_FANOUT_HASH)
                 .map_err(fanout_err)?;
             s.unquiet()?;
@@ -198,6 +221,12 @@ impl Port for AfPacketPort {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
             // Reported once when the link goes down; not a broken port.
             Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => return Ok(0),
+            // With PACKET_VNET_HDR: a frame whose GSO type has no vnet
+            // code; the kernel has consumed it.
+            Err(e) if self.sock.vnet() && e.raw_os_error() == Some(libc::EINVAL) => {
+                self.stats.rx_errors += 1;
+                return Ok(0);
+            }
             Err(e) => return Err(e),
         };
         let mut kept = 0;
@@ -208,6 +237,21 @@ impl Port for AfPacketPort {
             if m.truncated || m.len > MAX_PACKET {
                 self.stats.rx_errors += 1;
                 continue;
+            }
+            if self.sock.vnet() {
+                let b = &mut bufs[i];
+                let off = Offload::parse(b.data());
+                if !b.pull_front(VNET_HDR_LEN) {
+                    self.stats.rx_errors += 1;
+                    continue;
+                }
+                match off.and_then(|o| o.check(b.data()).map(|()| o)) {
+                    Ok(o) => b.set_offload(o),
+                    Err(_) => {
+                        self.stats.rx_errors += 1;
+                        continue;
+                    }
+                }
             }
             if let Some((tpid, tci)) = m.vlan
                 && !reinsert_vlan(&mut bufs[i], tpid, tci)
@@ -226,14 +270,29 @@ impl Port for AfPacketPort {
     }
 
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        self.send_offload(frame, &Offload::NONE)
+    }
+
+    fn offloads(&self) -> bool {
+        self.sock.vnet()
+    }
+
+    fn send_offload(&mut self, frame: &[u8], off: &Offload) -> io::Result<()> {
         if frame.len() > MAX_PACKET {
             self.stats.tx_errors += 1;
             return Err(too_long());
         }
-        if !self.txq.has_room(frame.len()) {
+        let vnet = self.sock.vnet();
+        let len = frame.len() + if vnet { VNET_HDR_LEN } else { 0 };
+        if !self.txq.has_room(len) {
             self.flush()?;
         }
-        if !self.txq.push(frame) {
+        let queued = if vnet {
+            self.txq.push_vnet(frame, off)
+        } else {
+            self.txq.push(frame)
+        };
+        if !queued {
             self.stats.tx_dropped += 1;
         }
         Ok(())
@@ -248,9 +307,10 @@ impl Port for AfPacketPort {
         while i < n {
             match self.sock.send_batch(&frames[i..]) {
                 Ok(k) if k > 0 => {
+                    let hdr = if self.sock.vnet() { VNET_HDR_LEN } else { 0 };
                     for f in &frames[i..i + k] {
                         self.stats.tx_packets += 1;
-                        self.stats.tx_bytes += f.len() as u64;
+                        self.stats.tx_bytes += f.len().saturating_sub(hdr) as u64;
                     }
                     i += k;
                 }

@@ -52,7 +52,8 @@ use std::fmt;
 use std::io;
 use std::os::fd::BorrowedFd;
 
-use crate::buf::{BATCH_MAX, PacketBuf};
+use crate::buf::{BATCH_MAX, MAX_PACKET, PacketBuf};
+use crate::offload::{Offload, OffloadError, VNET_HDR_LEN, refresh_partial};
 
 pub use af_packet::AfPacketPort;
 pub use memory::{MemoryPort, MemoryPortHandle};
@@ -146,10 +147,63 @@ pub trait Port: Send + fmt::Debug {
 
     /// A snapshot of the counters.
     fn stats(&self) -> PortStats;
+
+    /// True if the port exchanges offload metadata with the kernel
+    /// (`PACKET_VNET_HDR`, `IFF_VNET_HDR`): it receives partial checksums
+    /// and GSO super-frames and takes them through [`Port::send_offload`].
+    fn offloads(&self) -> bool {
+        false
+    }
+
+    /// Queues `frame` with its offload metadata. Only for a port whose
+    /// [`Port::offloads`] is true; the caller segments and completes
+    /// checksums for the others (see [`crate::offload::segment`]). The
+    /// default ignores the metadata.
+    fn send_offload(&mut self, frame: &[u8], off: &Offload) -> io::Result<()> {
+        let _ = off;
+        self.send(frame)
+    }
 }
 
-/// Bytes of frame data a transmit queue holds before it must be flushed.
-const TX_ARENA: usize = 64 * 1024;
+/// What [`transmit`] did with a frame's offload metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxOffload {
+    /// An ordinary frame, queued as it is.
+    Plain,
+    /// Queued with its metadata on a port with offloads.
+    Passed,
+    /// Segmented (or its checksum completed) in software into this many
+    /// frames, for a port without offloads.
+    Segmented(usize),
+    /// Refused: the headers do not match the metadata (nothing queued).
+    Refused(OffloadError),
+}
+
+/// Queues `frame` with offload metadata `off` on `port`: passed on if the
+/// port [`Port::offloads`], else segmented and checksummed in software
+/// through `scratch` (at least [`MAX_PACKET`] bytes). Transmit errors are
+/// counted by the port, as for [`Port::send`].
+pub fn transmit(port: &mut dyn Port, frame: &[u8], off: &Offload, scratch: &mut [u8]) -> TxOffload {
+    if off.is_none() {
+        let _ = port.send(frame);
+        return TxOffload::Plain;
+    }
+    if port.offloads() {
+        let _ = port.send_offload(frame, off);
+        return TxOffload::Passed;
+    }
+    match crate::offload::segment(frame, off, scratch, |seg| {
+        let _ = port.send(seg);
+    }) {
+        Ok(n) => TxOffload::Segmented(n),
+        Err(e) => TxOffload::Refused(e),
+    }
+}
+
+/// Bytes of frame data a transmit queue holds before it must be flushed:
+/// room for a few GSO super-frames with their vnet headers (a batch of
+/// ordinary frames is bounded by [`BATCH_MAX`] first).
+const TX_ARENA: usize = 4 * (MAX_PACKET + VNET_HDR_LEN);
 
 /// A port's transmit queue: frames copied back to back into one
 /// preallocated arena, at most [`BATCH_MAX`] of them. Allocates only when
@@ -206,6 +260,25 @@ impl TxQueue {
         true
     }
 
+    /// Copies `frame` in behind the `virtio_net_hdr` for `off`, and
+    /// rewrites its partial checksum for the receiving kernel
+    /// ([`refresh_partial`]); `false` if it does not fit.
+    fn push_vnet(&mut self, frame: &[u8], off: &Offload) -> bool {
+        let len = VNET_HDR_LEN + frame.len();
+        if !self.has_room(len) {
+            return false;
+        }
+        let start = self.used;
+        let (hdr, body) = self.arena[start..start + len].split_at_mut(VNET_HDR_LEN);
+        hdr.copy_from_slice(&off.build());
+        body.copy_from_slice(frame);
+        refresh_partial(body, off);
+        self.slots[self.n] = (start, len);
+        self.used += len;
+        self.n += 1;
+        true
+    }
+
     /// Frame `i` (in queue order); empty if out of range.
     #[inline]
     fn frame(&self, i: usize) -> &[u8] {
@@ -242,7 +315,6 @@ fn too_long() -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buf::MAX_PACKET;
 
     #[test]
     fn tx_queue_packs_and_limits() {

@@ -238,6 +238,9 @@ const RCVBUF: libc::c_int = 4 << 20;
 #[derive(Debug)]
 pub(crate) struct PacketSocket {
     fd: OwnedFd,
+    /// `PACKET_VNET_HDR` is on: every frame, both ways, starts with a
+    /// `virtio_net_hdr`.
+    vnet: bool,
 }
 
 impl PacketSocket {
@@ -250,7 +253,11 @@ impl PacketSocket {
     /// bind, so the socket queues nothing until [`PacketSocket::unquiet`]:
     /// used by sockets that join an existing fanout group, which would
     /// otherwise receive a copy of every frame between bind and join.
-    pub(crate) fn open(ifindex: u32, quiet: bool) -> io::Result<PacketSocket> {
+    ///
+    /// With `vnet`, `PACKET_VNET_HDR` is asked for before the bind (the
+    /// kernel refuses it later); a kernel that refuses it leaves the socket
+    /// without, see [`PacketSocket::vnet`].
+    pub(crate) fn open(ifindex: u32, quiet: bool, vnet: bool) -> io::Result<PacketSocket> {
         // Protocol 0: the socket receives nothing until it is bound below,
         // so no frame of another interface is ever queued.
         let sock = Socket::new(Domain::PACKET, Type::RAW.nonblocking().cloexec(), None)?;
@@ -296,6 +303,8 @@ impl PacketSocket {
             }
         }
         setsockopt(fd.as_fd(), libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &on)?;
+        let vnet =
+            vnet && setsockopt(fd.as_fd(), libc::SOL_PACKET, libc::PACKET_VNET_HDR, &on).is_ok();
 
         let ifindex = libc::c_int::try_from(ifindex).map_err(|_| {
             io::Error::new(io::ErrorKind::InvalidInput, "interface index out of range")
@@ -319,7 +328,7 @@ impl PacketSocket {
             libc::PACKET_ADD_MEMBERSHIP,
             &mreq,
         )?;
-        Ok(PacketSocket { fd })
+        Ok(PacketSocket { fd, vnet })
     }
 
     /// Joins fanout group `id` (or, with `None`, a new group with an id
@@ -374,6 +383,12 @@ impl PacketSocket {
             libc::SO_DETACH_FILTER,
             &zero,
         )
+    }
+
+    /// True if `PACKET_VNET_HDR` is on (see [`PacketSocket::open`]).
+    #[inline]
+    pub(crate) fn vnet(&self) -> bool {
+        self.vnet
     }
 
     /// The descriptor, for poll/epoll.

@@ -25,15 +25,19 @@
 //! match: a single-queue persistent TAP can only be used with one worker
 //! (`--workers 1`); the kernel refuses the attach with `EINVAL` otherwise.
 //!
-//! # Not (yet) supported
+//! # Offloads: `IFF_VNET_HDR`
 //!
-//! * `IFF_VNET_HDR` offload (`tun-rs` `offload(true)`): with it the pod's
-//!   stack may hand us partial checksums and 64 KiB GSO super-frames, which
-//!   the pipeline would have to finish or segment (tun-rs `recv_multiple` and
-//!   its `GROTable` do that). Without it the kernel gives the TAP no
-//!   checksum/TSO features, so the pod computes checksums and segments
-//!   itself: slower, but every frame is a plain Ethernet frame. Offload comes
-//!   with the performance work.
+//! By default ([`TapPort::open_queues_with`] `offload = true`) the device
+//! is created with `IFF_VNET_HDR` and `TUNSETOFFLOAD` (`TUN_F_CSUM`, TSO4/6
+//! and, on Linux 6.2+, USO4/6; tun-rs `offload(true)`): the kernel gives the
+//! TAP checksum and TSO features, so the pod's stack hands us partial
+//! checksums and 64 KiB super-frames behind a `virtio_net_hdr`, which
+//! becomes the packet's [`Offload`] metadata; frames we write carry theirs
+//! back (the kernel segments if the receiving side needs it). We read and
+//! write the header ourselves (tun-rs `recv`/`send` are plain
+//! `read`/`write`), not through tun-rs `recv_multiple`/`GROTable`. If the
+//! kernel refuses the flags, the device is opened without: then the kernel
+//! gives the TAP no checksum/TSO features and every frame is plain.
 //!
 //! # Persistence across a crash ([`TapPort::set_persistent`])
 //!
@@ -56,6 +60,7 @@ use tun_rs::{DeviceBuilder, Layer, SyncDevice};
 
 use super::{Port, PortKind, PortStats, TxQueue, sys, too_long};
 use crate::buf::{BATCH_MAX, MAX_PACKET, PacketBuf};
+use crate::offload::{Offload, VNET_HDR_LEN};
 
 /// A port on a TAP device; see the module documentation.
 pub struct TapPort {
@@ -65,6 +70,8 @@ pub struct TapPort {
     stats: PortStats,
     /// Set persistent by this handle; cleared when it is dropped.
     persistent: bool,
+    /// `IFF_VNET_HDR` is on.
+    vnet: bool,
 }
 
 impl std::fmt::Debug for TapPort {
@@ -73,6 +80,7 @@ impl std::fmt::Debug for TapPort {
             .field("name", &self.name)
             .field("txq", &self.txq)
             .field("stats", &self.stats)
+            .field("vnet", &self.vnet)
             .finish_non_exhaustive()
     }
 }
@@ -90,6 +98,20 @@ impl TapPort {
     /// Like [`TapPort::open`], with `n` queues (one per worker): `n > 1`
     /// uses `IFF_MULTI_QUEUE` (see the module documentation).
     pub fn open_queues(name: &str, n: usize) -> io::Result<Vec<TapPort>> {
+        Self::open_queues_with(name, n, true)
+    }
+
+    /// [`TapPort::open_queues`], with `IFF_VNET_HDR` offloads on or off
+    /// (see the module documentation; on is the default, and falls back to
+    /// off if the kernel refuses it).
+    pub fn open_queues_with(name: &str, n: usize, offload: bool) -> io::Result<Vec<TapPort>> {
+        if offload && let Ok(v) = Self::open_inner(name, n, true) {
+            return Ok(v);
+        }
+        Self::open_inner(name, n, false)
+    }
+
+    fn open_inner(name: &str, n: usize, offload: bool) -> io::Result<Vec<TapPort>> {
         let mq_err = |e: io::Error| {
             if n > 1 {
                 io::Error::new(
@@ -107,7 +129,7 @@ impl TapPort {
             .name(name)
             .layer(Layer::L2)
             .packet_information(false)
-            .offload(false)
+            .offload(offload)
             .multi_queue(n > 1)
             .enable(true)
             .build_sync()
@@ -126,6 +148,7 @@ impl TapPort {
                     txq: TxQueue::new(),
                     stats: PortStats::default(),
                     persistent: false,
+                    vnet: offload,
                 })
             })
             .collect()
@@ -173,13 +196,28 @@ impl Port for TapPort {
         while n < want {
             match self.dev.recv(bufs[n].rx_area()) {
                 Ok(len) => {
-                    bufs[n].set_received(len);
+                    let b = &mut bufs[n];
+                    b.set_received(len);
                     if len > MAX_PACKET || len == 0 {
                         self.stats.rx_errors += 1;
                         continue;
                     }
+                    if self.vnet {
+                        let off = Offload::parse(b.data());
+                        if !b.pull_front(VNET_HDR_LEN) || b.is_empty() {
+                            self.stats.rx_errors += 1;
+                            continue;
+                        }
+                        match off.and_then(|o| o.check(b.data()).map(|()| o)) {
+                            Ok(o) => b.set_offload(o),
+                            Err(_) => {
+                                self.stats.rx_errors += 1;
+                                continue;
+                            }
+                        }
+                    }
                     self.stats.rx_packets += 1;
-                    self.stats.rx_bytes += len as u64;
+                    self.stats.rx_bytes += b.len() as u64;
                     n += 1;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -197,14 +235,28 @@ impl Port for TapPort {
     }
 
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        self.send_offload(frame, &Offload::NONE)
+    }
+
+    fn offloads(&self) -> bool {
+        self.vnet
+    }
+
+    fn send_offload(&mut self, frame: &[u8], off: &Offload) -> io::Result<()> {
         if frame.len() > MAX_PACKET {
             self.stats.tx_errors += 1;
             return Err(too_long());
         }
-        if !self.txq.has_room(frame.len()) {
+        let len = frame.len() + if self.vnet { VNET_HDR_LEN } else { 0 };
+        if !self.txq.has_room(len) {
             self.flush()?;
         }
-        if !self.txq.push(frame) {
+        let queued = if self.vnet {
+            self.txq.push_vnet(frame, off)
+        } else {
+            self.txq.push(frame)
+        };
+        if !queued {
             self.stats.tx_dropped += 1;
         }
         Ok(())
@@ -220,7 +272,8 @@ impl Port for TapPort {
                 Ok(_) => {
                     sent += 1;
                     self.stats.tx_packets += 1;
-                    self.stats.tx_bytes += frame.len() as u64;
+                    let hdr = if self.vnet { VNET_HDR_LEN } else { 0 };
+                    self.stats.tx_bytes += frame.len().saturating_sub(hdr) as u64;
                 }
                 Err(e) if tx_fatal(&e) => {
                     self.stats.tx_errors += (n - i) as u64;

@@ -827,11 +827,23 @@ pub struct TunnelWorker {
     pub icmp_too_big: u64,
     /// Non-tunnel frames bridged between the underlay and host ports.
     pub host_bridged: u64,
+    /// One segment of a GSO super-frame (or a frame whose partial checksum
+    /// was completed) on its way into the tunnel: offload metadata is
+    /// honoured *before* encapsulation (no UDP-tunnel GSO yet, see
+    /// [`crate::offload`]).
+    pub(crate) seg: crate::buf::PacketBuf,
+    /// Where [`crate::offload::segment`] builds each segment.
+    pub(crate) seg_scratch: Box<[u8]>,
+    /// Frames with offload metadata refused for a tunnel (malformed).
+    pub offload_drops: u64,
 }
 
 impl Default for TunnelWorker {
     fn default() -> Self {
         TunnelWorker {
+            seg: crate::buf::PacketBuf::new(),
+            seg_scratch: vec![0; crate::buf::MAX_PACKET].into_boxed_slice(),
+            offload_drops: 0,
             scratch: Box::new([0; icmp::SCRATCH_LEN]),
             encapsulated: 0,
             decapsulated: 0,
