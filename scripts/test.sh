@@ -29,7 +29,7 @@ fi
 ensure_pkgs tshark:tshark tcpdump:tcpdump ip:iproute2 ping:iputils-ping python3:python3 \
     ovs-vswitchd:openvswitch-switch iptables:iptables tracepath:iputils-tracepath \
     /usr/lib/cni/portmap:containernetworking-plugins containerd:containerd \
-    /usr/bin/busybox:busybox-static
+    /usr/bin/busybox:busybox-static /usr/bin/scapy:python3-scapy
 ensure_toolchain
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 

@@ -277,6 +277,37 @@ fn node_defaults(n: &str, out: &mut Vec<(String, FlowSpec)>) {
     ] {
         push(FlowBuilder::new(t, 0, c).goto(next).build());
     }
+    // Port security drops above every port's allow rules (OVN's
+    // ls_in_port_sec_l2 drops VLAN-tagged frames; a pod is no DHCP server
+    // nor router): a frame with an 802.1Q tag (VLAN 0 included; the
+    // pipeline does not match `vlan_tci` anywhere else, so a tagged frame
+    // with the pod's own addresses would otherwise be delivered tagged),
+    // DHCPv4/DHCPv6 server replies and ICMPv6 router advertisements.
+    // Found by `tools/tests/demo_portsec.rs` (real packets from a pod).
+    let above = prio::PORT_SEC + 10;
+    let cfi = u128::from(protocol::flow::key::VLAN_CFI);
+    push(
+        FlowBuilder::new(table::PORT_SEC_L2, above, c)
+            .masked(Field::VlanTci, cfi, cfi)
+            .build(),
+    );
+    for (ip6, sport, dport) in [(false, 67, 68), (true, 547, 546)] {
+        let b = FlowBuilder::new(table::PORT_SEC_IP, above, c);
+        let b = if ip6 { b.ipv6() } else { b.ip() };
+        push(
+            b.m(Field::NwProto, 17)
+                .m(Field::TpSrc, sport)
+                .m(Field::TpDst, dport)
+                .build(),
+        );
+    }
+    push(
+        FlowBuilder::new(table::PORT_SEC_IP, above, c)
+            .ipv6()
+            .m(Field::NwProto, 58)
+            .m(Field::IcmpType, 134)
+            .build(),
+    );
 }
 
 /// The OpenFlow port of a pod's logical port on its node (see the module

@@ -1,5 +1,5 @@
 //! Set-up shared by the demo's namespace tests (`demo.rs`,
-//! `demo_restart.rs`): whether they must run, `weftctl demo ...` as a user
+//! `demo_restart.rs`, `demo_portsec.rs`): whether they must run, `weftctl demo ...` as a user
 //! runs it, and a guard that runs `demo down` when dropped.
 
 #![allow(dead_code, unreachable_pub)] // Each test file uses a part.
@@ -90,4 +90,9 @@ pub fn namespaces_of(id: &str) -> Vec<String> {
         .filter(|n| n.starts_with(&format!("{id}-")))
         .map(str::to_owned)
         .collect()
+}
+
+/// The demo's `state.json`.
+pub fn state(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap()
 }
