@@ -213,16 +213,16 @@ fn node_ip(m: &LogicalModel, n: Option<&str>) -> Option<IpAddr> {
 }
 
 /// The flows of unit `u`, as (node, flow) pairs.
-pub fn compile_unit(
+pub fn compile_unit<'a>(
     u: &UnitKey,
-    m: &LogicalModel,
-    d: &Derived,
+    m: &'a LogicalModel,
+    d: &'a Derived,
     cfg: &CompileConfig,
-) -> Vec<(String, FlowSpec)> {
+) -> Vec<(&'a str, FlowSpec)> {
     let mut out = Vec::new();
     match u {
         UnitKey::Node(n) => {
-            if m.nodes.contains_key(n) {
+            if let Some((n, _)) = m.nodes.get_key_value(n) {
                 node_defaults(n, &mut out);
             }
         }
@@ -247,9 +247,9 @@ pub fn pipeline_cookie() -> Cookie {
     cookie_of(&SourceRef::cluster(SourceKind::Infrastructure, "pipeline"))
 }
 
-fn node_defaults(n: &str, out: &mut Vec<(String, FlowSpec)>) {
+fn node_defaults<'a>(n: &'a str, out: &mut Vec<(&'a str, FlowSpec)>) {
     let c = pipeline_cookie();
-    let mut push = |f: FlowSpec| out.push((n.to_owned(), f));
+    let mut push = |f: FlowSpec| out.push((n, f));
     // Drops: physical-in (unknown port or VNI), port security, L2 lookup
     // (unknown unicast, broadcast), routing (no route), ARP resolve
     // (unknown neighbour), delivery, egress port security, physical-out.
@@ -351,12 +351,12 @@ fn tunnel_entry(dp: DatapathId, next: TableId, cookie: Cookie, cfg: &CompileConf
         .build()
 }
 
-fn pod_port(
-    p: &LogicalPort,
-    m: &LogicalModel,
-    d: &Derived,
+fn pod_port<'a>(
+    p: &'a LogicalPort,
+    m: &'a LogicalModel,
+    d: &'a Derived,
     cfg: &CompileConfig,
-    out: &mut Vec<(String, FlowSpec)>,
+    out: &mut Vec<(&'a str, FlowSpec)>,
 ) {
     let (Some(node), Some(sw)) = (&p.node, m.switches.get(&p.switch)) else {
         return;
@@ -366,7 +366,7 @@ fn pod_port(
     let lp = u128::from(p.id.0);
     let hw = p.security.as_ref().map_or(p.mac, |s| s.mac);
     let sec_ips: &[IpAddr] = p.security.as_ref().map_or(&p.ips, |s| &s.ips);
-    let local = |f: FlowSpec, out: &mut Vec<(String, FlowSpec)>| out.push((node.clone(), f));
+    let local = |f: FlowSpec, out: &mut Vec<(&'a str, FlowSpec)>| out.push((node.as_str(), f));
     // Physical-in.
     local(
         FlowBuilder::new(table::PHY_IN, prio::PHY, c)
@@ -468,7 +468,7 @@ fn pod_port(
         .find(|r| r.ports.iter().any(|rp| rp.switch == sw.id));
     let node_ip = m.nodes.get(node).map(|n| n.underlay_ip);
     for n in nodes {
-        let mut push = |f: FlowSpec| out.push((n.clone(), f));
+        let mut push = |f: FlowSpec| out.push((n.as_str(), f));
         for ip in &p.ips {
             if let Some(f) = arp_responder(sw.id, *ip, p.mac, c) {
                 push(f);
@@ -511,21 +511,23 @@ fn pod_port(
     }
 }
 
-fn switch(
+/// An empty node set.
+static NO_NODES: BTreeSet<String> = BTreeSet::new();
+
+fn switch<'a>(
     s: DatapathId,
-    m: &LogicalModel,
-    d: &Derived,
+    m: &'a LogicalModel,
+    d: &'a Derived,
     cfg: &CompileConfig,
-    out: &mut Vec<(String, FlowSpec)>,
+    out: &mut Vec<(&'a str, FlowSpec)>,
 ) {
     let Some(sw) = m.switches.get(&s) else { return };
     let c = cookie_of(&sw.source);
-    let empty = BTreeSet::new();
-    let here = d.switch_nodes.get(&s).unwrap_or(&empty);
+    let here = d.switch_nodes.get(&s).unwrap_or(&NO_NODES);
     // Tunnel entry: packets for this switch's ports resume at the egress
     // ACL (the sender ran ingress, lookup and routing).
     for n in here {
-        out.push((n.clone(), tunnel_entry(s, table::OUT_ACL, c, cfg)));
+        out.push((n.as_str(), tunnel_entry(s, table::OUT_ACL, c, cfg)));
     }
     // The gateway: ARP responder and L2 lookup into the router, on the
     // nodes where pods of the switch send.
@@ -543,7 +545,7 @@ fn switch(
     };
     let Some((r, rp)) = rp else { return };
     for n in here {
-        let mut push = |f: FlowSpec| out.push((n.clone(), f));
+        let mut push = |f: FlowSpec| out.push((n.as_str(), f));
         if let Some(f) = arp_responder(s, rp.ip, rp.mac, c) {
             push(f);
         }
@@ -560,22 +562,21 @@ fn switch(
     }
 }
 
-fn router(
+fn router<'a>(
     r: DatapathId,
-    m: &LogicalModel,
-    d: &Derived,
+    m: &'a LogicalModel,
+    d: &'a Derived,
     cfg: &CompileConfig,
-    out: &mut Vec<(String, FlowSpec)>,
+    out: &mut Vec<(&'a str, FlowSpec)>,
 ) {
     let Some(rt) = m.routers.get(&r) else { return };
-    let empty = BTreeSet::new();
-    let nodes = d.tenant(&rt.tenant).unwrap_or(&empty);
+    let nodes = d.tenant(&rt.tenant).unwrap_or(&NO_NODES);
     let tenant_cookie = m.tenants.get(&rt.tenant).map_or_else(
         || cookie_of(&SourceRef::cluster(SourceKind::Tenant, &rt.tenant)),
         |t| cookie_of(&t.source),
     );
     for n in nodes {
-        let mut push = |f: FlowSpec| out.push((n.clone(), f));
+        let mut push = |f: FlowSpec| out.push((n.as_str(), f));
         // Routing: longest prefix wins (priority = 2 x prefix length + 1).
         for route in &rt.routes {
             let Some(rp) = rt.ports.iter().find(|p| p.id == route.port) else {
