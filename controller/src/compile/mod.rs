@@ -299,8 +299,9 @@ impl Compiler {
         let mut before: Before = BTreeMap::new();
         self.sync_nodes(&model);
         self.recompiled.clear();
+        let ch = units::Changes::between(&self.model, &self.derived, &model, &derived);
         for u in keys {
-            if units::input_eq(&u, &self.model, &self.derived, &model, &derived) {
+            if units::input_eq(&u, &self.model, &self.derived, &model, &derived, &ch) {
                 continue;
             }
             self.apply_unit(&u, &model, &derived, &mut before, true);

@@ -88,14 +88,62 @@ pub fn units(m: &LogicalModel) -> Vec<UnitKey> {
     v
 }
 
+/// What differs between two models, computed once per update so that
+/// [`input_eq`] of each of the model's units is cheap (no per-unit scan of
+/// routers or of every member port's node).
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// Ports whose node differs (or that exist in one model only).
+    moved: BTreeSet<LogicalPortId>,
+    /// Switch -> (router, router-side port) of its first router leg.
+    legs_a: BTreeMap<DatapathId, (DatapathId, LogicalPortId)>,
+    legs_b: BTreeMap<DatapathId, (DatapathId, LogicalPortId)>,
+    /// `tenant_nodes` equal in both.
+    tenant_nodes_eq: bool,
+}
+
+impl Changes {
+    /// The differences between `a` and `b`.
+    pub fn between(a: &LogicalModel, da: &Derived, b: &LogicalModel, db: &Derived) -> Changes {
+        let mut moved = BTreeSet::new();
+        for (id, pa) in &a.ports {
+            if b.ports.get(id).map(|x| &x.node) != Some(&pa.node) {
+                moved.insert(*id);
+            }
+        }
+        for id in b.ports.keys() {
+            if !a.ports.contains_key(id) {
+                moved.insert(*id);
+            }
+        }
+        let legs = |m: &LogicalModel| {
+            let mut l = BTreeMap::new();
+            for r in m.routers.values() {
+                for rp in &r.ports {
+                    l.entry(rp.switch).or_insert((r.id, rp.id));
+                }
+            }
+            l
+        };
+        Changes {
+            moved,
+            legs_a: legs(a),
+            legs_b: legs(b),
+            tenant_nodes_eq: da.tenant_nodes == db.tenant_nodes,
+        }
+    }
+}
+
 /// True if unit `u` reads the same input in both models (so its flows are
-/// the same). Must cover everything [`compile_unit`] reads.
+/// the same). Must cover everything [`compile_unit`] reads. `ch` is
+/// [`Changes::between`] the two models.
 pub fn input_eq(
     u: &UnitKey,
     a: &LogicalModel,
     da: &Derived,
     b: &LogicalModel,
     db: &Derived,
+    ch: &Changes,
 ) -> bool {
     match u {
         UnitKey::Node(n) => a.nodes.contains_key(n) == b.nodes.contains_key(n),
@@ -113,18 +161,10 @@ pub fn input_eq(
                     .map(|s| (s.id, s.node.clone(), s.router_port))
             };
             let (sa, sb) = (sw(a), sw(b));
-            let leg = |m: &LogicalModel| {
-                m.routers.values().find_map(|r| {
-                    r.ports
-                        .iter()
-                        .find(|rp| rp.switch == port.switch)
-                        .map(|rp| (r.id, rp.id))
-                })
-            };
             sa == sb
                 && node_ip(a, port.node.as_deref()) == node_ip(b, port.node.as_deref())
                 && da.switch_nodes.get(&port.switch) == db.switch_nodes.get(&port.switch)
-                && leg(a) == leg(b)
+                && ch.legs_a.get(&port.switch) == ch.legs_b.get(&port.switch)
         }
         UnitKey::Switch(s) => {
             let (sa, sb) = (a.switches.get(s), b.switches.get(s));
@@ -182,13 +222,10 @@ pub fn input_eq(
                 AppliesTo::Group(g) => {
                     let (ga, gb) = (a.port_groups.get(&g), b.port_groups.get(&g));
                     ga == gb
-                        && ga.is_none_or(|g| {
-                            g.ports.iter().all(|p| {
-                                a.ports.get(p).map(|x| &x.node) == b.ports.get(p).map(|x| &x.node)
-                            })
-                        })
+                        && (ch.moved.is_empty()
+                            || ga.is_none_or(|g| g.ports.iter().all(|p| !ch.moved.contains(p))))
                 }
-                AppliesTo::AllPods => da.tenant_nodes == db.tenant_nodes,
+                AppliesTo::AllPods => ch.tenant_nodes_eq,
             }
         }
     }
