@@ -87,11 +87,18 @@
 //! The flows are produced by *units* ([`units::UnitKey`]: a node's
 //! defaults, a switch, a router, a pod port, an ACL), each a pure function
 //! of its input. [`Compiler::update`] takes the new model, finds the units
-//! whose input changed (a linear scan that compares inputs, no flow is
-//! built for unchanged units), recompiles only those, re-merges the flow
-//! slots they touched ([`assemble`]) and returns a per-node diff
-//! ([`NodeDiff`]: adds, deletes, modifies). A proptest checks that the
-//! result always equals a full compile.
+//! whose input changed (a linear scan that compares inputs against one
+//! precomputed [`units::Changes`] of the two models; no flow is built for
+//! unchanged units), recompiles only those, re-merges the flow slots they
+//! touched ([`assemble`]) and returns a per-node diff ([`NodeDiff`]: adds,
+//! deletes, modifies). A proptest checks that the result always equals a
+//! full compile.
+//!
+//! Memory: each node table interns its slots ([`SlotId`], 4 bytes); the
+//! per-unit record of contributions is a list of (node index, slot id), and
+//! a slot keeps one assembled flow plus each unit's cookie and actions (a
+//! single `conjunction` action inline). A clause flow shared by k ACLs is
+//! one flow with k parts.
 
 pub mod acl;
 pub mod assemble;
