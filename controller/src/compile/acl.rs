@@ -27,11 +27,11 @@ use super::units::{Derived, acl_actions, acl_priority, acl_stage, traffic_flows}
 use crate::model::{Acl, AclDirection, AppliesTo, LogicalModel, LogicalPortId, Traffic};
 
 /// Appends the flows of `acl` as (node, flow).
-pub(crate) fn compile_acl(
+pub(crate) fn compile_acl<'a>(
     acl: &Acl,
-    m: &LogicalModel,
+    m: &'a LogicalModel,
     d: &Derived,
-    out: &mut Vec<(String, FlowSpec)>,
+    out: &mut Vec<(&'a str, FlowSpec)>,
 ) {
     let (tbl, next, port_reg, peer_is_dst) = acl_stage(acl.direction);
     let cookie = cookie_of(&acl.source);
@@ -100,7 +100,7 @@ pub(crate) fn compile_acl(
     };
 
     for (node, ports) in &by_node {
-        let mut push = |f: FlowSpec| out.push(((*node).to_owned(), f));
+        let mut push = |f: FlowSpec| out.push((*node, f));
         let port_flows = |b: &FlowBuilder| -> Vec<FlowBuilder> {
             ports
                 .iter()

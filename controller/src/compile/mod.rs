@@ -87,11 +87,18 @@
 //! The flows are produced by *units* ([`units::UnitKey`]: a node's
 //! defaults, a switch, a router, a pod port, an ACL), each a pure function
 //! of its input. [`Compiler::update`] takes the new model, finds the units
-//! whose input changed (a linear scan that compares inputs, no flow is
-//! built for unchanged units), recompiles only those, re-merges the flow
-//! slots they touched ([`assemble`]) and returns a per-node diff
-//! ([`NodeDiff`]: adds, deletes, modifies). A proptest checks that the
-//! result always equals a full compile.
+//! whose input changed (a linear scan that compares inputs against one
+//! precomputed [`units::Changes`] of the two models; no flow is built for
+//! unchanged units), recompiles only those, re-merges the flow slots they
+//! touched ([`assemble`]) and returns a per-node diff ([`NodeDiff`]: adds,
+//! deletes, modifies). A proptest checks that the result always equals a
+//! full compile.
+//!
+//! Memory: each node table interns its slots ([`SlotId`], 4 bytes); the
+//! per-unit record of contributions is a list of (node index, slot id), and
+//! a slot keeps one assembled flow plus each unit's cookie and actions (a
+//! single `conjunction` action inline). A clause flow shared by k ACLs is
+//! one flow with k parts.
 
 pub mod acl;
 pub mod assemble;
@@ -106,7 +113,7 @@ use std::sync::Arc;
 use protocol::ctl::CookieInfo;
 use protocol::flow::{Cookie, FlowSpec, PortNo};
 
-pub use assemble::{NodeDiff, NodeTable, Slot};
+pub use assemble::{NodeDiff, NodeTable, Slot, SlotId};
 use units::{Derived, UnitKey};
 
 use crate::model::{LogicalModel, SourceKind, SourceRef};
@@ -227,13 +234,21 @@ pub struct Compiler {
     cfg: CompileConfig,
     model: LogicalModel,
     derived: Derived,
-    /// Unit -> (node, slot) list of what it contributed.
-    units: BTreeMap<UnitKey, Vec<(Arc<str>, Slot)>>,
-    nodes: BTreeMap<Arc<str>, NodeTable<UnitKey>>,
+    /// Unit -> (node index, slot id) list of what it contributed.
+    units: BTreeMap<UnitKey, Vec<(u32, SlotId)>>,
+    /// Node name -> index into `tables` (a node that left the model keeps
+    /// its index: its table is then empty and `present` is false).
+    node_ix: BTreeMap<Arc<str>, u32>,
+    tables: Vec<NodeTable<UnitKey>>,
+    present: Vec<bool>,
     cookies: BTreeMap<Cookie, SourceRef>,
     /// Units recompiled by the last [`update`](Self::update).
     recompiled: Vec<UnitKey>,
 }
+
+/// Old versions of the slots an update touched: (node index, slot id) ->
+/// the flow before the update.
+type Before = BTreeMap<(u32, SlotId), Option<FlowSpec>>;
 
 impl Compiler {
     /// Compiles `model` from scratch.
@@ -244,14 +259,14 @@ impl Compiler {
             model: LogicalModel::default(),
             derived: Derived::default(),
             units: BTreeMap::new(),
-            nodes: BTreeMap::new(),
+            node_ix: BTreeMap::new(),
+            tables: Vec::new(),
+            present: Vec::new(),
             cookies: BTreeMap::new(),
             recompiled: Vec::new(),
         };
         c.register_cookies(&model);
-        for n in model.nodes.keys() {
-            c.nodes.insert(Arc::from(n.as_str()), NodeTable::default());
-        }
+        c.sync_nodes(&model);
         let mut sink = BTreeMap::new();
         for u in units::units(&model) {
             c.apply_unit(&u, &model, &derived, &mut sink, false);
@@ -259,6 +274,23 @@ impl Compiler {
         c.model = model;
         c.derived = derived;
         c
+    }
+
+    /// Gives every node of `m` a table (marks the others absent).
+    fn sync_nodes(&mut self, m: &LogicalModel) {
+        for n in m.nodes.keys() {
+            if !self.node_ix.contains_key(n.as_str()) {
+                self.node_ix
+                    .insert(Arc::from(n.as_str()), self.tables.len() as u32);
+                self.tables.push(NodeTable::default());
+                self.present.push(false);
+            }
+        }
+        for (n, ix) in &self.node_ix {
+            if let Some(p) = self.present.get_mut(*ix as usize) {
+                *p = m.nodes.contains_key(&**n);
+            }
+        }
     }
 
     /// Moves to `model`, recompiling only the units whose input changed;
@@ -269,41 +301,36 @@ impl Compiler {
         self.register_cookies(&model);
         let mut keys: BTreeSet<UnitKey> = units::units(&model).into_iter().collect();
         keys.extend(self.units.keys().cloned());
-        // Old versions of every touched slot, by node.
-        let mut before: BTreeMap<(Arc<str>, Slot), Option<FlowSpec>> = BTreeMap::new();
-        for n in model.nodes.keys() {
-            if !self.nodes.contains_key(n.as_str()) {
-                self.nodes
-                    .insert(Arc::from(n.as_str()), NodeTable::default());
-            }
-        }
+        // Flows of a node that left the model are removed with the units
+        // (their node is gone from the new model's unit inputs).
+        let mut before: Before = BTreeMap::new();
+        self.sync_nodes(&model);
         self.recompiled.clear();
+        let ch = units::Changes::between(&self.model, &self.derived, &model, &derived);
         for u in keys {
-            if units::input_eq(&u, &self.model, &self.derived, &model, &derived) {
+            if units::input_eq(&u, &self.model, &self.derived, &model, &derived, &ch) {
                 continue;
             }
             self.apply_unit(&u, &model, &derived, &mut before, true);
             self.recompiled.push(u);
         }
+        let names: BTreeMap<u32, &Arc<str>> = self.node_ix.iter().map(|(n, i)| (*i, n)).collect();
         let mut diffs: BTreeMap<String, NodeDiff> = BTreeMap::new();
         for ((node, slot), old) in &before {
-            let new = self.nodes.get(node).and_then(|t| t.get(slot));
+            let Some(name) = names.get(node) else {
+                continue;
+            };
+            let new = self
+                .tables
+                .get(*node as usize)
+                .and_then(|t| t.get_id(*slot));
             diffs
-                .entry(node.to_string())
+                .entry(name.to_string())
                 .or_default()
                 .record(old.as_ref(), new);
         }
-        // Nodes gone from the model: drop their (now empty) tables.
-        let gone: Vec<Arc<str>> = self
-            .nodes
-            .keys()
-            .filter(|n| !model.nodes.contains_key(&***n))
-            .cloned()
-            .collect();
-        for n in gone {
-            if self.nodes.get(&n).is_some_and(NodeTable::is_empty) {
-                self.nodes.remove(&n);
-            }
+        for t in &mut self.tables {
+            t.recycle();
         }
         diffs.retain(|_, d| !d.is_empty());
         self.model = model;
@@ -319,18 +346,18 @@ impl Compiler {
         u: &UnitKey,
         model: &LogicalModel,
         derived: &Derived,
-        before: &mut BTreeMap<(Arc<str>, Slot), Option<FlowSpec>>,
+        before: &mut Before,
         track: bool,
     ) {
         if let Some(old) = self.units.remove(u) {
             for (node, slot) in old {
-                if let Some(t) = self.nodes.get_mut(&node) {
+                if let Some(t) = self.tables.get_mut(node as usize) {
                     if track {
                         before
-                            .entry((node.clone(), slot))
-                            .or_insert_with(|| t.get(&slot).cloned());
+                            .entry((node, slot))
+                            .or_insert_with(|| t.get_id(slot).cloned());
                     }
-                    t.remove(u, &slot);
+                    t.remove(u, slot);
                 }
             }
         }
@@ -339,25 +366,38 @@ impl Compiler {
             return;
         }
         let mut mine = Vec::with_capacity(flows.len());
-        for (node, f) in flows {
-            let Some(name) = self
-                .nodes
-                .get_key_value(node.as_str())
-                .map(|(k, _)| k.clone())
-            else {
+        let mut last: Option<(&str, u32)> = None;
+        for (node, f) in &flows {
+            let ix = match last {
+                Some((n, ix)) if n == *node => ix,
+                _ => {
+                    let Some(ix) = self.node_ix.get(*node).copied() else {
+                        continue;
+                    };
+                    if !self.present.get(ix as usize).copied().unwrap_or(false) {
+                        continue;
+                    }
+                    last = Some((node, ix));
+                    ix
+                }
+            };
+            let Some(t) = self.tables.get_mut(ix as usize) else {
                 continue;
             };
-            let Some(t) = self.nodes.get_mut(&name) else {
-                continue;
+            let known = if track {
+                t.id_of(&Slot::of(f)).map(|id| (id, t.get_id(id).cloned()))
+            } else {
+                None
             };
-            let slot = Slot::of(&f);
+            let id = t.add(u, f);
             if track {
-                before
-                    .entry((name.clone(), slot))
-                    .or_insert_with(|| t.get(&slot).cloned());
+                // A slot new in this update had no flow before (a slot that
+                // emptied earlier in this update keeps its id and its
+                // `before` entry until `recycle`).
+                let old = known.and_then(|(_, f)| f);
+                before.entry((ix, id)).or_insert(old);
             }
-            t.add(u, &f);
-            mine.push((name, slot));
+            mine.push((ix, id));
         }
         self.units.insert(u.clone(), mine);
     }
@@ -402,33 +442,38 @@ impl Compiler {
 
     /// Node names with a table.
     pub fn nodes(&self) -> impl Iterator<Item = &str> + '_ {
-        self.nodes.keys().map(|n| &**n)
+        self.node_ix
+            .iter()
+            .filter(|(_, ix)| self.present.get(**ix as usize).copied().unwrap_or(false))
+            .map(|(n, _)| &**n)
     }
 
     /// The flows of `node`, in `dump-flows` order.
     pub fn flows(&self, node: &str) -> Vec<FlowSpec> {
-        self.nodes
-            .get(node)
+        self.table(node)
             .map(|t| t.flows().cloned().collect())
             .unwrap_or_default()
     }
 
     /// Number of flows of `node`.
     pub fn flow_count(&self, node: &str) -> usize {
-        self.nodes.get(node).map_or(0, NodeTable::len)
+        self.table(node).map_or(0, NodeTable::len)
     }
 
     /// The node's table (for conflict checks).
     pub fn table(&self, node: &str) -> Option<&NodeTable<UnitKey>> {
-        self.nodes.get(node)
+        let ix = *self.node_ix.get(node)?;
+        if !self.present.get(ix as usize).copied().unwrap_or(false) {
+            return None;
+        }
+        self.tables.get(ix as usize)
     }
 
     /// The cookie table of `node`: one entry per cookie its flows carry
     /// (what the node gets with `SetCookieInfo`).
     pub fn cookie_infos(&self, node: &str) -> Vec<CookieInfo> {
         let used: BTreeSet<Cookie> = self
-            .nodes
-            .get(node)
+            .table(node)
             .map(|t| t.flows().map(|f| f.cookie).collect())
             .unwrap_or_default();
         used.iter()

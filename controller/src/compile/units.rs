@@ -88,14 +88,62 @@ pub fn units(m: &LogicalModel) -> Vec<UnitKey> {
     v
 }
 
+/// What differs between two models, computed once per update so that
+/// [`input_eq`] of each of the model's units is cheap (no per-unit scan of
+/// routers or of every member port's node).
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// Ports whose node differs (or that exist in one model only).
+    moved: BTreeSet<LogicalPortId>,
+    /// Switch -> (router, router-side port) of its first router leg.
+    legs_a: BTreeMap<DatapathId, (DatapathId, LogicalPortId)>,
+    legs_b: BTreeMap<DatapathId, (DatapathId, LogicalPortId)>,
+    /// `tenant_nodes` equal in both.
+    tenant_nodes_eq: bool,
+}
+
+impl Changes {
+    /// The differences between `a` and `b`.
+    pub fn between(a: &LogicalModel, da: &Derived, b: &LogicalModel, db: &Derived) -> Changes {
+        let mut moved = BTreeSet::new();
+        for (id, pa) in &a.ports {
+            if b.ports.get(id).map(|x| &x.node) != Some(&pa.node) {
+                moved.insert(*id);
+            }
+        }
+        for id in b.ports.keys() {
+            if !a.ports.contains_key(id) {
+                moved.insert(*id);
+            }
+        }
+        let legs = |m: &LogicalModel| {
+            let mut l = BTreeMap::new();
+            for r in m.routers.values() {
+                for rp in &r.ports {
+                    l.entry(rp.switch).or_insert((r.id, rp.id));
+                }
+            }
+            l
+        };
+        Changes {
+            moved,
+            legs_a: legs(a),
+            legs_b: legs(b),
+            tenant_nodes_eq: da.tenant_nodes == db.tenant_nodes,
+        }
+    }
+}
+
 /// True if unit `u` reads the same input in both models (so its flows are
-/// the same). Must cover everything [`compile_unit`] reads.
+/// the same). Must cover everything [`compile_unit`] reads. `ch` is
+/// [`Changes::between`] the two models.
 pub fn input_eq(
     u: &UnitKey,
     a: &LogicalModel,
     da: &Derived,
     b: &LogicalModel,
     db: &Derived,
+    ch: &Changes,
 ) -> bool {
     match u {
         UnitKey::Node(n) => a.nodes.contains_key(n) == b.nodes.contains_key(n),
@@ -113,18 +161,10 @@ pub fn input_eq(
                     .map(|s| (s.id, s.node.clone(), s.router_port))
             };
             let (sa, sb) = (sw(a), sw(b));
-            let leg = |m: &LogicalModel| {
-                m.routers.values().find_map(|r| {
-                    r.ports
-                        .iter()
-                        .find(|rp| rp.switch == port.switch)
-                        .map(|rp| (r.id, rp.id))
-                })
-            };
             sa == sb
                 && node_ip(a, port.node.as_deref()) == node_ip(b, port.node.as_deref())
                 && da.switch_nodes.get(&port.switch) == db.switch_nodes.get(&port.switch)
-                && leg(a) == leg(b)
+                && ch.legs_a.get(&port.switch) == ch.legs_b.get(&port.switch)
         }
         UnitKey::Switch(s) => {
             let (sa, sb) = (a.switches.get(s), b.switches.get(s));
@@ -182,13 +222,10 @@ pub fn input_eq(
                 AppliesTo::Group(g) => {
                     let (ga, gb) = (a.port_groups.get(&g), b.port_groups.get(&g));
                     ga == gb
-                        && ga.is_none_or(|g| {
-                            g.ports.iter().all(|p| {
-                                a.ports.get(p).map(|x| &x.node) == b.ports.get(p).map(|x| &x.node)
-                            })
-                        })
+                        && (ch.moved.is_empty()
+                            || ga.is_none_or(|g| g.ports.iter().all(|p| !ch.moved.contains(p))))
                 }
-                AppliesTo::AllPods => da.tenant_nodes == db.tenant_nodes,
+                AppliesTo::AllPods => ch.tenant_nodes_eq,
             }
         }
     }
@@ -213,16 +250,16 @@ fn node_ip(m: &LogicalModel, n: Option<&str>) -> Option<IpAddr> {
 }
 
 /// The flows of unit `u`, as (node, flow) pairs.
-pub fn compile_unit(
+pub fn compile_unit<'a>(
     u: &UnitKey,
-    m: &LogicalModel,
-    d: &Derived,
+    m: &'a LogicalModel,
+    d: &'a Derived,
     cfg: &CompileConfig,
-) -> Vec<(String, FlowSpec)> {
+) -> Vec<(&'a str, FlowSpec)> {
     let mut out = Vec::new();
     match u {
         UnitKey::Node(n) => {
-            if m.nodes.contains_key(n) {
+            if let Some((n, _)) = m.nodes.get_key_value(n) {
                 node_defaults(n, &mut out);
             }
         }
@@ -247,9 +284,9 @@ pub fn pipeline_cookie() -> Cookie {
     cookie_of(&SourceRef::cluster(SourceKind::Infrastructure, "pipeline"))
 }
 
-fn node_defaults(n: &str, out: &mut Vec<(String, FlowSpec)>) {
+fn node_defaults<'a>(n: &'a str, out: &mut Vec<(&'a str, FlowSpec)>) {
     let c = pipeline_cookie();
-    let mut push = |f: FlowSpec| out.push((n.to_owned(), f));
+    let mut push = |f: FlowSpec| out.push((n, f));
     // Drops: physical-in (unknown port or VNI), port security, L2 lookup
     // (unknown unicast, broadcast), routing (no route), ARP resolve
     // (unknown neighbour), delivery, egress port security, physical-out.
@@ -382,12 +419,12 @@ fn tunnel_entry(dp: DatapathId, next: TableId, cookie: Cookie, cfg: &CompileConf
         .build()
 }
 
-fn pod_port(
-    p: &LogicalPort,
-    m: &LogicalModel,
-    d: &Derived,
+fn pod_port<'a>(
+    p: &'a LogicalPort,
+    m: &'a LogicalModel,
+    d: &'a Derived,
     cfg: &CompileConfig,
-    out: &mut Vec<(String, FlowSpec)>,
+    out: &mut Vec<(&'a str, FlowSpec)>,
 ) {
     let (Some(node), Some(sw)) = (&p.node, m.switches.get(&p.switch)) else {
         return;
@@ -397,7 +434,7 @@ fn pod_port(
     let lp = u128::from(p.id.0);
     let hw = p.security.as_ref().map_or(p.mac, |s| s.mac);
     let sec_ips: &[IpAddr] = p.security.as_ref().map_or(&p.ips, |s| &s.ips);
-    let local = |f: FlowSpec, out: &mut Vec<(String, FlowSpec)>| out.push((node.clone(), f));
+    let local = |f: FlowSpec, out: &mut Vec<(&'a str, FlowSpec)>| out.push((node.as_str(), f));
     // Physical-in.
     local(
         FlowBuilder::new(table::PHY_IN, prio::PHY, c)
@@ -499,7 +536,7 @@ fn pod_port(
         .find(|r| r.ports.iter().any(|rp| rp.switch == sw.id));
     let node_ip = m.nodes.get(node).map(|n| n.underlay_ip);
     for n in nodes {
-        let mut push = |f: FlowSpec| out.push((n.clone(), f));
+        let mut push = |f: FlowSpec| out.push((n.as_str(), f));
         for ip in &p.ips {
             if let Some(f) = arp_responder(sw.id, *ip, p.mac, c) {
                 push(f);
@@ -542,21 +579,23 @@ fn pod_port(
     }
 }
 
-fn switch(
+/// An empty node set.
+static NO_NODES: BTreeSet<String> = BTreeSet::new();
+
+fn switch<'a>(
     s: DatapathId,
-    m: &LogicalModel,
-    d: &Derived,
+    m: &'a LogicalModel,
+    d: &'a Derived,
     cfg: &CompileConfig,
-    out: &mut Vec<(String, FlowSpec)>,
+    out: &mut Vec<(&'a str, FlowSpec)>,
 ) {
     let Some(sw) = m.switches.get(&s) else { return };
     let c = cookie_of(&sw.source);
-    let empty = BTreeSet::new();
-    let here = d.switch_nodes.get(&s).unwrap_or(&empty);
+    let here = d.switch_nodes.get(&s).unwrap_or(&NO_NODES);
     // Tunnel entry: packets for this switch's ports resume at the egress
     // ACL (the sender ran ingress, lookup and routing).
     for n in here {
-        out.push((n.clone(), tunnel_entry(s, table::OUT_ACL, c, cfg)));
+        out.push((n.as_str(), tunnel_entry(s, table::OUT_ACL, c, cfg)));
     }
     // The gateway: ARP responder and L2 lookup into the router, on the
     // nodes where pods of the switch send.
@@ -574,7 +613,7 @@ fn switch(
     };
     let Some((r, rp)) = rp else { return };
     for n in here {
-        let mut push = |f: FlowSpec| out.push((n.clone(), f));
+        let mut push = |f: FlowSpec| out.push((n.as_str(), f));
         if let Some(f) = arp_responder(s, rp.ip, rp.mac, c) {
             push(f);
         }
@@ -591,22 +630,21 @@ fn switch(
     }
 }
 
-fn router(
+fn router<'a>(
     r: DatapathId,
-    m: &LogicalModel,
-    d: &Derived,
+    m: &'a LogicalModel,
+    d: &'a Derived,
     cfg: &CompileConfig,
-    out: &mut Vec<(String, FlowSpec)>,
+    out: &mut Vec<(&'a str, FlowSpec)>,
 ) {
     let Some(rt) = m.routers.get(&r) else { return };
-    let empty = BTreeSet::new();
-    let nodes = d.tenant(&rt.tenant).unwrap_or(&empty);
+    let nodes = d.tenant(&rt.tenant).unwrap_or(&NO_NODES);
     let tenant_cookie = m.tenants.get(&rt.tenant).map_or_else(
         || cookie_of(&SourceRef::cluster(SourceKind::Tenant, &rt.tenant)),
         |t| cookie_of(&t.source),
     );
     for n in nodes {
-        let mut push = |f: FlowSpec| out.push((n.clone(), f));
+        let mut push = |f: FlowSpec| out.push((n.as_str(), f));
         // Routing: longest prefix wins (priority = 2 x prefix length + 1).
         for route in &rt.routes {
             let Some(rp) = rt.ports.iter().find(|p| p.id == route.port) else {

@@ -1,0 +1,87 @@
+//! One-shot timings of the compiler on the issue's fixture (10,000 pods,
+//! 1,000 NetworkPolicies, 100 namespaces, 50 nodes), for profiling
+//! (`perf record`) and peak memory (`/usr/bin/time -v`), which criterion's
+//! repeated runs do not give:
+//!
+//! ```text
+//! cargo build --profile bench -p weft-benches --example compile_stages
+//! /usr/bin/time -v target/release/examples/compile_stages fixture|translated
+//! ```
+//!
+//! Prints the thread CPU time of `Compiler::new`, of `Compiler::update`
+//! with one pod added, and of `Compiler::update` with one policy changed
+//! (the same changes as `benches/compile.rs`), on the fixture's own model
+//! (`fixture`) or on the model translated from its manifests
+//! (`translated`, with return-traffic ACLs).
+
+use std::time::Duration;
+
+use weft_benches::thread_cpu;
+use weft_controller::compile::fixture::{PeerSpec, PodSpec, RuleSpec, Spec};
+use weft_controller::compile::{CompileConfig, Compiler};
+use weft_controller::model::{L4Protocol, LogicalModel};
+use weft_controller::source::{Manifests, load_str};
+use weft_controller::translate::translate;
+
+fn translated(s: &Spec) -> LogicalModel {
+    let yaml = s.manifests_yaml();
+    let docs: Vec<&str> = yaml.split("---\n").filter(|d| !d.is_empty()).collect();
+    let mut all = Manifests::default();
+    for (i, c) in docs.chunks(1000).enumerate() {
+        all.extend(
+            load_str(&format!("f{i}.yaml"), &c.join("---\n"))
+                .unwrap_or_else(|e| panic!("generated manifests: {e}")),
+        );
+    }
+    translate(&all)
+        .unwrap_or_else(|e| panic!("generated manifests: {e}"))
+        .model
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn main() {
+    let which = std::env::args().nth(1).unwrap_or_else(|| "fixture".into());
+    let base = Spec::generate(1, 50, 100, 10_000, 1_000);
+    let mut added = base.clone();
+    added.pods.push(PodSpec {
+        tenant: 0,
+        ns: "ns-7".into(),
+        name: "pod-new".into(),
+        node: 3,
+        host: 254,
+        labels: ["app-7".to_owned()].into_iter().collect(),
+    });
+    let mut changed = base.clone();
+    if let Some(p) = changed.policies.get_mut(17) {
+        p.ingress = vec![RuleSpec {
+            peers: Some(vec![PeerSpec::Label("app-3".into())]),
+            ports: vec![(L4Protocol::Tcp, 8080, 8080)],
+        }];
+    }
+    let (m0, m1, m2) = match which.as_str() {
+        "translated" => (translated(&base), translated(&added), translated(&changed)),
+        _ => (base.build(), added.build(), changed.build()),
+    };
+    let cfg = CompileConfig::default();
+    let t0 = thread_cpu();
+    let c = Compiler::new(m0, cfg);
+    let full = thread_cpu() - t0;
+    let total: usize = c.nodes().map(|n| c.flow_count(n)).sum();
+    println!("{which}: full {:.3} s, {total} flows", secs(full));
+    for (what, m) in [("pod_add", m1), ("policy_change", m2)] {
+        let mut c = c.clone();
+        let t0 = thread_cpu();
+        let d = c.update(m);
+        let t = thread_cpu() - t0;
+        let n: usize = d.values().map(|x| x.len()).sum();
+        println!(
+            "{which}: {what} {:.3} ms, {n} flow changes on {} nodes, {} units recompiled",
+            secs(t) * 1e3,
+            d.len(),
+            c.recompiled().len()
+        );
+    }
+}
