@@ -14,10 +14,12 @@ use core::net::{Ipv4Addr, Ipv6Addr};
 
 /// Folds a 32-bit accumulator into 16 bits with end-around carry.
 #[inline]
-const fn fold(mut sum: u32) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
+const fn fold(sum: u32) -> u16 {
+    // Two steps always suffice for 32 bits (the first leaves at most
+    // 0x1_fffe, the second at most 0xffff), without a data-dependent
+    // branch.
+    let sum = (sum & 0xffff) + (sum >> 16);
+    let sum = (sum & 0xffff) + (sum >> 16);
     sum as u16
 }
 
@@ -172,6 +174,40 @@ mod tests {
         #[test]
         fn data_matches_the_reference(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
             proptest::prop_assert_eq!(data(&bytes), data_reference(&bytes));
+        }
+    }
+
+    /// The loop RFC 1071 describes ("add back the carries until none is
+    /// left"), the reference the two-step `fold` is checked against.
+    fn fold_reference(mut sum: u32) -> u16 {
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum as u16
+    }
+
+    proptest::proptest! {
+        /// The branch-free two-step fold equals the loop for any 32-bit
+        /// accumulator.
+        #[test]
+        fn fold_matches_the_loop(sum in proptest::num::u32::ANY) {
+            proptest::prop_assert_eq!(fold(sum), fold_reference(sum));
+        }
+    }
+
+    #[test]
+    fn fold_edges() {
+        for s in [
+            0,
+            0xffff,
+            0x1_0000,
+            0x1_fffe,
+            0x1_ffff,
+            0xffff_0000,
+            0xffff_fffe,
+            u32::MAX,
+        ] {
+            assert_eq!(fold(s), fold_reference(s), "{s:#x}");
         }
     }
 

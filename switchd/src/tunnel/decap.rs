@@ -2,14 +2,14 @@
 //! [module documentation](super) for what counts as tunnel traffic and
 //! how the key is filled).
 
-use core::net::IpAddr;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use protocol::flow::FlowKey;
 use protocol::flow::PortNo;
 use protocol::flow::key::{TUN_FLAG_CSUM, TUN_FLAG_DONT_FRAGMENT, TUN_FLAG_KEY, TUN_FLAG_OAM};
-use protocol::wire::{EtherType, EthernetFrame, IpProtocol, geneve, ipv4, ipv6, udp, vxlan};
+use protocol::wire::{EtherType, IpProtocol, geneve, vxlan};
 
-use super::{ETH_LEN, IPV6_LEN, TunnelDrop, TunnelKind, TunnelPort, Tunnels, UDP_LEN};
+use super::{ETH_LEN, IPV4_LEN, IPV6_LEN, TunnelDrop, TunnelKind, TunnelPort, Tunnels, UDP_LEN};
 use crate::buf::PacketBuf;
 
 /// The outcome of [`Tunnels::decap`].
@@ -36,6 +36,43 @@ pub enum Decap {
     Drop(TunnelDrop),
 }
 
+/// A UDP port the tunnel ports listen on, precomputed by
+/// [`Tunnels::new`] so that decap finds the kind and, in the usual
+/// configuration, the port without scanning the ports per packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Listener {
+    udp: u16,
+    /// The kind on this UDP port (`Tunnels::new` allows one).
+    kind: TunnelKind,
+    /// The port every packet on this UDP port belongs to when the only
+    /// port on it is the flow-based one; `None` if some port on it has a
+    /// fixed `remote_ip` or `key` (then `find_port` chooses per packet).
+    only: Option<PortNo>,
+}
+
+/// The listeners of `ports` (sorted by port number), one per UDP port.
+pub(crate) fn build_listeners(ports: &[TunnelPort]) -> Box<[Listener]> {
+    let mut v: Vec<Listener> = Vec::new();
+    for p in ports {
+        if v.iter().any(|l| l.udp == p.udp_port()) {
+            continue;
+        }
+        let mut on_port = ports.iter().filter(|q| q.udp_port() == p.udp_port());
+        let only = match (on_port.next(), on_port.next()) {
+            (Some(q), None) if q.config.remote_ip.is_none() && q.config.key.is_none() => {
+                Some(q.port)
+            }
+            _ => None,
+        };
+        v.push(Listener {
+            udp: p.udp_port(),
+            kind: p.kind,
+            only,
+        });
+    }
+    v.into_boxed_slice()
+}
+
 /// What the outer headers said, before the buffer is changed.
 struct Outer {
     remote: IpAddr,
@@ -49,76 +86,93 @@ struct Outer {
     udp_len: usize,
     udp_dst: u16,
     csum: bool,
+    listener: Listener,
 }
 
 impl Tunnels {
+    /// True if `dst` is a local endpoint: the underlay's address, or a
+    /// port's own `local_ip` (only looked at when some port has one).
+    #[inline]
+    fn is_local(&self, dst: IpAddr, underlay: Option<IpAddr>) -> bool {
+        underlay == Some(dst)
+            || (self.port_local_ip && self.ports.iter().any(|p| p.config.local_ip == Some(dst)))
+    }
+
     /// Returns the outer headers if `frame` is IPv4/IPv6 + UDP addressed to
-    /// a local endpoint, with the UDP header readable; `Err` if it is ours
-    /// but its UDP length is wrong.
+    /// a local endpoint and a listening UDP port, with the UDP header
+    /// readable; `Err` if it is ours but its UDP length is wrong.
+    ///
+    /// The headers are read straight from the bytes with the same checks
+    /// as `ipv4::Packet::check_len` / `ipv6::Packet::check_len` (version,
+    /// IHL >= 5, total length between the header length and the buffer;
+    /// IPv6 payload within the buffer), in one pass.
+    #[inline]
     fn outer(&self, frame: &[u8]) -> Option<Result<Outer, TunnelDrop>> {
         let u = self.underlay.as_ref()?;
-        let eth = EthernetFrame::new_checked(frame).ok()?;
+        let eth = frame.first_chunk::<ETH_LEN>()?;
         let l3 = frame.get(ETH_LEN..)?;
-        let (remote, local, tos, ttl, df, udp_ofs, ip_payload_len) = match eth.ethertype() {
-            EtherType::Ipv4 => {
-                let ip = ipv4::Packet::new_checked(l3).ok()?;
-                let dst = ip.dst_addr();
-                let local = u.local_ipv4 == Some(dst)
-                    || self
-                        .ports
-                        .iter()
-                        .any(|p| p.config.local_ip == Some(IpAddr::V4(dst)));
-                if !local
-                    || ip.next_header() != IpProtocol::Udp
-                    || ip.more_frags()
-                    || ip.frag_offset() != 0
-                {
-                    return None;
+        let (remote, local, tos, ttl, df, udp_ofs, ip_payload_len) =
+            match u16::from_be_bytes([eth[12], eth[13]]) {
+                0x0800 => {
+                    let h = l3.first_chunk::<IPV4_LEN>()?;
+                    let hl = usize::from(h[0] & 0x0f) * 4;
+                    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+                    if h[0] >> 4 != 4 || hl < IPV4_LEN || total < hl || l3.len() < total {
+                        return None;
+                    }
+                    let dst = IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19]));
+                    let frag = u16::from_be_bytes([h[6], h[7]]);
+                    // Not UDP, or a fragment (MF or an offset): not ours.
+                    if h[9] != u8::from(IpProtocol::Udp)
+                        || frag & 0x3fff != 0
+                        || !self.is_local(dst, u.local_ipv4.map(IpAddr::V4))
+                    {
+                        return None;
+                    }
+                    (
+                        IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15])),
+                        dst,
+                        h[1],
+                        h[8],
+                        frag & 0x4000 != 0,
+                        ETH_LEN + hl,
+                        total - hl,
+                    )
                 }
-                let hl = usize::from(ip.header_len());
-                (
-                    IpAddr::V4(ip.src_addr()),
-                    IpAddr::V4(dst),
-                    (ip.dscp() << 2) | ip.ecn(),
-                    ip.ttl(),
-                    ip.dont_frag(),
-                    ETH_LEN + hl,
-                    usize::from(ip.total_len()).saturating_sub(hl),
-                )
-            }
-            EtherType::Ipv6 => {
-                let ip = ipv6::Packet::new_checked(l3).ok()?;
-                let dst = ip.dst_addr();
-                let local = u.local_ipv6 == Some(dst)
-                    || self
-                        .ports
-                        .iter()
-                        .any(|p| p.config.local_ip == Some(IpAddr::V6(dst)));
-                if !local || ip.next_header() != IpProtocol::Udp {
-                    return None;
+                0x86dd => {
+                    let h = l3.first_chunk::<IPV6_LEN>()?;
+                    let payload = usize::from(u16::from_be_bytes([h[4], h[5]]));
+                    if h[0] >> 4 != 6 || l3.len() < IPV6_LEN + payload {
+                        return None;
+                    }
+                    let (Some(src), Some(dst)) =
+                        (h[8..24].first_chunk::<16>(), h.last_chunk::<16>())
+                    else {
+                        return None;
+                    };
+                    let dst = IpAddr::V6(Ipv6Addr::from(*dst));
+                    if h[6] != u8::from(IpProtocol::Udp)
+                        || !self.is_local(dst, u.local_ipv6.map(IpAddr::V6))
+                    {
+                        return None;
+                    }
+                    (
+                        IpAddr::V6(Ipv6Addr::from(*src)),
+                        dst,
+                        h[0] << 4 | h[1] >> 4,
+                        h[7],
+                        false,
+                        ETH_LEN + IPV6_LEN,
+                        payload,
+                    )
                 }
-                (
-                    IpAddr::V6(ip.src_addr()),
-                    IpAddr::V6(dst),
-                    ip.traffic_class(),
-                    ip.hop_limit(),
-                    false,
-                    ETH_LEN + IPV6_LEN,
-                    usize::from(ip.payload_len()),
-                )
-            }
-            _ => return None,
-        };
+                _ => return None,
+            };
         let seg = frame.get(udp_ofs..)?;
-        if seg.len() < UDP_LEN {
-            return None;
-        }
-        let up = udp::Packet::new_unchecked(seg);
-        let udp_dst = up.dst_port();
-        if !self.ports.iter().any(|p| p.udp_port() == udp_dst) {
-            return None;
-        }
-        let udp_len = usize::from(up.len());
+        let uh = seg.first_chunk::<UDP_LEN>()?;
+        let udp_dst = u16::from_be_bytes([uh[2], uh[3]]);
+        let listener = *self.listeners.iter().find(|l| l.udp == udp_dst)?;
+        let udp_len = usize::from(u16::from_be_bytes([uh[4], uh[5]]));
         if udp_len < UDP_LEN || udp_len > ip_payload_len || udp_len > seg.len() {
             return Some(Err(TunnelDrop::Malformed));
         }
@@ -131,7 +185,8 @@ impl Tunnels {
             udp_ofs,
             udp_len,
             udp_dst,
-            csum: up.checksum() != 0,
+            csum: uh[6] | uh[7] != 0,
+            listener,
         }))
     }
 
@@ -184,16 +239,7 @@ impl Tunnels {
         let Some(payload) = frame.get(tun_start..end) else {
             return Decap::Drop(TunnelDrop::Malformed);
         };
-        // The kind listening on this UDP port (`Tunnels::new` allows one).
-        let kind = if self
-            .ports
-            .iter()
-            .any(|p| p.kind == TunnelKind::Vxlan && p.udp_port() == o.udp_dst)
-        {
-            TunnelKind::Vxlan
-        } else {
-            TunnelKind::Geneve
-        };
+        let kind = o.listener.kind;
         let mut flags = TUN_FLAG_KEY;
         if o.csum {
             flags |= TUN_FLAG_CSUM;
@@ -267,10 +313,15 @@ impl Tunnels {
                 (vni, geneve::HEADER_LEN + opt_len, proto)
             }
         };
-        let Some(tp) = self.find_port(kind, o.udp_dst, o.remote, vni) else {
-            return Decap::Drop(TunnelDrop::NoPort);
+        // The port: precomputed when the flow-based port is alone on this
+        // UDP port, else chosen among the fixed ones.
+        let port = match o.listener.only {
+            Some(p) => p,
+            None => match self.find_port(kind, o.udp_dst, o.remote, vni) {
+                Some(tp) => tp.port,
+                None => return Decap::Drop(TunnelDrop::NoPort),
+            },
         };
-        let port = tp.port;
         let dummy_eth = match proto {
             EtherType::TransparentEthernet => false,
             EtherType::Ipv4 | EtherType::Ipv6 => true,

@@ -415,8 +415,12 @@ impl Tunnels {
         // length, the headers just written (by value) and the inner frame.
         if t.v6 || flags & TUN_FLAG_CSUM != 0 {
             let inner = rest.get(opt_len..).unwrap_or_default();
-            let hs = checksum::combine(&[(hsum & 0xffff) as u16, (hsum >> 16) as u16]);
-            let c = !checksum::combine(&[t.pseudo_sum, udp_total, hs, checksum::data(inner)]);
+            // One fold at the end (at most ~20 16-bit terms: no overflow).
+            let sum = hsum
+                + u32::from(t.pseudo_sum)
+                + u32::from(udp_total)
+                + u32::from(checksum::data(inner));
+            let c = !checksum::combine(&[(sum & 0xffff) as u16, (sum >> 16) as u16]);
             // A computed zero is sent as all ones (RFC 768).
             let c = if c == 0 { 0xffff } else { c };
             ut[6..8].copy_from_slice(&c.to_be_bytes());

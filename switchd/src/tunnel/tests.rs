@@ -506,6 +506,154 @@ fn fixed_ports_win_over_the_flow_based_port() {
     assert!(matches!(decap(&t, &g).0, Decap::Inner { port: GENEVE, .. }));
 }
 
+/// The outer header checks decap does straight on the bytes: IPv4
+/// options (IHL > 5) shift the UDP header, fragments and inconsistent
+/// lengths are not tunnel traffic, a port's own `local_ip` is a local
+/// endpoint next to the underlay's, and a VXLAN port on another UDP port
+/// is recognised by that port (the precomputed listeners).
+#[test]
+fn outer_header_checks_and_listeners() {
+    let inner = inner_tcp4(0);
+    let t = tunnels(1500);
+    // 4 bytes of IPv4 options (NOPs): IHL 6, total length + 4.
+    let plain = geneve_frame(&[], 0x6558, &inner);
+    let mut f = plain[..34].to_vec();
+    f.extend_from_slice(&[1, 1, 1, 1]);
+    f.extend_from_slice(&plain[34..]);
+    f[14] = 0x46;
+    let tl = u16::from_be_bytes([f[16], f[17]]) + 4;
+    f[16..18].copy_from_slice(&tl.to_be_bytes());
+    let (d, k, rest) = decap(&t, &f);
+    assert!(
+        matches!(
+            d,
+            Decap::Inner {
+                port: GENEVE,
+                outer_len: 54,
+                ..
+            }
+        ),
+        "{d:?}"
+    );
+    assert_eq!(rest, inner);
+    assert_eq!(k.tun_src(), REMOTE4);
+    assert_eq!(k.tun_id(), 5);
+    // MF set, or a fragment offset: not ours (goes to the host).
+    for (b6, b7) in [(0x20, 0), (0, 1), (0x40 | 0x20, 0)] {
+        let mut g = plain.clone();
+        g[20] = b6;
+        g[21] = b7;
+        assert_eq!(decap(&t, &g).0, Decap::NotTunnel, "frag {b6:#x} {b7:#x}");
+    }
+    // DF alone is fine and shows in tun_flags.
+    let mut g = plain.clone();
+    g[20] = 0x40;
+    let (d, k, _) = decap(&t, &g);
+    assert!(matches!(d, Decap::Inner { .. }));
+    assert_ne!(k.tun_flags() & TUN_FLAG_DONT_FRAGMENT, 0);
+    // IPv4 total length beyond the frame, IHL below 5, version 5: not ours.
+    for (at, v) in [(16, 0xff), (14, 0x44), (14, 0x55)] {
+        let mut g = plain.clone();
+        g[at] = v;
+        assert_eq!(decap(&t, &g).0, Decap::NotTunnel, "byte {at} = {v:#x}");
+    }
+    // IPv6 payload length beyond the frame: not ours.
+    let (k6, l6) = key_of(&inner);
+    let mut k6 = k6;
+    k6.set_tun_ipv6_dst(REMOTE6);
+    let mut pkt = PacketBuf::from_slice(&inner);
+    let rx = Tunnels::new(
+        t.ports().to_vec(),
+        Some(Underlay {
+            local_ipv4: Some(REMOTE4),
+            local_ipv6: Some(REMOTE6),
+            ..underlay(1500)
+        }),
+        NextHops::default(),
+        tlv(),
+    )
+    .unwrap();
+    let n = t
+        .encap(t.port(GENEVE).unwrap(), &k6, &l6, &mut pkt)
+        .unwrap();
+    let v6 = pkt.data().to_vec();
+    assert!(pkt.pull_front(n));
+    assert!(matches!(
+        decap(&rx, &v6).0,
+        Decap::Inner { port: GENEVE, .. }
+    ));
+    let mut g = v6.clone();
+    g[18] = 0xff;
+    assert_eq!(decap(&rx, &g).0, Decap::NotTunnel);
+    // A port with its own local_ip: that address and the underlay's are
+    // both local endpoints; a VXLAN port on UDP 8472 is found by it.
+    let own = Ipv4Addr::new(192, 0, 2, 50);
+    let t2 = Tunnels::new(
+        vec![
+            TunnelPort::new(
+                GENEVE,
+                TunnelKind::Geneve,
+                TunnelConfig {
+                    local_ip: Some(IpAddr::V4(own)),
+                    ..TunnelConfig::default()
+                },
+            ),
+            TunnelPort::new(
+                VXLAN,
+                TunnelKind::Vxlan,
+                TunnelConfig {
+                    dst_port: Some(8472),
+                    ..TunnelConfig::default()
+                },
+            ),
+        ],
+        Some(underlay(1500)),
+        NextHops::default(),
+        TlvMap::default(),
+    )
+    .unwrap();
+    let mut g = plain.clone();
+    g[30..34].copy_from_slice(&own.octets());
+    assert!(matches!(
+        decap(&t2, &g).0,
+        Decap::Inner { port: GENEVE, .. }
+    ));
+    assert!(matches!(
+        decap(&t2, &plain).0,
+        Decap::Inner { port: GENEVE, .. }
+    ));
+    g[33] = 51;
+    assert_eq!(decap(&t2, &g).0, Decap::NotTunnel);
+    let b = PacketBuilder::ethernet2(NH_MAC.0, LOCAL_MAC.0)
+        .ipv4(REMOTE4.octets(), LOCAL4.octets(), 64)
+        .udp(50000, 8472);
+    let mut v = Vec::new();
+    let mut payload = vec![vxlan::FLAG_I, 0, 0, 0, 0, 0, 7, 0];
+    payload.extend_from_slice(&inner);
+    b.write(&mut v, &payload).unwrap();
+    let (d, k, rest) = decap(&t2, &v);
+    assert!(
+        matches!(
+            d,
+            Decap::Inner {
+                port: VXLAN,
+                kind: TunnelKind::Vxlan,
+                ..
+            }
+        ),
+        "{d:?}"
+    );
+    assert_eq!(k.tun_id(), 7);
+    assert_eq!(rest, inner);
+    // The default VXLAN port is not listened on by t2.
+    let b = PacketBuilder::ethernet2(NH_MAC.0, LOCAL_MAC.0)
+        .ipv4(REMOTE4.octets(), LOCAL4.octets(), 64)
+        .udp(50000, 4789);
+    let mut v = Vec::new();
+    b.write(&mut v, &payload).unwrap();
+    assert_eq!(decap(&t2, &v).0, Decap::NotTunnel);
+}
+
 #[test]
 fn tlv_map_and_config_validation() {
     let m = |class, t, len, slot| TlvMapping {
