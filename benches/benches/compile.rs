@@ -44,6 +44,7 @@ use weft_controller::compile::fixture::{PeerSpec, PodSpec, RuleSpec, Spec};
 use weft_controller::compile::{CompileConfig, Compiler};
 use weft_controller::model::L4Protocol;
 use weft_controller::source::{Manifests, load_str};
+use weft_controller::translate::incremental::{Edit, Translator};
 use weft_controller::translate::translate;
 
 /// The fixture under `cargo bench`; a small cluster of the same
@@ -245,5 +246,69 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// The translation alone, in criterion (thread CPU time):
+///
+/// - `translate/full`: `translate::translate` of the fixture's objects;
+/// - `translate/pod_add`: `Translator::apply` of one new pod (label
+///   `app-7`, which policies select and name as peers) to a translator
+///   holding the fixture;
+/// - `translate/pod_relabel`: one existing pod's labels changed;
+/// - `translate/policy_change`: one policy's peers and port changed.
+///
+/// Each incremental row yields the whole new model, equal to a full
+/// translation (`controller/tests/translate_incremental.rs`).
+fn translation(c: &mut Criterion) {
+    let yaml = spec().manifests_yaml();
+    let objects = loaded(&files(&yaml));
+    let tr = Translator::new(objects.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let one = |y: &str| load_str("edit.yaml", y).unwrap_or_else(|e| panic!("{e}"));
+    let pod = |name: &str, label: &str| {
+        let m = one(&format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: ns-7, labels: {{{label}: \"1\"}}}}\nspec: {{nodeName: node-3, containers: [{{name: c, image: pause}}]}}\n"
+        ));
+        m.pods
+            .into_iter()
+            .next()
+            .map(|p| Edit::UpsertPod(Box::new(p)))
+    };
+    let add = pod("pod-new", "app-7").unwrap_or_else(|| panic!("pod"));
+    let relabel = pod("pod-7", "app-3").unwrap_or_else(|| panic!("pod"));
+    let policy = one(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: pol-17, namespace: ns-17}\nspec:\n  podSelector: {matchLabels: {app-7: \"1\"}}\n  policyTypes: [Ingress]\n  ingress:\n  - from: [{namespaceSelector: {}, podSelector: {matchLabels: {app-3: \"1\"}}}]\n    ports: [{protocol: TCP, port: 8080}]\n",
+    )
+    .network_policies
+    .into_iter()
+    .next()
+    .map(|p| Edit::UpsertPolicy(Box::new(p)))
+    .unwrap_or_else(|| panic!("policy"));
+
+    let mut g = c.benchmark_group("translate");
+    g.sample_size(10);
+    g.warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(5));
+    g.bench_function("full", |b| {
+        b.iter_custom(|n| timed(n, || (), |()| translate(&objects)))
+    });
+    for (name, edit) in [
+        ("pod_add", &add),
+        ("pod_relabel", &relabel),
+        ("policy_change", &policy),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|n| {
+                timed(
+                    n,
+                    || (tr.clone(), edit.clone()),
+                    |(mut t, e)| {
+                        t.apply(e).unwrap_or_else(|e| panic!("{e}"));
+                        t
+                    },
+                )
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, translation, bench);
 criterion_main!(benches);

@@ -68,7 +68,7 @@ use weft_controller::compile::{CompileConfig, Compiler};
 use weft_controller::model::{LogicalModel, PortKind};
 use weft_controller::session::{DesiredState, SessionConfig, SessionManager};
 use weft_controller::source::load_path;
-use weft_controller::translate::translate;
+use weft_controller::translate::incremental::{Edit, Translator};
 
 /// Weft's controller, standalone mode (manifests directory).
 #[derive(Debug, Parser)]
@@ -213,7 +213,7 @@ struct Loaded {
     policies: Vec<String>,
 }
 
-fn load(args: &Args) -> Result<Loaded, String> {
+fn load(args: &Args, translator: &mut Option<Translator>) -> Result<Loaded, String> {
     let mut m = load_path(&args.manifests).map_err(|e| e.to_string())?;
     let (reports, mut notes) = match &args.pod_reports {
         Some(d) => binding::read_reports(d),
@@ -233,7 +233,21 @@ fn load(args: &Args) -> Result<Loaded, String> {
         })
         .collect();
     policies.sort();
-    let mut t = translate(&m).map_err(|e| e.to_string())?;
+    // Incremental: policies whose object and affected pods did not change
+    // since the last load keep their logical objects; on an error the
+    // translator keeps the previous objects and model.
+    let mut t = match translator {
+        Some(tr) => tr
+            .apply(Edit::Replace(m))
+            .map_err(|e| e.to_string())?
+            .clone(),
+        None => {
+            let tr = Translator::new(m).map_err(|e| e.to_string())?;
+            let t = tr.translation().clone();
+            *translator = Some(tr);
+            t
+        }
+    };
     notes.extend(binding::bind_ports(&mut t.model, &reports));
     notes.extend(t.assumptions);
     Ok(Loaded {
@@ -248,6 +262,7 @@ fn load(args: &Args) -> Result<Loaded, String> {
 struct State {
     generation: u64,
     compiler: Option<Compiler>,
+    translator: Option<Translator>,
     reports: usize,
     policies: Vec<String>,
     last_error: Option<String>,
@@ -320,7 +335,7 @@ fn write_status(path: &Path, v: &serde_json::Value) {
 fn reload(args: &Args, st: &mut State, sessions: &SessionManager, known: &[String]) {
     let t0 = Instant::now();
     st.loads += 1;
-    let l = match load(args) {
+    let l = match load(args, &mut st.translator) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(error = %e, generation = st.generation,

@@ -4,7 +4,8 @@
 //! a new [`LogicalModel`] plus the standalone assumptions it made, or a
 //! [`LoadError`] naming object and field; it never mutates anything else, so
 //! on error the caller's previous model stays in force. [`load_model`] is
-//! `load_path` + `translate`.
+//! `load_path` + `translate`. [`incremental::Translator`] keeps the
+//! objects and re-derives only what an edit affects, with the same result.
 //!
 //! # Mapping
 //!
@@ -37,12 +38,13 @@
 //! See [`policy`] for the rule-by-rule mapping and the stateless
 //! approximation of return traffic.
 
+pub mod incremental;
 pub mod policy;
 pub(crate) mod selector;
 mod service;
 pub mod topology;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -67,18 +69,21 @@ pub fn load_model(path: &Path) -> Result<Translation, LoadError> {
 pub fn translate(m: &Manifests) -> Result<Translation, LoadError> {
     let mut ctx = Ctx::default();
     topology::build(m, &mut ctx)?;
+    ctx.index_pods();
     policy::build(m, &mut ctx)?;
     service::build(m, &mut ctx)?;
-    ctx.model.validate().map_err(|e| LoadError {
+    validated(ctx.model, ctx.assumptions)
+}
+
+/// `model` after [`LogicalModel::validate`], with its assumptions.
+fn validated(model: LogicalModel, assumptions: Vec<String>) -> Result<Translation, LoadError> {
+    model.validate().map_err(|e| LoadError {
         origin: None,
         object: None,
         field: None,
         kind: LoadErrorKind::Invalid(e.to_string()),
     })?;
-    Ok(Translation {
-        model: ctx.model,
-        assumptions: ctx.assumptions,
-    })
+    Ok(Translation { model, assumptions })
 }
 
 /// What the policy and service steps need to know about a pod.
@@ -106,11 +111,33 @@ pub(crate) struct Ctx {
     pub(crate) pods: Vec<PodInfo>,
     pub(crate) ns_labels: BTreeMap<String, BTreeMap<String, String>>,
     pub(crate) ns_tenant: BTreeMap<String, String>,
+    /// `pods` by namespace and label (built after the topology).
+    pub(crate) index: selector::PodIndex,
+    /// Positions in `pods` of each tenant's pods, ascending.
+    pub(crate) tenant_pods: BTreeMap<String, Vec<usize>>,
+    /// Ports of each tenant's pods.
+    pub(crate) tenant_ports: BTreeMap<String, BTreeSet<LogicalPortId>>,
 }
 
 impl Ctx {
     fn assume(&mut self, s: String) {
         self.assumptions.push(s);
+    }
+
+    /// Builds the pod indexes the policy step selects with.
+    fn index_pods(&mut self) {
+        self.index =
+            selector::PodIndex::build(self.pods.iter().map(|p| (p.ns.as_str(), &p.labels)));
+        for (i, p) in self.pods.iter().enumerate() {
+            self.tenant_pods
+                .entry(p.tenant.clone())
+                .or_default()
+                .push(i);
+            self.tenant_ports
+                .entry(p.tenant.clone())
+                .or_default()
+                .insert(p.port);
+        }
     }
 }
 

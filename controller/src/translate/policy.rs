@@ -90,10 +90,12 @@
 //! ARP and IPv6 ND (ICMPv6 133 to 137) are allowed to and from every pod by
 //! tier-0 ACLs; port security limits what a pod may claim in them.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 
 use ipnet::IpNet;
-use k8s_openapi::api::networking::v1::{NetworkPolicyPeer, NetworkPolicyPort};
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -101,13 +103,15 @@ use super::topology::{id_full, parse_net, parse_protocol};
 use super::{Ctx, PodInfo, invalid, selector};
 use crate::model::acl::priority;
 use crate::model::*;
-use crate::source::{LoadError, LoadErrorKind, Manifests, Origin};
+use crate::source::{LoadError, LoadErrorKind, Loaded, Manifests, Origin};
 
+#[derive(Debug, Clone, PartialEq)]
 enum PApplies {
     All,
     Group(String),
 }
 
+#[derive(Debug, Clone, PartialEq)]
 struct PAcl {
     direction: AclDirection,
     tier: AclTier,
@@ -119,6 +123,7 @@ struct PAcl {
     source: SourceRef,
 }
 
+#[derive(Debug, Clone, PartialEq)]
 enum POrigin {
     Group(String),
     Peers {
@@ -127,8 +132,9 @@ enum POrigin {
     },
 }
 
-#[derive(Default)]
-struct Pending {
+/// One policy's contribution, by name (see [`fragment`]).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(super) struct Pending {
     acls: BTreeMap<String, PAcl>,
     groups: BTreeMap<String, BTreeSet<LogicalPortId>>,
     sets: BTreeMap<String, (BTreeSet<IpNet>, POrigin)>,
@@ -224,25 +230,7 @@ fn check_selector(
 }
 
 pub(super) fn build(m: &Manifests, ctx: &mut Ctx) -> Result<(), LoadError> {
-    let mut p = Pending::default();
-    for (suffix, dir) in [
-        ("from-lport", AclDirection::FromLport),
-        ("to-lport", AclDirection::ToLport),
-    ] {
-        p.acls.insert(
-            format!("acl/infra/arp-nd/{suffix}"),
-            PAcl {
-                direction: dir,
-                tier: AclTier::Infrastructure,
-                priority: priority::INFRA_ALLOW,
-                action: AclAction::Allow,
-                applies: PApplies::All,
-                peer: None,
-                traffic: vec![Traffic::Arp, Traffic::NeighborDiscovery],
-                source: SourceRef::cluster(SourceKind::Infrastructure, "arp-nd"),
-            },
-        );
-    }
+    let mut frags = Vec::with_capacity(m.network_policies.len());
     let mut seen = BTreeSet::new();
     let mut policies: Vec<_> = m.network_policies.iter().collect();
     policies.sort_by_key(|l| {
@@ -263,137 +251,194 @@ pub(super) fn build(m: &Manifests, ctx: &mut Ctx) -> Result<(), LoadError> {
                 LoadErrorKind::Conflict("NetworkPolicy defined twice".into()),
             ));
         }
-        let Some(spec) = &l.object.spec else {
-            return Err(LoadError::field(
-                &l.origin,
-                &label,
-                "spec",
-                LoadErrorKind::Missing,
-            ));
-        };
-        let pod_sel = spec.pod_selector.clone().unwrap_or_default();
-        check_selector(&pod_sel, &l.origin, &label, "spec.podSelector")?;
-        let (mut ing, mut egr) = (false, false);
-        match &spec.policy_types {
-            Some(types) if !types.is_empty() => {
-                for (i, t) in types.iter().enumerate() {
-                    match t.as_str() {
-                        "Ingress" => ing = true,
-                        "Egress" => egr = true,
-                        other => {
-                            return Err(invalid(
-                                &l.origin,
-                                &label,
-                                &format!("spec.policyTypes[{i}]"),
-                                format!("{other:?} is not Ingress or Egress"),
-                            ));
-                        }
+        frags.push(fragment(ctx, l)?);
+    }
+    assemble(ctx, frags.into_iter().map(Cow::Owned))
+}
+
+/// Everything one NetworkPolicy contributes (its ACLs, port groups and
+/// address sets; its pods' share of the namespace's isolation groups): a
+/// function of the policy and of the pods, namespaces and tenants in `ctx`.
+pub(super) fn fragment(ctx: &Ctx, l: &Loaded<NetworkPolicy>) -> Result<Pending, LoadError> {
+    let mut p = Pending::default();
+    let ns = l.object.metadata.namespace.clone().unwrap_or_default();
+    let name = l.object.metadata.name.clone().unwrap_or_default();
+    let label = format!("NetworkPolicy {ns}/{name}");
+    let Some(spec) = &l.object.spec else {
+        return Err(LoadError::field(
+            &l.origin,
+            &label,
+            "spec",
+            LoadErrorKind::Missing,
+        ));
+    };
+    let pod_sel = spec.pod_selector.clone().unwrap_or_default();
+    check_selector(&pod_sel, &l.origin, &label, "spec.podSelector")?;
+    let (mut ing, mut egr) = (false, false);
+    match &spec.policy_types {
+        Some(types) if !types.is_empty() => {
+            for (i, t) in types.iter().enumerate() {
+                match t.as_str() {
+                    "Ingress" => ing = true,
+                    "Egress" => egr = true,
+                    other => {
+                        return Err(invalid(
+                            &l.origin,
+                            &label,
+                            &format!("spec.policyTypes[{i}]"),
+                            format!("{other:?} is not Ingress or Egress"),
+                        ));
                     }
                 }
             }
-            _ => {
-                ing = true;
-                egr = spec.egress.as_ref().is_some_and(|e| !e.is_empty());
+        }
+        _ => {
+            ing = true;
+            egr = spec.egress.as_ref().is_some_and(|e| !e.is_empty());
+        }
+    }
+    let tenant = ctx.ns_tenant.get(&ns).cloned().unwrap_or_default();
+    let mut selected = BTreeSet::new();
+    select_pods(
+        ctx,
+        Some(&pod_sel),
+        &[(ns.as_str(), ctx.index.namespace(&ns))],
+        None,
+        &mut selected,
+    );
+    let src = SourceRef::namespaced(SourceKind::NetworkPolicy, &ns, &name);
+    let dirs = [
+        (
+            ing,
+            RuleDirection::Ingress,
+            AclDirection::ToLport,
+            "ingress",
+        ),
+        (
+            egr,
+            RuleDirection::Egress,
+            AclDirection::FromLport,
+            "egress",
+        ),
+    ];
+    for (on, rdir, adir, word) in dirs {
+        // Validate the rules even when their direction is off.
+        let rules: Vec<RawRule<'_>> = match rdir {
+            RuleDirection::Ingress => spec
+                .ingress
+                .iter()
+                .flatten()
+                .map(|r| (r.from.as_ref(), r.ports.as_ref()))
+                .collect(),
+            RuleDirection::Egress => spec
+                .egress
+                .iter()
+                .flatten()
+                .map(|r| (r.to.as_ref(), r.ports.as_ref()))
+                .collect(),
+        };
+        let peer_word = if rdir == RuleDirection::Ingress {
+            "from"
+        } else {
+            "to"
+        };
+        let mut parsed = Vec::new();
+        for (i, (peers, ports)) in rules.iter().enumerate() {
+            let at = format!("spec.{word}[{i}]");
+            let peers = resolve_peers(
+                ctx,
+                &l.origin,
+                &label,
+                &format!("{at}.{peer_word}"),
+                &ns,
+                &tenant,
+                *peers,
+            )?;
+            let ports = parse_ports(&l.origin, &label, &format!("{at}.ports"), *ports)?;
+            parsed.push((peers, ports));
+        }
+        if !on {
+            continue;
+        }
+        if !selected.is_empty() {
+            let g = p
+                .groups
+                .entry(format!("pg/ns/{ns}/isolated-{word}"))
+                .or_default();
+            g.extend(selected.iter().map(|&i| ctx.pods[i].port));
+            p.acls
+                .entry(format!("acl/ns/{ns}/isolated-{word}"))
+                .or_insert_with(|| PAcl {
+                    direction: adir,
+                    tier: AclTier::NetworkPolicy,
+                    priority: priority::ISOLATION_DROP,
+                    action: AclAction::Drop,
+                    applies: PApplies::Group(format!("pg/ns/{ns}/isolated-{word}")),
+                    peer: None,
+                    traffic: Vec::new(),
+                    source: SourceRef::namespaced(
+                        SourceKind::Infrastructure,
+                        &ns,
+                        &format!("isolation-{word}"),
+                    ),
+                });
+        }
+        for (i, (peers, ports)) in parsed.into_iter().enumerate() {
+            let entries = rule_entries(ctx, rdir, &selected, &tenant, &peers, &ports);
+            for (k, (local, peer_pods, blocks, any, traffic)) in entries.into_iter().enumerate() {
+                let base = format!("np/{ns}/{name}/{word}/{i}/{k}");
+                let rsrc = |part| src.clone().with_rule(rdir, i as u32, part);
+                emit_entry(
+                    ctx, &mut p, &base, adir, &local, &peer_pods, &blocks, any, &traffic, &tenant,
+                    rsrc,
+                );
             }
         }
-        let tenant = ctx.ns_tenant.get(&ns).cloned().unwrap_or_default();
-        let selected: BTreeSet<usize> = ctx
-            .pods
-            .iter()
-            .enumerate()
-            .filter(|(_, q)| q.ns == ns && selector::matches(&pod_sel, &q.labels))
-            .map(|(i, _)| i)
-            .collect();
-        let src = SourceRef::namespaced(SourceKind::NetworkPolicy, &ns, &name);
-        let dirs = [
-            (
-                ing,
-                RuleDirection::Ingress,
-                AclDirection::ToLport,
-                "ingress",
-            ),
-            (
-                egr,
-                RuleDirection::Egress,
-                AclDirection::FromLport,
-                "egress",
-            ),
-        ];
-        for (on, rdir, adir, word) in dirs {
-            // Validate the rules even when their direction is off.
-            let rules: Vec<RawRule<'_>> = match rdir {
-                RuleDirection::Ingress => spec
-                    .ingress
-                    .iter()
-                    .flatten()
-                    .map(|r| (r.from.as_ref(), r.ports.as_ref()))
-                    .collect(),
-                RuleDirection::Egress => spec
-                    .egress
-                    .iter()
-                    .flatten()
-                    .map(|r| (r.to.as_ref(), r.ports.as_ref()))
-                    .collect(),
-            };
-            let peer_word = if rdir == RuleDirection::Ingress {
-                "from"
-            } else {
-                "to"
-            };
-            let mut parsed = Vec::new();
-            for (i, (peers, ports)) in rules.iter().enumerate() {
-                let at = format!("spec.{word}[{i}]");
-                let peers = resolve_peers(
-                    ctx,
-                    &l.origin,
-                    &label,
-                    &format!("{at}.{peer_word}"),
-                    &ns,
-                    &tenant,
-                    *peers,
-                )?;
-                let ports = parse_ports(&l.origin, &label, &format!("{at}.ports"), *ports)?;
-                parsed.push((peers, ports));
-            }
-            if !on {
-                continue;
-            }
-            if !selected.is_empty() {
-                let g = p
-                    .groups
-                    .entry(format!("pg/ns/{ns}/isolated-{word}"))
-                    .or_default();
-                g.extend(selected.iter().map(|&i| ctx.pods[i].port));
-                p.acls
-                    .entry(format!("acl/ns/{ns}/isolated-{word}"))
-                    .or_insert_with(|| PAcl {
-                        direction: adir,
-                        tier: AclTier::NetworkPolicy,
-                        priority: priority::ISOLATION_DROP,
-                        action: AclAction::Drop,
-                        applies: PApplies::Group(format!("pg/ns/{ns}/isolated-{word}")),
-                        peer: None,
-                        traffic: Vec::new(),
-                        source: SourceRef::namespaced(
-                            SourceKind::Infrastructure,
-                            &ns,
-                            &format!("isolation-{word}"),
-                        ),
-                    });
-            }
-            for (i, (peers, ports)) in parsed.into_iter().enumerate() {
-                let entries = rule_entries(ctx, rdir, &selected, &tenant, &peers, &ports);
-                for (k, (local, peer_pods, blocks, any, traffic)) in entries.into_iter().enumerate()
-                {
-                    let base = format!("np/{ns}/{name}/{word}/{i}/{k}");
-                    let rsrc = |part| src.clone().with_rule(rdir, i as u32, part);
-                    emit_entry(
-                        ctx, &mut p, &base, adir, &local, &peer_pods, &blocks, any, &traffic,
-                        &tenant, rsrc,
-                    );
+    }
+    Ok(p)
+}
+
+/// The policy step's output from per-policy fragments (in policy order):
+/// the tier-0 ARP/ND ACLs, the fragments merged (isolation groups are
+/// shared by the policies of a namespace: their ports are united), the
+/// open-direction return ACLs, then ids and model objects.
+pub(super) fn assemble<'a>(
+    ctx: &mut Ctx,
+    frags: impl Iterator<Item = Cow<'a, Pending>>,
+) -> Result<(), LoadError> {
+    let mut p = Pending::default();
+    for (suffix, dir) in [
+        ("from-lport", AclDirection::FromLport),
+        ("to-lport", AclDirection::ToLport),
+    ] {
+        p.acls.insert(
+            format!("acl/infra/arp-nd/{suffix}"),
+            PAcl {
+                direction: dir,
+                tier: AclTier::Infrastructure,
+                priority: priority::INFRA_ALLOW,
+                action: AclAction::Allow,
+                applies: PApplies::All,
+                peer: None,
+                traffic: vec![Traffic::Arp, Traffic::NeighborDiscovery],
+                source: SourceRef::cluster(SourceKind::Infrastructure, "arp-nd"),
+            },
+        );
+    }
+    for f in frags {
+        let f = f.into_owned();
+        for (k, v) in f.acls {
+            p.acls.entry(k).or_insert(v);
+        }
+        for (k, v) in f.groups {
+            match p.groups.entry(k) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(v);
                 }
+                std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().extend(v),
             }
         }
+        p.sets.extend(f.sets);
     }
     open_direction_returns(&mut p);
     finish(ctx, p)
@@ -548,9 +593,7 @@ fn rule_entries(
                 ));
             }
             let dests: Vec<usize> = if peers.any {
-                (0..ctx.pods.len())
-                    .filter(|&i| ctx.pods[i].tenant == tenant)
-                    .collect()
+                ctx.tenant_pods.get(tenant).cloned().unwrap_or_default()
             } else {
                 peers.pods.iter().copied().collect()
             };
@@ -653,11 +696,7 @@ fn emit_entry(
         ),
     );
     let remote: BTreeSet<LogicalPortId> = if any {
-        ctx.pods
-            .iter()
-            .filter(|q| q.tenant == tenant)
-            .map(|q| q.port)
-            .collect()
+        ctx.tenant_ports.get(tenant).cloned().unwrap_or_default()
     } else {
         peer_pods.iter().map(|&i| ctx.pods[i].port).collect()
     };
@@ -749,27 +788,66 @@ fn resolve_peers(
         if let Some(s) = &peer.namespace_selector {
             check_selector(s, origin, label, &format!("{at}.namespaceSelector"))?;
         }
-        for (i, q) in ctx.pods.iter().enumerate() {
-            if q.tenant != tenant {
-                continue;
+        let spaces: Vec<(&str, Range<usize>)> = match &peer.namespace_selector {
+            Some(s) => ctx
+                .index
+                .namespaces()
+                .filter(|(n, _)| {
+                    ctx.ns_labels
+                        .get(*n)
+                        .is_some_and(|l| selector::matches(s, l))
+                })
+                .collect(),
+            None => vec![(ns, ctx.index.namespace(ns))],
+        };
+        select_pods(
+            ctx,
+            peer.pod_selector.as_ref(),
+            &spaces,
+            Some(tenant),
+            &mut out.pods,
+        );
+    }
+    Ok(out)
+}
+
+/// Adds to `out` the pods of the namespaces `spaces` (name, positions;
+/// ascending by name) that match `sel` (all when `None`) and belong to
+/// `tenant` when given. Uses the index: only the candidates of the
+/// selector's most selective positive term are checked, or, without one,
+/// the namespaces' pods.
+fn select_pods(
+    ctx: &Ctx,
+    sel: Option<&LabelSelector>,
+    spaces: &[(&str, Range<usize>)],
+    tenant: Option<&str>,
+    out: &mut BTreeSet<usize>,
+) {
+    let ok = |i: usize| {
+        let q = &ctx.pods[i];
+        tenant.is_none_or(|t| q.tenant == t) && sel.is_none_or(|s| selector::matches(s, &q.labels))
+    };
+    match sel.and_then(|s| ctx.index.candidates(s)) {
+        Some(cands) => {
+            // Namespace membership by ordinal, not by name.
+            let mut mask = vec![false; ctx.index.namespace_count()];
+            for (n, _) in spaces {
+                if let Some(k) = ctx.index.namespace_ordinal(n) {
+                    mask[k] = true;
+                }
             }
-            let ns_ok = match &peer.namespace_selector {
-                Some(s) => ctx
-                    .ns_labels
-                    .get(&q.ns)
-                    .is_some_and(|l| selector::matches(s, l)),
-                None => q.ns == ns,
-            };
-            let pod_ok = peer
-                .pod_selector
-                .as_ref()
-                .is_none_or(|s| selector::matches(s, &q.labels));
-            if ns_ok && pod_ok {
-                out.pods.insert(i);
+            for i in cands {
+                if mask[ctx.index.pod_namespace(i)] && ok(i) {
+                    out.insert(i);
+                }
+            }
+        }
+        None => {
+            for (_, r) in spaces {
+                out.extend(r.clone().filter(|&i| ok(i)));
             }
         }
     }
-    Ok(out)
 }
 
 fn parse_ports(

@@ -123,6 +123,116 @@ pub(crate) fn matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) ->
     })
 }
 
+/// An index of pods (positions in a list sorted by namespace, then name)
+/// by namespace and by label `key=value`, so that a selector is evaluated
+/// only on the pods that can match it: the shortest posting list of its
+/// `matchLabels` pairs and `In` expressions, or, for a selector without
+/// such a positive term, the pods of the namespaces in question. Every
+/// candidate is still checked with [`matches`], so the index only prunes.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct PodIndex {
+    /// Namespace -> `start..end` in the pod list (contiguous: sorted by namespace).
+    ns_range: BTreeMap<String, (usize, usize)>,
+    /// Namespace -> its ordinal (position in name order).
+    ns_ordinal: BTreeMap<String, usize>,
+    /// Per pod position: the ordinal of its namespace.
+    pod_ns: Vec<usize>,
+    /// `key` -> `value` -> pod positions, ascending.
+    labels: BTreeMap<String, BTreeMap<String, Vec<usize>>>,
+}
+
+impl PodIndex {
+    /// Indexes `pods` (`(namespace, labels)` in namespace order).
+    pub(crate) fn build<'a>(
+        pods: impl Iterator<Item = (&'a str, &'a BTreeMap<String, String>)>,
+    ) -> PodIndex {
+        let mut ix = PodIndex::default();
+        for (i, (ns, labels)) in pods.enumerate() {
+            match ix.ns_range.get_mut(ns) {
+                Some(r) => r.1 = i + 1,
+                None => {
+                    ix.ns_range.insert(ns.to_owned(), (i, i + 1));
+                    let k = ix.ns_ordinal.len();
+                    ix.ns_ordinal.insert(ns.to_owned(), k);
+                }
+            }
+            ix.pod_ns.push(ix.ns_ordinal.len() - 1);
+            for (k, v) in labels {
+                ix.labels
+                    .entry(k.clone())
+                    .or_default()
+                    .entry(v.clone())
+                    .or_default()
+                    .push(i);
+            }
+        }
+        ix
+    }
+
+    /// The positions of the pods of `ns`.
+    pub(crate) fn namespace(&self, ns: &str) -> std::ops::Range<usize> {
+        self.ns_range.get(ns).map_or(0..0, |&(a, b)| a..b)
+    }
+
+    /// Number of namespaces that have pods.
+    pub(crate) fn namespace_count(&self) -> usize {
+        self.ns_ordinal.len()
+    }
+
+    /// The ordinal of a namespace that has pods.
+    pub(crate) fn namespace_ordinal(&self, ns: &str) -> Option<usize> {
+        self.ns_ordinal.get(ns).copied()
+    }
+
+    /// The namespace ordinal of the pod at position `i`.
+    pub(crate) fn pod_namespace(&self, i: usize) -> usize {
+        self.pod_ns[i]
+    }
+
+    /// Namespaces that have pods, with their position ranges.
+    pub(crate) fn namespaces(&self) -> impl Iterator<Item = (&str, std::ops::Range<usize>)> {
+        self.ns_range.iter().map(|(n, &(a, b))| (n.as_str(), a..b))
+    }
+
+    /// A superset of the pods `sel` matches, ascending, or `None` when the
+    /// selector has no positive term (`matchLabels`, `In`) to narrow with.
+    pub(crate) fn candidates(&self, sel: &LabelSelector) -> Option<Vec<usize>> {
+        let mut best: Option<Vec<usize>> = None;
+        let mut consider = |v: Vec<usize>| {
+            if best.as_ref().is_none_or(|b| v.len() < b.len()) {
+                best = Some(v);
+            }
+        };
+        if let Some(ml) = &sel.match_labels {
+            for (k, v) in ml {
+                let list = self.labels.get(k).and_then(|m| m.get(v));
+                consider(list.cloned().unwrap_or_default());
+            }
+        }
+        for e in sel.match_expressions.iter().flatten() {
+            if e.operator != "In" {
+                continue;
+            }
+            let Some(m) = self.labels.get(&e.key) else {
+                consider(Vec::new());
+                continue;
+            };
+            let mut v: Vec<usize> = e
+                .values
+                .iter()
+                .flatten()
+                .filter_map(|x| m.get(x))
+                .flatten()
+                .copied()
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            consider(v);
+        }
+        best
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
