@@ -479,6 +479,19 @@ pub fn flows_json(dir: &Path) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// `n_bytes` of the first flow whose text contains `needle`.
+pub fn flow_bytes(dir: &Path, needle: &str) -> u64 {
+    let v: serde_json::Value =
+        serde_json::from_str(&ctl_ok(dir, &["dump-flows", "--json"])).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["flow"].as_str().unwrap().contains(needle))
+        .unwrap_or_else(|| panic!("no flow with {needle}: {v}"))["n_bytes"]
+        .as_u64()
+        .unwrap()
+}
+
 pub fn counter(flows: &[(String, u64)], needle: &str) -> u64 {
     flows
         .iter()
