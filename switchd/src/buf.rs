@@ -15,7 +15,7 @@
 //! ports it leaves on; inserting or removing bytes in front of the
 //! checksum start moves it along.
 
-use crate::offload::Offload;
+use crate::offload::{Offload, VNET_HDR_LEN};
 
 /// Bytes reserved in front of a received packet: enough for an outer
 /// Ethernet + IPv6 + UDP + Geneve header with 252 bytes of options, or many
@@ -102,6 +102,26 @@ impl PacketBuf {
     #[inline]
     pub fn set_offload(&mut self, off: Offload) {
         self.off = off;
+    }
+
+    /// Takes the `virtio_net_hdr` in front of a frame read from a port
+    /// that speaks vnet headers (AF_PACKET `PACKET_VNET_HDR`, TAP
+    /// `IFF_VNET_HDR`): parses and removes it and keeps its offload
+    /// metadata, checked against the frame. False when the header is
+    /// malformed, no frame follows it, or the metadata does not fit the
+    /// frame: the port counts a receive error and drops the frame.
+    pub fn take_vnet_header(&mut self) -> bool {
+        let off = Offload::parse(self.data());
+        if !self.pull_front(VNET_HDR_LEN) || self.is_empty() {
+            return false;
+        }
+        match off.and_then(|o| o.check(self.data()).map(|()| o)) {
+            Ok(o) => {
+                self.off = o;
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// The packet bytes.

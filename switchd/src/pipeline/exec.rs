@@ -823,20 +823,7 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, '_, O, T> {
                 self.tunnel.encapsulated += 1;
                 self.pkt.pull_front(n);
             }
-            Err(e) => {
-                let d = e.drop_reason();
-                self.trace.note(TraceNote::TunnelDrop(d));
-                if self.tunnel_drop.is_none() {
-                    self.tunnel_drop = Some(d.into());
-                }
-                match e {
-                    EncapError::NoNextHop(ip) => {
-                        self.out.tunnel_event(TunnelEvent::MissingNextHop(ip));
-                    }
-                    EncapError::TooBig { inner_mtu } => self.too_big(inner_mtu),
-                    EncapError::Drop(_) => {}
-                }
-            }
+            Err(e) => self.encap_failed(e),
         }
     }
 
@@ -885,22 +872,29 @@ impl<'p, O: OutputSink, T: TraceSink> Ctx<'p, '_, '_, O, T> {
             return;
         }
         if let Some(e) = failed {
-            let d = e.drop_reason();
-            self.trace.note(TraceNote::TunnelDrop(d));
-            if self.tunnel_drop.is_none() {
-                self.tunnel_drop = Some(d.into());
-            }
-            match e {
-                EncapError::NoNextHop(ip) => {
-                    self.out.tunnel_event(TunnelEvent::MissingNextHop(ip));
-                }
-                EncapError::TooBig { inner_mtu } => self.too_big(inner_mtu),
-                EncapError::Drop(_) => {}
-            }
+            self.encap_failed(e);
         }
     }
 
     /// Sends the ICMP/ICMPv6 "too big" error back out of the input port.
+    /// An encapsulation that failed: the drop reason (first one wins), a
+    /// missing next hop reported for resolution, ICMP back for a packet too
+    /// big for the tunnel.
+    fn encap_failed(&mut self, e: EncapError) {
+        let d = e.drop_reason();
+        self.trace.note(TraceNote::TunnelDrop(d));
+        if self.tunnel_drop.is_none() {
+            self.tunnel_drop = Some(d.into());
+        }
+        match e {
+            EncapError::NoNextHop(ip) => {
+                self.out.tunnel_event(TunnelEvent::MissingNextHop(ip));
+            }
+            EncapError::TooBig { inner_mtu } => self.too_big(inner_mtu),
+            EncapError::Drop(_) => {}
+        }
+    }
+
     fn too_big(&mut self, inner_mtu: u32) {
         let in_port = PortNo(self.key.in_port());
         if self.pl.tunnels.port(in_port).is_some() || in_port.reserved_name().is_some() {

@@ -238,20 +238,9 @@ impl Port for AfPacketPort {
                 self.stats.rx_errors += 1;
                 continue;
             }
-            if self.sock.vnet() {
-                let b = &mut bufs[i];
-                let off = Offload::parse(b.data());
-                if !b.pull_front(VNET_HDR_LEN) {
-                    self.stats.rx_errors += 1;
-                    continue;
-                }
-                match off.and_then(|o| o.check(b.data()).map(|()| o)) {
-                    Ok(o) => b.set_offload(o),
-                    Err(_) => {
-                        self.stats.rx_errors += 1;
-                        continue;
-                    }
-                }
+            if self.sock.vnet() && !bufs[i].take_vnet_header() {
+                self.stats.rx_errors += 1;
+                continue;
             }
             if let Some((tpid, tci)) = m.vlan
                 && !reinsert_vlan(&mut bufs[i], tpid, tci)

@@ -202,19 +202,9 @@ impl Port for TapPort {
                         self.stats.rx_errors += 1;
                         continue;
                     }
-                    if self.vnet {
-                        let off = Offload::parse(b.data());
-                        if !b.pull_front(VNET_HDR_LEN) || b.is_empty() {
-                            self.stats.rx_errors += 1;
-                            continue;
-                        }
-                        match off.and_then(|o| o.check(b.data()).map(|()| o)) {
-                            Ok(o) => b.set_offload(o),
-                            Err(_) => {
-                                self.stats.rx_errors += 1;
-                                continue;
-                            }
-                        }
+                    if self.vnet && !b.take_vnet_header() {
+                        self.stats.rx_errors += 1;
+                        continue;
                     }
                     self.stats.rx_packets += 1;
                     self.stats.rx_bytes += b.len() as u64;
