@@ -395,7 +395,7 @@ fn up(a: &UpArgs) -> Result<ExitCode> {
     }
     match enforced {
         Some(d) => println!(
-            "policy enforced on every node {:.1} ms after the file appeared (controller poll interval 50 ms included)",
+            "policy enforced on every node {:.1} ms after the file appeared",
             d.as_secs_f64() * 1e3
         ),
         None => {
