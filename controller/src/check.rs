@@ -664,11 +664,13 @@ impl Cluster {
                         "{} on {node}: no policy isolates the pod",
                         table::name(*t)
                     ));
-                } else if self
-                    .compiler
-                    .source_of(*c)
-                    .is_some_and(|s| s.kind != crate::model::SourceKind::Infrastructure)
-                {
+                } else if self.compiler.source_of(*c).is_some_and(|s| {
+                    s.kind != crate::model::SourceKind::Infrastructure
+                        // The return traffic of connections opened from a
+                        // pod isolated in one direction only: it decides
+                        // replies (round trips), so name it.
+                        || s.name.starts_with("return-open-")
+                }) {
                     v.push(format!("{} on {node}: {}", table::name(*t), name(*c)));
                 }
             }

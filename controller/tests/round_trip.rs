@@ -109,7 +109,8 @@ fn loopback_needs_no_reply() {
 }
 
 /// `a` isolated for ingress only: it still opens connections. Kubernetes
-/// allows every reply; Weft's `return-open-ingress` lets TCP with ACK and
+/// allows every reply; Weft's `return-open-egress` (the return traffic of
+/// a's open egress) lets TCP with ACK and
 /// ICMP echo replies back in, not UDP.
 #[test]
 fn ingress_isolated_client_gets_tcp_and_ping_replies_not_udp() {
@@ -120,6 +121,21 @@ fn ingress_isolated_client_gets_tcp_and_ping_replies_not_udp() {
     assert_eq!(
         rt(&cl, "x/a", "x/b", Service::Ping),
         (true, Some(true), true)
+    );
+    // The echo reply came in by the return traffic of a's open egress
+    // (`return-open-egress`), named.
+    let r = cl
+        .round_trip(&pod("x/a"), &pod("x/b"), Service::Ping, false)
+        .unwrap()
+        .round_trip;
+    assert!(
+        r.reply
+            .as_ref()
+            .unwrap()
+            .decided_by
+            .iter()
+            .any(|d| d.ends_with("on n1: Infrastructure x/return-open-egress")),
+        "{r:?}"
     );
     // Where Weft differs from Kubernetes: the first datagram passes, the
     // answer is dropped by a's isolation.

@@ -58,7 +58,8 @@ fn json(args: &[&str]) -> Value {
 #[test]
 fn ping_round_trip_single_checks() {
     // Neither end isolated in the request's direction; the echo reply
-    // returns through return-open-egress (admin) and -ingress (postgres).
+    // returns through return-open-ingress (admin's isolated egress) and
+    // return-open-egress (postgres' isolated ingress), both named.
     let v = json(&[
         "check",
         "--from",
@@ -75,6 +76,16 @@ fn ping_round_trip_single_checks() {
     assert_eq!(v["forward"]["verdict"], "allow");
     assert_eq!(v["reply"]["verdict"], "allow");
     assert_eq!(v["reply"]["delivered_to"][0], "red-db/postgres");
+    let reply: Vec<String> = serde_json::from_value(v["reply"]["decided_by"].clone()).unwrap();
+    assert!(
+        reply
+            .iter()
+            .any(|d| d.ends_with("Infrastructure red-web/return-open-ingress"))
+            && reply
+                .iter()
+                .any(|d| d.ends_with("Infrastructure red-db/return-open-egress")),
+        "{reply:?}"
+    );
     // The other way admin's egress isolation stops the request: no reply.
     let v = json(&[
         "check",
