@@ -37,8 +37,41 @@
 //! direction, or "no policy" when a stage passed it by its default.
 //!
 //! Probes use TCP SYN (flags `syn` only), UDP or SCTP from source port
-//! 40000 and TTL 64: the first packet of a connection, which is what
+//! [`PROBE_SRC_PORT`] (40000), or an ICMP echo request ([`Service::Ping`]),
+//! with TTL 64: the first packet of a connection, which is what
 //! Kubernetes NetworkPolicy decides on.
+//!
+//! # Round trips: what Weft really does with the replies
+//!
+//! Kubernetes NetworkPolicy governs connections: once the first packet is
+//! allowed, the replies are allowed too, whatever the policies say about
+//! the reverse direction. Weft has no connection tracking yet; its replies
+//! pass only through the stateless return-traffic ACLs (table in
+//! `translate/policy.rs`). [`Cluster::round_trip`] therefore sends the
+//! forward probe and, when it reached the destination pod, the reply that
+//! pod's stack would send back through the destination node's pipeline
+//! (and the tunnel hop) to the source pod:
+//!
+//! | service | forward | reply |
+//! |---|---|---|
+//! | TCP port P | SYN, 40000 -> P | SYN+ACK, P -> 40000 |
+//! | UDP / SCTP port P | datagram, 40000 -> P | datagram, P -> 40000 |
+//! | ping | ICMP echo request (8/0) | ICMP echo reply (0/0) |
+//!
+//! The round trip is allowed when both directions are; [`RoundTrip`]
+//! keeps both probes, so a caller sees where the first packet alone
+//! (Kubernetes' answer) and the round trip (Weft's) differ. They differ
+//! where the return-traffic table denies replies that Kubernetes allows:
+//! UDP/SCTP replies through a direction the pod is isolated in, unless a
+//! rule names the UDP/SCTP port (e.g. UDP from a pod isolated for ingress
+//! only, or to a pod isolated for egress only, to a port no rule of the
+//! other direction names), and UDP/SCTP replies of port-less rules. TCP
+//! and ping replies pass wherever the first packet passed: every allow
+//! rule returns TCP with ACK from its ports, a port-less rule (the only
+//! kind that allows ICMP echo requests through an isolated direction)
+//! returns ICMP echo replies, and a pod isolated in one direction only
+//! gets TCP with ACK and ICMP echo replies back through that direction
+//! (`return-open-*`).
 //!
 //! A [`SourceOverride`] replaces the probe's source IPv4 address and/or
 //! source MAC (a pod sending with an address that is not its own): the
@@ -322,7 +355,79 @@ impl Cluster {
         port: u16,
         proto: L4Protocol,
     ) -> Result<Probe, CheckError> {
-        self.run(from, to, port, proto, SourceOverride::default(), None)
+        self.run(
+            from,
+            to,
+            Service::L4(proto, port).request(),
+            SourceOverride::default(),
+            None,
+        )
+    }
+
+    /// A forward probe of `service` (the first packet only; see
+    /// [`round_trip`](Self::round_trip) for the reply).
+    pub fn probe_service(
+        &self,
+        from: &Endpoint,
+        to: &Endpoint,
+        service: Service,
+    ) -> Result<Probe, CheckError> {
+        self.run(from, to, service.request(), SourceOverride::default(), None)
+    }
+
+    /// The forward probe and, if it reached the destination pod, that
+    /// pod's reply back to the source (module doc, "Round trips"); with
+    /// each node's trace of the forward probe and of the reply when `trace`
+    /// is set.
+    pub fn round_trip(
+        &self,
+        from: &Endpoint,
+        to: &Endpoint,
+        service: Service,
+        trace: bool,
+    ) -> Result<RoundTripTrace, CheckError> {
+        let mut fwd_traces = Vec::new();
+        let mut reply_traces = Vec::new();
+        let forward = self.run(
+            from,
+            to,
+            service.request(),
+            SourceOverride::default(),
+            trace.then_some(&mut fwd_traces),
+        )?;
+        let loopback = forward.nodes.is_empty();
+        let reply = if forward.allowed && !loopback {
+            // The destination pod answers from its own address to the
+            // source pod's (the forward probe resolved both; an address
+            // is the pod of the source's tenant that has it).
+            let src = self.resolve(from)?;
+            let dst = match to {
+                Endpoint::Pod(..) => self.resolve(to)?,
+                Endpoint::Ip(ip) => self
+                    .model()
+                    .pod_ports()
+                    .find(|p| p.tenant == src.tenant && p.ips.contains(ip))
+                    .ok_or(CheckError::External(*ip))?,
+            };
+            Some(self.run(
+                &pod_endpoint(dst)?,
+                &pod_endpoint(src)?,
+                service.reply(),
+                SourceOverride::default(),
+                trace.then_some(&mut reply_traces),
+            )?)
+        } else {
+            None
+        };
+        Ok(RoundTripTrace {
+            round_trip: RoundTrip {
+                allowed: forward.allowed && (loopback || reply.as_ref().is_some_and(|r| r.allowed)),
+                forward,
+                reply,
+            },
+            forward: fwd_traces,
+            reply: reply_traces,
+        })
     }
 
     /// [`probe`](Self::probe) with the source addresses replaced, and each
@@ -337,7 +442,13 @@ impl Cluster {
         trace: bool,
     ) -> Result<(Probe, Vec<NodeTrace>), CheckError> {
         let mut traces = Vec::new();
-        let p = self.run(from, to, port, proto, src, trace.then_some(&mut traces))?;
+        let p = self.run(
+            from,
+            to,
+            Service::L4(proto, port).request(),
+            src,
+            trace.then_some(&mut traces),
+        )?;
         Ok((p, traces))
     }
 
@@ -353,8 +464,7 @@ impl Cluster {
         let p = self.run(
             from,
             to,
-            port,
-            proto,
+            Service::L4(proto, port).request(),
             SourceOverride::default(),
             Some(&mut traces),
         )?;
@@ -365,8 +475,7 @@ impl Cluster {
         &self,
         from: &Endpoint,
         to: &Endpoint,
-        port: u16,
-        proto: L4Protocol,
+        pkt: Packet,
         spoof: SourceOverride,
         mut traces: Option<&mut Vec<NodeTrace>>,
     ) -> Result<Probe, CheckError> {
@@ -424,11 +533,11 @@ impl Cluster {
         key.set_nw_src(spoof.ip.unwrap_or(s4));
         key.set_nw_dst(d4);
         key.set_nw_ttl(64);
-        key.set_nw_proto(proto.ip_proto());
-        key.set_tp_src(40000);
-        key.set_tp_dst(port);
-        if proto == L4Protocol::Tcp {
-            key.set_tcp_flags(0x002);
+        key.set_nw_proto(pkt.proto);
+        key.set_tp_src(pkt.tp_src);
+        key.set_tp_dst(pkt.tp_dst);
+        if pkt.proto == L4Protocol::Tcp.ip_proto() {
+            key.set_tcp_flags(pkt.tcp_flags);
         }
         let bytes = pipeline::packet::packet_from_key(&key);
         let Some(node) = src.node.clone() else {
@@ -555,11 +664,13 @@ impl Cluster {
                         "{} on {node}: no policy isolates the pod",
                         table::name(*t)
                     ));
-                } else if self
-                    .compiler
-                    .source_of(*c)
-                    .is_some_and(|s| s.kind != crate::model::SourceKind::Infrastructure)
-                {
+                } else if self.compiler.source_of(*c).is_some_and(|s| {
+                    s.kind != crate::model::SourceKind::Infrastructure
+                        // The return traffic of connections opened from a
+                        // pod isolated in one direction only: it decides
+                        // replies (round trips), so name it.
+                        || s.name.starts_with("return-open-")
+                }) {
                     v.push(format!("{} on {node}: {}", table::name(*t), name(*c)));
                 }
             }
@@ -578,8 +689,15 @@ impl Cluster {
         v
     }
 
-    /// The matrix of every pod (sorted `ns/name`) to every pod.
+    /// The matrix of every pod (sorted `ns/name`) to every pod: forward
+    /// probes (the first packet).
     pub fn matrix(&self, port: u16, proto: L4Protocol) -> Result<Matrix, CheckError> {
+        self.matrix_of(Service::L4(proto, port), false)
+    }
+
+    /// The matrix of `service`: forward probes, or round trips (module doc)
+    /// when `round_trip` is set.
+    pub fn matrix_of(&self, service: Service, round_trip: bool) -> Result<Matrix, CheckError> {
         let pods: Vec<(String, String)> = self
             .model()
             .pod_ports()
@@ -597,7 +715,13 @@ impl Cluster {
             for (tns, tp) in &pods {
                 let from = Endpoint::Pod(fns.clone(), fp.clone());
                 let to = Endpoint::Pod(tns.clone(), tp.clone());
-                row.push(self.probe(&from, &to, port, proto)?.allowed);
+                row.push(if round_trip {
+                    self.round_trip(&from, &to, service, false)?
+                        .round_trip
+                        .allowed
+                } else {
+                    self.probe_service(&from, &to, service)?.allowed
+                });
             }
             cells.push(row);
         }
@@ -605,6 +729,143 @@ impl Cluster {
             pods: pods.into_iter().map(|(n, p)| format!("{n}/{p}")).collect(),
             cells,
         })
+    }
+}
+
+/// The source port of every probe (the reply goes back to it).
+pub const PROBE_SRC_PORT: u16 = 40000;
+
+/// What a probe exercises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Service {
+    /// TCP, UDP or SCTP to a destination port.
+    L4(L4Protocol, u16),
+    /// ICMP echo (ping).
+    Ping,
+}
+
+impl Service {
+    /// Parses `tcp/80`, `UDP/53`, `sctp/9`, `icmp` or `ping`.
+    pub fn parse(s: &str) -> Result<Service, String> {
+        let l = s.to_ascii_lowercase();
+        if l == "icmp" || l == "ping" {
+            return Ok(Service::Ping);
+        }
+        let (proto, port) = l.split_once('/').ok_or_else(|| {
+            format!("{s:?}: expected PROTO/PORT (tcp/80, udp/53, sctp/9) or icmp")
+        })?;
+        let proto = match proto {
+            "tcp" => L4Protocol::Tcp,
+            "udp" => L4Protocol::Udp,
+            "sctp" => L4Protocol::Sctp,
+            "icmp" | "ping" => return Err(format!("{s:?}: icmp takes no port")),
+            _ => {
+                return Err(format!(
+                    "{s:?}: protocol {proto:?} is not TCP, UDP, SCTP or ICMP"
+                ));
+            }
+        };
+        let port = port
+            .parse()
+            .map_err(|_| format!("{s:?}: port {port:?} is not a number 0..=65535"))?;
+        Ok(Service::L4(proto, port))
+    }
+
+    /// The first packet.
+    fn request(self) -> Packet {
+        match self {
+            Service::L4(proto, port) => Packet {
+                proto: proto.ip_proto(),
+                tp_src: PROBE_SRC_PORT,
+                tp_dst: port,
+                tcp_flags: TCP_SYN,
+            },
+            Service::Ping => Packet {
+                proto: IPPROTO_ICMP,
+                tp_src: ICMP_ECHO_REQUEST,
+                tp_dst: 0,
+                tcp_flags: 0,
+            },
+        }
+    }
+
+    /// The destination's answer to [`request`](Self::request).
+    fn reply(self) -> Packet {
+        match self {
+            Service::L4(proto, port) => Packet {
+                proto: proto.ip_proto(),
+                tp_src: port,
+                tp_dst: PROBE_SRC_PORT,
+                tcp_flags: TCP_SYN | TCP_ACK,
+            },
+            Service::Ping => Packet {
+                proto: IPPROTO_ICMP,
+                tp_src: ICMP_ECHO_REPLY,
+                tp_dst: 0,
+                tcp_flags: 0,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Service::L4(L4Protocol::Tcp, p) => write!(f, "tcp/{p}"),
+            Service::L4(L4Protocol::Udp, p) => write!(f, "udp/{p}"),
+            Service::L4(L4Protocol::Sctp, p) => write!(f, "sctp/{p}"),
+            Service::Ping => f.write_str("icmp"),
+        }
+    }
+}
+
+const TCP_SYN: u16 = 0x002;
+const TCP_ACK: u16 = 0x010;
+const IPPROTO_ICMP: u8 = 1;
+/// ICMP types (FlowKey keeps them in `tp_src`, the code in `tp_dst`).
+const ICMP_ECHO_REQUEST: u16 = 8;
+const ICMP_ECHO_REPLY: u16 = 0;
+
+/// The L4 part of a probe packet.
+#[derive(Debug, Clone, Copy)]
+struct Packet {
+    proto: u8,
+    /// Source port, or ICMP type.
+    tp_src: u16,
+    /// Destination port, or ICMP code.
+    tp_dst: u16,
+    /// TCP only.
+    tcp_flags: u16,
+}
+
+/// A round trip (module doc): the forward probe and the reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoundTrip {
+    /// Both directions passed (a pod reaching itself: always).
+    pub allowed: bool,
+    /// The first packet: Kubernetes' answer.
+    pub forward: Probe,
+    /// The destination pod's answer, sent only when the forward probe
+    /// reached it.
+    pub reply: Option<Probe>,
+}
+
+/// [`Cluster::round_trip`]'s answer with the node traces of each
+/// direction (empty unless asked for).
+#[derive(Debug, Clone)]
+pub struct RoundTripTrace {
+    /// The verdicts.
+    pub round_trip: RoundTrip,
+    /// Node walks of the forward probe.
+    pub forward: Vec<NodeTrace>,
+    /// Node walks of the reply.
+    pub reply: Vec<NodeTrace>,
+}
+
+fn pod_endpoint(p: &LogicalPort) -> Result<Endpoint, CheckError> {
+    match &p.kind {
+        PortKind::Pod { namespace, pod } => Ok(Endpoint::Pod(namespace.clone(), pod.clone())),
+        PortKind::Router { .. } => Err(CheckError::NoPod(p.name.clone())),
     }
 }
 

@@ -22,14 +22,22 @@
 //!    written to `<state>/<node>.conflist`, plus `name` and `cniVersion`) on
 //!    stdin. Each node's IPAM pool is its slice of the pod's subnet (the
 //!    subnet is shared by the nodes; see the report);
-//! 5. a TCP server on ports 80, 5432 and 8080 in every pod;
+//! 5. in every pod, a TCP server on ports 80, 5432 and 8080 and a UDP echo
+//!    server on port 53 (the TCP and UDP ports the example manifests
+//!    name, served by every pod so that a refusal is the policy's, not a
+//!    missing server's), stopped by `down` with the pod;
 //! 6. waits until the controller has bound every pod (the CNI's report) and
 //!    every node acknowledged the resulting generation, then runs the
-//!    connectivity matrix: from every pod to every other pod, TCP connects
-//!    on each port with real packets (expected from the compiled policy
-//!    through the real switchd pipeline, the code of `weftctl policy
-//!    matrix`, on the model the controller built), plus a ping (shown, not
-//!    judged: the policy checker probes TCP/UDP/SCTP only);
+//!    connectivity matrix: from every pod to every other pod, with real
+//!    packets from inside the pod namespaces, a ping, a TCP connect on
+//!    each TCP port and a UDP datagram to each UDP port that must come
+//!    back echoed. Expected: round trips (`check::Cluster::matrix_of`,
+//!    the code of `weftctl policy matrix --round-trip`, on the model the
+//!    controller built): the first packet and the destination's reply
+//!    through the real switchd pipelines, since without conntrack Weft's
+//!    replies pass only by its stateless return-traffic ACLs. A cell where
+//!    that differs from Kubernetes (first packet allowed, reply dropped)
+//!    is marked `*` and listed;
 //! 7. the live change: copies `examples/live-change/admin-no-ingress.yaml`
 //!    into the manifests, measures the time until every node acknowledged
 //!    the generation that contains it, prints the milliseconds, and runs
@@ -53,7 +61,7 @@ use clap::{Args as ClapArgs, Subcommand};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use weft_controller::binding;
-use weft_controller::check::{Cluster, Matrix};
+use weft_controller::check::{Cluster, Matrix, Service};
 use weft_controller::model::{L4Protocol, LogicalModel};
 use weft_controller::source::load_path;
 use weft_controller::translate::translate;
@@ -102,6 +110,9 @@ pub(crate) struct UpArgs {
 
 /// TCP ports every pod serves and the matrix probes.
 const PORTS: [u16; 3] = [80, 5432, 8080];
+/// UDP ports every pod echoes on and the matrix probes (the example
+/// manifests name 53, `blue-web/worker`'s `dns`).
+const UDP_PORTS: [u16; 1] = [53];
 /// The compiler's tunnel port and the underlay port (`check` uses the same).
 const TUNNEL_OFPORT: u32 = weft_controller::compile::TUNNEL_OFPORT;
 const UNDERLAY_OFPORT: u32 = TUNNEL_OFPORT + 1;
@@ -660,7 +671,11 @@ fn build(
         if let Some(last) = st.pods.last_mut() {
             *last = ps;
         }
-        let ports: Vec<String> = PORTS.iter().map(u16::to_string).collect();
+        let ports: Vec<String> = PORTS
+            .iter()
+            .map(|p| format!("tcp:{p}"))
+            .chain(UDP_PORTS.iter().map(|p| format!("udp:{p}")))
+            .collect();
         let pid = spawn_logged(
             Command::new("ip")
                 .args(["netns", "exec", &netns, "python3", "-c", SERVER])
@@ -771,10 +786,11 @@ fn cni(bin_dir: &Path, node_ns: &str, command: &str, p: &PodState) -> Result<Val
     serde_json::from_str(&stdout).with_context(|| format!("weft-cni {command} printed {stdout}"))
 }
 
-/// The pods' servers: a TCP server on every port given (answers `weft`).
+/// The pods' servers, one per argument: `tcp:PORT` answers `weft` on
+/// every connection, `udp:PORT` echoes every datagram to its sender.
 const SERVER: &str = r#"
 import socket, sys, threading
-def serve(port):
+def serve_tcp(port):
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("0.0.0.0", port)); s.listen(64)
     while True:
@@ -782,19 +798,52 @@ def serve(port):
         try: c.sendall(b"weft\n")
         except OSError: pass
         c.close()
-for p in sys.argv[1:]:
-    threading.Thread(target=serve, args=(int(p),), daemon=True).start()
+def serve_udp(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", port))
+    while True:
+        d, a = s.recvfrom(2048)
+        try: s.sendto(d, a)
+        except OSError: pass
+for a in sys.argv[1:]:
+    kind, port = a.split(":")
+    f = serve_tcp if kind == "tcp" else serve_udp
+    threading.Thread(target=f, args=(int(port),), daemon=True).start()
 threading.Event().wait()
 "#;
 
-/// The prober: lines `IP KIND PORT` on stdin (KIND `tcp` or `ping`), one
-/// `1`/`0` per line on stdout, in order; probes run in parallel; a TCP
-/// probe gets three attempts of 0.8 s (a denied probe costs 2.4 s; all
-/// probes run in parallel).
+/// The prober: lines `IP KIND PORT` on stdin (KIND `tcp`, `udp` or
+/// `ping`), one `1`/`0` per line on stdout, in order; all probes run in
+/// parallel. TCP: three attempts of a connect and the server's `weft`
+/// within 0.8 s; UDP: three attempts of a datagram whose echo (same
+/// payload, from the probed address and port: a connected socket) arrives
+/// within 0.8 s; ping: two echo requests, each with a 1 s wait. A denied
+/// probe costs about 2.4 s (ping 2 s), so the matrix takes about as long
+/// as with TCP alone.
 const PROBER: &str = r#"
-import socket, subprocess, sys, threading
+import os, socket, subprocess, sys, threading
 lines = [l.split() for l in sys.stdin.read().splitlines() if l.strip()]
 res = [0] * len(lines)
+def udp(ip, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(0.8)
+    try:
+        s.connect((ip, port))
+        for _ in range(3):
+            m = b"weft " + os.urandom(8).hex().encode()
+            try:
+                s.send(m)
+                if s.recv(2048) == m: return 1
+            except OSError:
+                pass
+    finally:
+        s.close()
+    return 0
+def ping(ip):
+    for _ in range(2):
+        r = subprocess.run(["ping", "-n", "-c", "1", "-W", "1", ip], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if r.returncode == 0: return 1
+    return 0
 def tcp(ip, port):
     for _ in range(3):
         try:
@@ -809,8 +858,9 @@ def tcp(ip, port):
 def run(i, l):
     ip, kind, port = l
     if kind == "ping":
-        r = subprocess.run(["ping", "-c", "1", "-W", "1", ip], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        res[i] = 1 if r.returncode == 0 else 0
+        res[i] = ping(ip)
+    elif kind == "udp":
+        res[i] = udp(ip, int(port))
     else:
         res[i] = tcp(ip, int(port))
 ts = [threading.Thread(target=run, args=(i, l)) for i, l in enumerate(lines)]
@@ -819,23 +869,31 @@ for t in ts: t.join()
 print("".join(str(r) for r in res))
 "#;
 
+/// The services the matrix probes, in column order.
+fn services() -> Vec<Service> {
+    std::iter::once(Service::Ping)
+        .chain(PORTS.iter().map(|&p| Service::L4(L4Protocol::Tcp, p)))
+        .chain(UDP_PORTS.iter().map(|&p| Service::L4(L4Protocol::Udp, p)))
+        .collect()
+}
+
 fn check(dir: &Path, st: &State) -> Result<ExitCode> {
     let m = model(dir)?;
     let cluster = Cluster::new(m.clone()).map_err(|e| anyhow!("{e}"))?;
-    let expected: Vec<(u16, Matrix)> = PORTS
+    let svcs = services();
+    // Per service: Weft's round trip (expected) and the first packet alone
+    // (Kubernetes' answer, to mark where they differ).
+    let expected: Vec<(Service, Matrix, Matrix)> = svcs
         .iter()
-        .map(|&p| {
-            Ok((
-                p,
-                cluster
-                    .matrix(p, L4Protocol::Tcp)
-                    .map_err(|e| anyhow!("{e}"))?,
-            ))
+        .map(|&s| {
+            let rt = cluster.matrix_of(s, true).map_err(|e| anyhow!("{e}"))?;
+            let fwd = cluster.matrix_of(s, false).map_err(|e| anyhow!("{e}"))?;
+            Ok((s, rt, fwd))
         })
         .collect::<Result<_>>()?;
     let names: Vec<String> = expected
         .first()
-        .map(|(_, x)| x.pods.clone())
+        .map(|(_, x, _)| x.pods.clone())
         .unwrap_or_default();
     let addr = |name: &str| -> Option<String> {
         let (ns, pod) = name.split_once('/')?;
@@ -848,9 +906,10 @@ fn check(dir: &Path, st: &State) -> Result<ExitCode> {
             .map(|p| p.netns.clone())
     };
     step(&format!(
-        "connectivity matrix: {} pods, TCP {:?} (expected = compiled policy through the switchd pipeline) and ping, real packets",
+        "connectivity matrix: {} pods; ping, TCP {:?}, UDP {:?} from inside the pod namespaces (expected = round trips of the compiled policy through the switchd pipelines)",
         names.len(),
-        PORTS
+        PORTS,
+        UDP_PORTS
     ));
     // One prober per source pod, all in parallel.
     let mut jobs = Vec::new();
@@ -861,9 +920,12 @@ fn check(dir: &Path, st: &State) -> Result<ExitCode> {
         let mut input = String::new();
         for to in &names {
             let a = addr(to).ok_or_else(|| anyhow!("pod {to} has no IPv4 address"))?;
-            input.push_str(&format!("{a} ping 0\n"));
-            for p in PORTS {
-                input.push_str(&format!("{a} tcp {p}\n"));
+            for s in &svcs {
+                input.push_str(&match s {
+                    Service::Ping => format!("{a} ping 0\n"),
+                    Service::L4(L4Protocol::Udp, p) => format!("{a} udp {p}\n"),
+                    Service::L4(_, p) => format!("{a} tcp {p}\n"),
+                });
             }
         }
         let mut child = Command::new("ip")
@@ -886,17 +948,17 @@ fn check(dir: &Path, st: &State) -> Result<ExitCode> {
             .as_bytes()
             .to_vec();
     }
-    let per = 1 + PORTS.len();
-    let (mut pass, mut fail) = (0, 0);
+    let per = svcs.len();
+    // Per service: (as expected, differ).
+    let mut tally = vec![(0usize, 0usize); per];
     let mut mismatches = Vec::new();
+    let mut stateless = Vec::new();
     println!(
-        "{:<22} {:<22} {:>6} {}",
+        "{:<22} {:<22} {}",
         "from",
         "to",
-        "ping",
-        PORTS
-            .iter()
-            .map(|p| format!("tcp/{p:<5}"))
+        svcs.iter()
+            .map(|s| format!("{:<9}", s.to_string().replace("icmp", "ping")))
             .collect::<Vec<_>>()
             .join(" ")
     );
@@ -905,43 +967,65 @@ fn check(dir: &Path, st: &State) -> Result<ExitCode> {
             if i == j {
                 continue;
             }
-            let o = |k: usize| observed[i].get(j * per + k).copied() == Some(b'1');
             let mut cells = Vec::new();
-            for (k, (port, x)) in expected.iter().enumerate() {
-                let want = x.cells[i][j];
-                let got = o(k + 1);
-                let mark = if want == got {
-                    pass += 1;
-                    if got { "ok" } else { "X" }
+            for (k, (svc, rt, fwd)) in expected.iter().enumerate() {
+                let want = rt.cells[i][j];
+                let got = observed[i].get(j * per + k).copied() == Some(b'1');
+                let k8s = fwd.cells[i][j] != want;
+                if k8s {
+                    stateless.push(format!("{from} -> {to} {svc}"));
+                }
+                let mut mark = String::from(if got { "ok" } else { "X" });
+                if want == got {
+                    tally[k].0 += 1;
                 } else {
-                    fail += 1;
+                    tally[k].1 += 1;
+                    mark.push('!');
                     mismatches.push(format!(
-                        "{from} -> {to} tcp/{port}: expected {}, observed {}",
+                        "{from} -> {to} {svc}: expected {}, observed {}",
                         if want { "allow" } else { "deny" },
                         if got { "allow" } else { "deny" }
                     ));
-                    if got { "ok!" } else { "X!" }
-                };
+                }
+                if k8s {
+                    mark.push('*');
+                }
                 cells.push(format!("{mark:<9}"));
             }
-            println!(
-                "{:<22} {:<22} {:>6} {}",
-                from,
-                to,
-                if o(0) { "ok" } else { "-" },
-                cells.join(" ")
-            );
+            println!("{from:<22} {to:<22} {}", cells.join(" "));
         }
     }
     println!(
-        "(ok = connected, X = refused by policy as expected, ! = differs from the expectation; ping is shown, not judged)"
+        "(ok = answered, X = refused by policy as expected, ! = differs from the expectation, * = Kubernetes would allow it: the first packet passes, Weft drops the reply (stateless return traffic, no conntrack yet))"
     );
+    for s in &stateless {
+        println!("STATELESS {s}: first packet allowed, reply dropped");
+    }
     for m in &mismatches {
         println!("MISMATCH {m}");
     }
+    let pass: usize = tally.iter().map(|t| t.0).sum();
+    let fail: usize = tally.iter().map(|t| t.1).sum();
+    let mut by_kind: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for (svc, (p, f)) in svcs.iter().zip(&tally) {
+        let kind = match svc {
+            Service::Ping => "ping",
+            Service::L4(L4Protocol::Tcp, _) => "TCP",
+            Service::L4(L4Protocol::Udp, _) => "UDP",
+            Service::L4(L4Protocol::Sctp, _) => "SCTP",
+        };
+        let e = by_kind.entry(kind).or_default();
+        e.0 += p;
+        e.1 += p + f;
+    }
     println!(
-        "matrix: {pass} of {} TCP probes as expected, {fail} differ: {}",
+        "matrix: {pass} of {} probes as expected ({}), {fail} differ: {}",
         pass + fail,
+        ["ping", "TCP", "UDP"]
+            .iter()
+            .filter_map(|k| by_kind.get(k).map(|(p, t)| format!("{k} {p}/{t}")))
+            .collect::<Vec<_>>()
+            .join(", "),
         if fail == 0 { "PASS" } else { "FAIL" }
     );
     Ok(if fail == 0 {

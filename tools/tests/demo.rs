@@ -25,16 +25,49 @@ fn demo_up_check_down() {
         serde_json::from_slice(&std::fs::read(state.join("state.json")).unwrap()).unwrap();
     let id = st["id"].as_str().unwrap().to_owned();
     assert!(up.status.success(), "demo up failed:\n{out}");
-    // Three nodes, five pods attached by weft-cni, every probe as expected
-    // before and after the live change, which every node enforced.
+    // Three nodes, five pods attached by weft-cni, every probe (ping, TCP,
+    // UDP: 20 pairs each) as expected before and after the live change,
+    // which every node enforced.
     assert_eq!(st["nodes"].as_array().unwrap().len(), 3);
     assert_eq!(st["pods"].as_array().unwrap().len(), 5);
     assert_eq!(
-        out.matches("matrix: 60 of 60 TCP probes as expected")
-            .count(),
+        out.matches(
+            "matrix: 100 of 100 probes as expected (ping 20/20, TCP 60/60, UDP 20/20), 0 differ: PASS"
+        )
+        .count(),
         2,
         "{out}"
     );
+    // Judged columns, each with an allowed and a refused pair (so neither
+    // can pass by answering everything the same way). Columns: ping,
+    // tcp/80, tcp/5432, tcp/8080, udp/53.
+    let row = |from: &str, to: &str| -> Vec<String> {
+        let l = out
+            .lines()
+            .find(|l| l.starts_with(from) && l.split_whitespace().nth(1) == Some(to))
+            .unwrap_or_else(|| panic!("no row {from} -> {to}:\n{out}"));
+        l.split_whitespace().skip(2).map(str::to_owned).collect()
+    };
+    assert!(out.contains("from                   to                     ping      tcp/80    tcp/5432  tcp/8080  udp/53"), "{out}");
+    // UDP 53: blue frontend -> worker allowed by dns-from-frontend, the
+    // echo came back; the reverse direction refused.
+    assert_eq!(row("blue-web/frontend", "blue-web/worker")[4], "ok");
+    assert_eq!(row("blue-web/worker", "blue-web/frontend")[4], "X");
+    // Ping: postgres -> admin (neither isolated in that direction; the echo
+    // reply returns by return-open-*) answered; admin -> postgres refused.
+    assert_eq!(row("red-db/postgres", "red-web/admin")[0], "ok");
+    assert_eq!(row("red-web/admin", "red-db/postgres")[0], "X");
+    // Where Weft's stateless replies differ from Kubernetes: the datagram
+    // to admin passes, admin's egress isolation drops the echo; expected
+    // and observed agree (no `!`), the `*` marks the difference.
+    assert_eq!(row("red-db/postgres", "red-web/admin")[4], "X*");
+    assert!(
+        out.contains(
+            "STATELESS red-db/postgres -> red-web/admin udp/53: first packet allowed, reply dropped"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("MISMATCH"), "{out}");
     assert!(out.contains("policy enforced on every node"), "{out}");
     // The live change is visible in the observed matrix: postgres lost
     // its access to admin (allowed before, refused after).

@@ -87,6 +87,17 @@
 //! UDP and SCTP replies to such connections are *denied* until conntrack
 //! (e.g. DNS answers to a pod under a deny-all-ingress policy that has no
 //! egress policy): add an ingress rule for them.
+//!
+//! Ping, as `check::Cluster::round_trip` walks it: an ICMP echo request
+//! passes an isolated direction only by a port-less rule (a rule with
+//! ports names TCP/UDP/SCTP only); its echo reply passes by that rule's
+//! return ACLs, and back into a pod isolated in one direction only by
+//! `return-open-*`. So ping round-trips exactly where Kubernetes allows
+//! the echo request. UDP does not always: a reply through an isolated
+//! direction needs a rule naming the UDP port (the round trip is then
+//! denied while Kubernetes allows it; `weftctl policy check
+//! --round-trip` prints both and a note).
+//!
 //! ARP and IPv6 ND (ICMPv6 133 to 137) are allowed to and from every pod by
 //! tier-0 ACLs; port security limits what a pod may claim in them.
 
