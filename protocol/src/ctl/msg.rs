@@ -1249,6 +1249,70 @@ mod tests {
         );
     }
 
+    /// The version-3 messages' exact encoding (postcard: varints, tags 46
+    /// and 47), also the `ctl_decode` fuzz seeds `seed-40` and `seed-41`.
+    #[test]
+    fn trace_detailed_encoding_is_fixed() {
+        use crate::ctl::{decode_message, encode_frame};
+        let eth = [10, 88, 10, 10, 1, 170, 10, 88, 10, 10, 1, 2, 8, 0];
+        let req = Message {
+            id: 1,
+            body: Body::TraceDetailed {
+                in_port: PortNo(3),
+                input: TraceInput::Packet(eth.to_vec()),
+            },
+        };
+        let mut bytes = vec![1, 46, 3, 0, 14];
+        bytes.extend_from_slice(&eth);
+        assert_eq!(decode_message(&bytes).unwrap(), req);
+        assert_eq!(encode_frame(&req).unwrap()[4..], bytes[..]);
+        assert_eq!(req.body.kind(), BodyKind::Request);
+        let rep = Message {
+            id: 1,
+            body: Body::TraceReport(TraceReport {
+                text: "t".into(),
+                flow: "ip".into(),
+                dropped: false,
+                drop_reason: Some("no_output".into()),
+                outputs: vec![TraceOutput {
+                    port: PortNo(65537),
+                    packet: vec![0xde, 0xad, 0xbe, 0xef],
+                }],
+                packet_ins: 0,
+                rules: vec![
+                    TraceRule {
+                        table: TableId(0),
+                        depth: 0,
+                        hit: Some(TraceRuleHit {
+                            priority: Priority(100),
+                            cookie: Cookie(5),
+                            r#match: "ip".into(),
+                            actions: "drop".into(),
+                        }),
+                    },
+                    TraceRule {
+                        table: TableId(45),
+                        depth: 1,
+                        hit: None,
+                    },
+                ],
+            }),
+        };
+        let mut bytes = vec![1, 47, 1, b't', 2, b'i', b'p', 0, 1, 9];
+        bytes.extend_from_slice(b"no_output");
+        bytes.extend_from_slice(&[1, 0x81, 0x80, 0x04, 4, 0xde, 0xad, 0xbe, 0xef, 0]);
+        bytes.extend_from_slice(&[2, 0, 0, 1, 100, 5, 2, b'i', b'p', 4]);
+        bytes.extend_from_slice(b"drop");
+        bytes.extend_from_slice(&[45, 1, 0]);
+        assert_eq!(decode_message(&bytes).unwrap(), rep);
+        assert_eq!(encode_frame(&rep).unwrap()[4..], bytes[..]);
+        assert_eq!(rep.body.kind(), BodyKind::Reply);
+        assert_eq!(
+            rep.body.to_string(),
+            "TraceReport dropped=false outputs=1 rules=2"
+        );
+    }
+
     #[test]
     fn display() {
         let m = Message {
