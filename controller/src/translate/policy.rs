@@ -275,6 +275,18 @@ pub struct Isolation {
 /// selector selects nothing here).
 pub fn isolating_policies(m: &Manifests) -> BTreeMap<String, Isolation> {
     let mut out: BTreeMap<String, Isolation> = BTreeMap::new();
+    // Pods by namespace: a policy only selects in its own, so the cost is
+    // the sum over policies of their namespace's pods, not policies x pods.
+    let mut by_ns: BTreeMap<&str, Vec<&Loaded<k8s_openapi::api::core::v1::Pod>>> = BTreeMap::new();
+    for pod in &m.pods {
+        let ns = pod
+            .object
+            .metadata
+            .namespace
+            .as_deref()
+            .unwrap_or("default");
+        by_ns.entry(ns).or_default().push(pod);
+    }
     for np in &m.network_policies {
         let md = &np.object.metadata;
         let ns = md.namespace.clone().unwrap_or_else(|| "default".into());
@@ -293,10 +305,10 @@ pub fn isolating_policies(m: &Manifests) -> BTreeMap<String, Isolation> {
         if selector::validate(&sel).is_err() {
             continue;
         }
-        for pod in &m.pods {
+        for pod in by_ns.get(ns.as_str()).into_iter().flatten() {
             let pmd = &pod.object.metadata;
             let pns = pmd.namespace.as_deref().unwrap_or("default");
-            if pns != ns || !selector::matches(&sel, &pmd.labels.clone().unwrap_or_default()) {
+            if !selector::matches(&sel, &pmd.labels.clone().unwrap_or_default()) {
                 continue;
             }
             let e = out
