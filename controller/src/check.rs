@@ -904,7 +904,9 @@ fn first_v4(p: &LogicalPort) -> Option<IpAddr> {
     p.ips.iter().copied().find(IpAddr::is_ipv4)
 }
 
-fn gateway_mac(m: &LogicalModel, p: &LogicalPort) -> Option<protocol::wire::EthernetAddress> {
+/// The MAC of the router port on `p`'s switch: where a pod sends a packet
+/// for another subnet.
+pub fn gateway_mac(m: &LogicalModel, p: &LogicalPort) -> Option<protocol::wire::EthernetAddress> {
     let sw = m.switches.get(&p.switch)?;
     m.routers
         .values()

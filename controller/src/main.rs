@@ -16,7 +16,10 @@
 //! * `--status FILE`: a JSON file rewritten (atomically) whenever something
 //!   changes: the model's generation, its pods (address, node, ofport) and
 //!   policies, each node's session state and acknowledged generation, the
-//!   last load error. `weftctl demo` reads it.
+//!   last load error, and each node's switchd socket. `weftctl demo` and
+//!   `weftctl trace --cluster` read it: a pod's entry has its node, ofport,
+//!   MAC, addresses, tenant, switch, subnet and gateway MAC, which is what
+//!   a trace needs to build the packet the pod would send.
 //! * `--poll-ms` (default 50): how often the manifests and reports are
 //!   checked for changes (names, sizes and modification times of the
 //!   files; no file is read unless one changed). SIGHUP forces a reload.
@@ -64,11 +67,13 @@ use serde_json::json;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
 use weft_controller::binding::{self, Reported};
+use weft_controller::check::gateway_mac;
 use weft_controller::compile::{CompileConfig, Compiler};
 use weft_controller::model::{LogicalModel, PortKind};
 use weft_controller::session::{DesiredState, SessionConfig, SessionManager};
 use weft_controller::source::load_path;
 use weft_controller::translate::incremental::{Edit, Translator};
+use weft_controller::translate::policy::{Isolation, isolating_policies};
 
 /// Weft's controller, standalone mode (manifests directory).
 #[derive(Debug, Parser)]
@@ -211,6 +216,8 @@ struct Loaded {
     notes: Vec<String>,
     /// `namespace/name` of every NetworkPolicy loaded.
     policies: Vec<String>,
+    /// The policies that isolate each pod.
+    isolation: BTreeMap<String, Isolation>,
 }
 
 fn load(args: &Args, translator: &mut Option<Translator>) -> Result<Loaded, String> {
@@ -233,6 +240,7 @@ fn load(args: &Args, translator: &mut Option<Translator>) -> Result<Loaded, Stri
         })
         .collect();
     policies.sort();
+    let isolation = isolating_policies(&m);
     // Incremental: policies whose object and affected pods did not change
     // since the last load keep their logical objects; on an error the
     // translator keeps the previous objects and model.
@@ -255,6 +263,7 @@ fn load(args: &Args, translator: &mut Option<Translator>) -> Result<Loaded, Stri
         reports,
         notes,
         policies,
+        isolation,
     })
 }
 
@@ -265,12 +274,17 @@ struct State {
     translator: Option<Translator>,
     reports: usize,
     policies: Vec<String>,
+    isolation: BTreeMap<String, Isolation>,
     last_error: Option<String>,
     loads: u64,
     load_ms: f64,
 }
 
-fn status_json(st: &State, sessions: &SessionManager) -> serde_json::Value {
+fn status_json(
+    st: &State,
+    sessions: &SessionManager,
+    sockets: &BTreeMap<String, PathBuf>,
+) -> serde_json::Value {
     let mut pods = serde_json::Map::new();
     let mut policies = Vec::new();
     if let Some(c) = &st.compiler {
@@ -284,6 +298,16 @@ fn status_json(st: &State, sessions: &SessionManager) -> serde_json::Value {
                         "ips": p.ips.iter().map(ToString::to_string).collect::<Vec<_>>(),
                         "mac": p.mac.to_string(),
                         "ofport": p.ofport,
+                        "tenant": p.tenant,
+                        "switch": m.switches.get(&p.switch).map(|s| s.name.clone()),
+                        "subnet": m.switches.get(&p.switch).map(|s| s.subnet.to_string()),
+                        "gateway_mac": gateway_mac(m, p).map(|g| g.to_string()),
+                        "datapath": p.switch.0,
+                        "isolated_by": st
+                            .isolation
+                            .get(&format!("{namespace}/{pod}"))
+                            .cloned()
+                            .unwrap_or_default(),
                     }),
                 );
             }
@@ -294,9 +318,11 @@ fn status_json(st: &State, sessions: &SessionManager) -> serde_json::Value {
         .status()
         .into_iter()
         .map(|(n, s)| {
+            let socket = sockets.get(&n).map(|p| p.display().to_string());
             (
                 n,
                 json!({
+                    "socket": socket,
                     "connected": s.connected,
                     "acked_generation": s.acked_generation,
                     "syncs": s.syncs,
@@ -355,6 +381,7 @@ fn reload(args: &Args, st: &mut State, sessions: &SessionManager, known: &[Strin
     }
     st.reports = l.reports.len();
     st.policies = l.policies;
+    st.isolation = l.isolation;
     let compiler = match st.compiler.take() {
         Some(mut c) => {
             c.update(l.model);
@@ -409,6 +436,7 @@ fn main() -> Result<()> {
 async fn run(args: Args, nodes: Vec<(String, PathBuf)>) -> Result<()> {
     let mut sessions = SessionManager::new(SessionConfig::default());
     let known: Vec<String> = nodes.iter().map(|(n, _)| n.clone()).collect();
+    let sockets: BTreeMap<String, PathBuf> = nodes.iter().cloned().collect();
     for (n, sock) in nodes {
         sessions.add_node(&n, sock).await;
     }
@@ -448,7 +476,7 @@ async fn run(args: Args, nodes: Vec<(String, PathBuf)>) -> Result<()> {
             reload(&args, &mut st, &sessions, &known);
         }
         if let Some(path) = &args.status {
-            let v = status_json(&st, &sessions);
+            let v = status_json(&st, &sessions, &sockets);
             if last_status.as_ref() != Some(&v) {
                 write_status(path, &v);
                 last_status = Some(v);

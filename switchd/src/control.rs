@@ -450,7 +450,11 @@ impl Controller {
     /// Runs one packet through a private copy of the current pipeline
     /// (fresh counters and MAC table, so a trace changes nothing) and
     /// renders the tree as `ovs-appctl ofproto/trace` text.
-    fn trace(&self, in_port: PortNo, input: &TraceInput) -> Result<String, CtlError> {
+    fn trace(
+        &self,
+        in_port: PortNo,
+        input: &TraceInput,
+    ) -> Result<(crate::pipeline::TreeTrace, crate::pipeline::Verdict), CtlError> {
         let bytes = match input {
             TraceInput::Packet(b) => b.clone(),
             TraceInput::Key(k) => crate::pipeline::packet::packet_from_key(k),
@@ -469,7 +473,7 @@ impl Controller {
         let mut sink = crate::pipeline::CollectSink::default();
         let mut tree = crate::pipeline::TreeTrace::new();
         let v = pl.process(&mut pkt, in_port, unix_ms(), &mut ws, &mut sink, &mut tree);
-        Ok(tree.to_text(&v))
+        Ok((tree, v))
     }
 
     /// Runs `actions` on `packet` as if received on `in_port` and
@@ -1058,9 +1062,16 @@ impl Controller {
                 self.packet_out(*in_port, packet, actions)?;
                 Body::Ok
             }
-            Body::Trace { in_port, input } => Body::TraceResult {
-                text: self.trace(*in_port, input)?,
-            },
+            Body::Trace { in_port, input } => {
+                let (tree, v) = self.trace(*in_port, input)?;
+                Body::TraceResult {
+                    text: tree.to_text(&v),
+                }
+            }
+            Body::TraceDetailed { in_port, input } => {
+                let (tree, v) = self.trace(*in_port, input)?;
+                Body::TraceReport(tree.to_report(&v))
+            }
             Body::SetTlvMap { mappings } => {
                 TlvMap::new(mappings).map_err(|e| CtlError::BadRequest {
                     field: "SetTlvMap.mappings".into(),
@@ -2299,6 +2310,30 @@ mod tests {
             panic!("{r:?}")
         };
         assert!(text.contains("output:2"), "{text}");
+        assert_eq!(count(&c), 5);
+        // The structured form: the same text, the exact output bytes and
+        // the rule hit with its cookie; it does not count either.
+        let r = c.handle(&Body::TraceDetailed {
+            in_port: PortNo(1),
+            input: TraceInput::Packet(frame.clone()),
+        });
+        let Body::TraceReport(rep) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(rep.text, text);
+        assert!(!rep.dropped);
+        assert_eq!(rep.outputs.len(), 2, "{rep:?}");
+        assert!(
+            rep.outputs
+                .iter()
+                .all(|o| o.port == PortNo(2) && o.packet == frame),
+            "{rep:?}"
+        );
+        assert_eq!(rep.rules.len(), 1, "{rep:?}");
+        assert_eq!(rep.rules[0].table, protocol::flow::TableId(0));
+        assert_eq!(rep.rules[0].depth, 0);
+        let hit = rep.rules[0].hit.as_ref().unwrap();
+        assert_eq!(hit.actions, "output:2,output:2");
         assert_eq!(count(&c), 5);
         c.handle(&Body::AddFlows {
             flows: flows(&["in_port=1,actions=output:2"]),

@@ -32,6 +32,8 @@ pub(crate) struct Client {
     next_id: u64,
     /// The server's name from `HelloReply`.
     pub(crate) server: String,
+    /// The protocol version negotiated.
+    pub(crate) version: u16,
 }
 
 impl Client {
@@ -48,12 +50,16 @@ impl Client {
             dec: FrameDecoder::new(),
             next_id: 1,
             server: String::new(),
+            version: 0,
         };
         match c.request(Body::Hello {
             versions: supported_versions(),
             client: concat!("weftctl ", env!("CARGO_PKG_VERSION")).into(),
         })? {
-            Body::HelloReply { server, .. } => c.server = server,
+            Body::HelloReply { server, version } => {
+                c.server = server;
+                c.version = version;
+            }
             b => bail!("unexpected reply to Hello: {b}"),
         }
         Ok(c)

@@ -17,6 +17,7 @@ mod demo;
 mod parse_pcap;
 mod policy;
 mod trace;
+mod trace_cluster;
 
 /// Weft's operator tool.
 #[derive(Debug, Parser)]
@@ -49,7 +50,9 @@ enum Command {
     /// packet-in, as `ovs-appctl ofproto/trace` does: by default in the
     /// running switchd (its current flows, ports and settings; nothing is
     /// sent); `--offline` reads the flows from a file (`ovs-ofctl add-flows`
-    /// format) and the settings from flags.
+    /// format) and the settings from flags; `--from NS/POD --to NS/POD`
+    /// traces across a running cluster (source node, tunnel hop,
+    /// destination node, and the NetworkPolicy rule or stage that decided).
     Trace(Box<trace::Args>),
     /// NetworkPolicy answers from Kubernetes manifests, computed by running
     /// the compiled flows through the real switchd pipeline (source node,

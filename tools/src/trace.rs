@@ -15,6 +15,10 @@
 //! a flow key, which switchd turns into bytes the same way), or as a record
 //! of a pcap file (`--pcap FILE --record N`, 1-based).
 //!
+//! Across nodes (`--from NS/POD --to NS/POD|IP`): the packet the source
+//! pod would send, traced on the running switchds of every node it crosses
+//! with the tunnel hop between them; see [`crate::trace_cluster`].
+//!
 //! Output: indented text. With `--json`, offline prints the trace JSON
 //! documented in `weft_switchd::pipeline::trace` (`dropped`,
 //! `drop_reason`, `outputs` with exact bytes in the order they leave,
@@ -124,6 +128,36 @@ pub(crate) struct Args {
     /// the flag names above without `--`; `#` comments). Flags add to it.
     #[arg(long, value_name = "FILE")]
     tunnel_config: Option<PathBuf>,
+    /// Across the running cluster: the source pod (`NS/POD`). The packet is
+    /// the one this pod would send to `--to`; it is traced on the live
+    /// switchd of its node, through the tunnel, and on the destination
+    /// node's switchd (see `--cluster`).
+    #[arg(long, value_name = "NS/POD", requires = "to",
+          conflicts_with_all = ["offline", "input", "in_port"])]
+    from: Option<String>,
+    /// Across the running cluster: the destination pod (`NS/POD`) or
+    /// address.
+    #[arg(long, value_name = "NS/POD|IP", requires = "from")]
+    to: Option<String>,
+    /// With `--from`: the destination port (TCP/UDP; default 80).
+    #[arg(long, value_name = "N", requires = "from")]
+    port: Option<u16>,
+    /// With `--from`: tcp (a SYN; default), udp or icmp (echo request).
+    #[arg(long, value_enum, requires = "from")]
+    protocol: Option<crate::trace_cluster::Proto>,
+    /// With `--from`: the controller's status file (`weft-controller
+    /// --status`), or a directory holding `controller.json` (the demo's
+    /// state directory, e.g. /run/weft-demo).
+    #[arg(
+        long,
+        value_name = "FILE|DIR",
+        env = "WEFT_CLUSTER",
+        default_value = "/run/weft/controller.json"
+    )]
+    cluster: PathBuf,
+    /// With `--from`: also print each node's switchd trace in full.
+    #[arg(long, requires = "from")]
+    full: bool,
 }
 
 /// The tunnel settings of an offline trace (flags and `--tunnel-config`).
@@ -421,8 +455,25 @@ fn input(args: &Args) -> anyhow::Result<(TraceInput, Option<PortNo>)> {
     bail!("give the packet with --packet, --flow or --pcap")
 }
 
-/// Runs `trace`: against switchd at `socket`, or offline.
+/// Runs `trace`: against switchd at `socket`, offline, or across the
+/// cluster (`--from`).
 pub(crate) fn run(socket: &Path, args: &Args) -> anyhow::Result<ExitCode> {
+    if let (Some(from), Some(to)) = (&args.from, &args.to) {
+        let cluster = crate::trace_cluster::Cluster::load(&args.cluster)?;
+        let t = crate::trace_cluster::trace(
+            &cluster,
+            from,
+            to,
+            args.protocol.unwrap_or(crate::trace_cluster::Proto::Tcp),
+            args.port.unwrap_or(80),
+        )?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&t)?);
+        } else {
+            print!("{}", crate::trace_cluster::render(&t, args.full));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let (input, flow_port) = input(args)?;
     let in_port = match &args.in_port {
         Some(p) => parse_port(p)?,

@@ -267,6 +267,75 @@ pub(super) fn build(m: &Manifests, ctx: &mut Ctx) -> Result<(), LoadError> {
     assemble(ctx, frags.into_iter().map(Cow::Owned))
 }
 
+/// The NetworkPolicies that isolate each pod, per direction.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Isolation {
+    /// `namespace/name` of the policies that select the pod for ingress.
+    pub ingress: Vec<String>,
+    /// The same for egress.
+    pub egress: Vec<String>,
+}
+
+/// Which policies isolate which pod (`namespace/pod` -> [`Isolation`]),
+/// with the selection and `policyTypes` rules of [`fragment`] (the table
+/// in the module doc). The isolation drop ACLs are one per namespace and
+/// direction (`Infrastructure <ns>/isolation-ingress`), shared by every
+/// policy that selects a pod; this names the policies behind them, for
+/// `weftctl trace`. Pods no policy selects are left out. Assumes
+/// manifests [`translate`](super::translate) accepted (an invalid
+/// selector selects nothing here).
+pub fn isolating_policies(m: &Manifests) -> BTreeMap<String, Isolation> {
+    let mut out: BTreeMap<String, Isolation> = BTreeMap::new();
+    // Pods by namespace: a policy only selects in its own, so the cost is
+    // the sum over policies of their namespace's pods, not policies x pods.
+    let mut by_ns: BTreeMap<&str, Vec<&Loaded<k8s_openapi::api::core::v1::Pod>>> = BTreeMap::new();
+    for pod in &m.pods {
+        let ns = pod
+            .object
+            .metadata
+            .namespace
+            .as_deref()
+            .unwrap_or("default");
+        by_ns.entry(ns).or_default().push(pod);
+    }
+    for np in &m.network_policies {
+        let md = &np.object.metadata;
+        let ns = md.namespace.clone().unwrap_or_else(|| "default".into());
+        let name = format!("{ns}/{}", md.name.as_deref().unwrap_or(""));
+        let Some(spec) = &np.object.spec else {
+            continue;
+        };
+        let (ing, egr) = match &spec.policy_types {
+            Some(t) if !t.is_empty() => (
+                t.iter().any(|x| x == "Ingress"),
+                t.iter().any(|x| x == "Egress"),
+            ),
+            _ => (true, spec.egress.as_ref().is_some_and(|e| !e.is_empty())),
+        };
+        let sel = spec.pod_selector.clone().unwrap_or_default();
+        if selector::validate(&sel).is_err() {
+            continue;
+        }
+        for pod in by_ns.get(ns.as_str()).into_iter().flatten() {
+            let pmd = &pod.object.metadata;
+            let pns = pmd.namespace.as_deref().unwrap_or("default");
+            if !selector::matches(&sel, &pmd.labels.clone().unwrap_or_default()) {
+                continue;
+            }
+            let e = out
+                .entry(format!("{pns}/{}", pmd.name.as_deref().unwrap_or("")))
+                .or_default();
+            if ing {
+                e.ingress.push(name.clone());
+            }
+            if egr {
+                e.egress.push(name.clone());
+            }
+        }
+    }
+    out
+}
+
 /// Everything one NetworkPolicy contributes (its ACLs, port groups and
 /// address sets; its pods' share of the namespace's isolation groups): a
 /// function of the policy and of the pods, namespaces and tenants in `ctx`.
@@ -1000,4 +1069,32 @@ fn finish(ctx: &mut Ctx, p: Pending) -> Result<(), LoadError> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn isolating_policies_of_the_examples() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/manifests");
+        let m = crate::source::load_path(&dir).unwrap();
+        let iso = isolating_policies(&m);
+        let get = |p: &str| iso.get(p).cloned().unwrap_or_default();
+        // blue-web: default-deny (no rules, Ingress by default) selects
+        // both pods; worker-to-frontend only the frontend.
+        assert_eq!(get("blue-web/worker").ingress, ["blue-web/default-deny"]);
+        assert_eq!(
+            get("blue-web/frontend").ingress,
+            ["blue-web/default-deny", "blue-web/worker-to-frontend"]
+        );
+        assert!(get("blue-web/frontend").egress.is_empty());
+        // red-web/frontend has both directions (egress rules, no
+        // policyTypes); admin-egress is Egress only.
+        assert_eq!(get("red-web/frontend").ingress, ["red-web/frontend"]);
+        assert_eq!(get("red-web/frontend").egress, ["red-web/frontend"]);
+        assert_eq!(get("red-web/admin").egress, ["red-web/admin-egress"]);
+        assert!(get("red-web/admin").ingress.is_empty());
+        assert_eq!(get("red-db/postgres").ingress, ["red-db/db-from-frontend"]);
+    }
 }

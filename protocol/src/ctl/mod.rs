@@ -58,6 +58,6 @@ pub use msg::{
     FlowEntryStats, FlowFilter, FlowModify, FlowRemoved, MAX_NAME_LEN, MAX_VERSIONS_OFFERED,
     MIN_PROTOCOL_VERSION, Message, NeighbourOrigin, NextHopInfo, NodeEntry, PROTOCOL_VERSION,
     PacketIn, PortConfig, PortInfo, PortKind, PortRef, PortStats, RemovedReason, TableStat,
-    TlvMapping, TraceInput, TunnelConfig, TunnelPortInfo, TunnelStatus, UnderlayConfig, negotiate,
-    supported_versions,
+    TlvMapping, TraceInput, TraceOutput, TraceReport, TraceRule, TraceRuleHit, TunnelConfig,
+    TunnelPortInfo, TunnelStatus, UnderlayConfig, negotiate, supported_versions,
 };

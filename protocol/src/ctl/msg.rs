@@ -42,6 +42,7 @@
 //! | `SetNodes`, `DelNodes` (v2) | `Ok`; `DumpNodes`: `Nodes` |
 //! | `SetUnderlay` (v2) | `Ok`; `DumpTunnels`: `Tunnels` |
 //! | `DumpStats` (v2) | `Stats` |
+//! | `TraceDetailed` (v3) | `TraceReport` |
 //!
 //! # Versions
 //!
@@ -52,6 +53,11 @@
 //!   to a version-1 server sees `HelloReply { version: 1 }` and must not
 //!   send the new requests (a version-1 server would answer
 //!   `UnknownMessage`).
+//! * 3: appends tags 46 and 47 (`TraceDetailed` / `TraceReport`: the trace
+//!   as data, with the exact bytes of every output and the cookie of every
+//!   rule hit, for `weftctl trace --from/--to` across nodes). Same rule:
+//!   older clients are served unchanged, a version-3 client checks the
+//!   negotiated version before sending `TraceDetailed`.
 //!
 //! Any request may instead get `Error(CtlError)`. A request that changes
 //! flows is applied atomically: either all of it is published in one
@@ -70,7 +76,7 @@ use crate::flow::{
 use crate::wire::EthernetAddress;
 
 /// The protocol version this build speaks best.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 /// The oldest protocol version this build still speaks.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;
 /// At most this many versions in [`Body::Hello`]`.versions`.
@@ -388,12 +394,24 @@ pub enum Body {
     DumpStats,
     /// Tag 45. Reply to `DumpStats`.
     Stats(DatapathStats),
+
+    // ---- version 3: structured traces ----
+    /// Tag 46. Request: as `Trace`, answered with the trace as data
+    /// ([`TraceReport`]).
+    TraceDetailed {
+        /// The input port.
+        in_port: PortNo,
+        /// The packet or its flow key.
+        input: TraceInput,
+    },
+    /// Tag 47. Reply to `TraceDetailed`.
+    TraceReport(TraceReport),
 }
 
 impl Body {
     /// Number of tags this version knows: a tag `>= TAG_COUNT` is
     /// [`CodecError::UnknownBody`](super::CodecError::UnknownBody).
-    pub const TAG_COUNT: u32 = 46;
+    pub const TAG_COUNT: u32 = 48;
 
     /// The wire tag (variant index).
     pub fn tag(&self) -> u32 {
@@ -444,6 +462,8 @@ impl Body {
             Body::Tunnels(_) => 43,
             Body::DumpStats => 44,
             Body::Stats(_) => 45,
+            Body::TraceDetailed { .. } => 46,
+            Body::TraceReport(_) => 47,
         }
     }
 
@@ -496,13 +516,15 @@ impl Body {
             Body::Tunnels(_) => "Tunnels",
             Body::DumpStats => "DumpStats",
             Body::Stats(_) => "Stats",
+            Body::TraceDetailed { .. } => "TraceDetailed",
+            Body::TraceReport(_) => "TraceReport",
         }
     }
 
     /// Request, reply or event.
     pub fn kind(&self) -> BodyKind {
         match self.tag() {
-            1..=3 | 27..=34 | 42 | 43 | 45 => BodyKind::Reply,
+            1..=3 | 27..=34 | 42 | 43 | 45 | 47 => BodyKind::Reply,
             35..=36 => BodyKind::Event,
             _ => BodyKind::Request,
         }
@@ -580,7 +602,16 @@ impl fmt::Display for Body {
             Body::PacketOut {
                 in_port, packet, ..
             } => write!(f, " in_port={in_port} len={}", packet.len()),
-            Body::Trace { in_port, .. } => write!(f, " in_port={in_port}"),
+            Body::Trace { in_port, .. } | Body::TraceDetailed { in_port, .. } => {
+                write!(f, " in_port={in_port}")
+            }
+            Body::TraceReport(r) => write!(
+                f,
+                " dropped={} outputs={} rules={}",
+                r.dropped,
+                r.outputs.len(),
+                r.rules.len()
+            ),
             Body::FlowsChanged(c) => write!(
                 f,
                 " added={} modified={} removed={}",
@@ -840,6 +871,62 @@ pub enum TraceInput {
     Key(Box<FlowKey>),
 }
 
+/// Reply to `TraceDetailed`: what the pipeline did with the packet, as
+/// data (the same run as `Trace`'s text, which it also carries).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceReport {
+    /// The rendered trace, exactly `TraceResult`'s text.
+    pub text: String,
+    /// The packet's flow key after extraction, in flow text.
+    pub flow: String,
+    /// No output and no packet-in.
+    pub dropped: bool,
+    /// Why it was dropped (switchd's drop-reason name), if a reason was
+    /// recorded.
+    pub drop_reason: Option<String>,
+    /// The frames that would leave, in order, with their exact bytes
+    /// (after every rewrite and encapsulation).
+    pub outputs: Vec<TraceOutput>,
+    /// Packet-ins the packet would cause.
+    pub packet_ins: u32,
+    /// Every table lookup, in the order the walk made them (depth-first;
+    /// a resubmit's lookups follow the rule that resubmitted).
+    pub rules: Vec<TraceRule>,
+}
+
+/// A frame a trace would send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceOutput {
+    /// The port it leaves on.
+    pub port: PortNo,
+    /// Its exact bytes.
+    pub packet: Vec<u8>,
+}
+
+/// One table lookup of a trace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceRule {
+    /// The table.
+    pub table: TableId,
+    /// Nesting depth (0: the lookup of table 0; a resubmit or goto adds 1).
+    pub depth: u16,
+    /// The rule found, or `None` on a miss.
+    pub hit: Option<TraceRuleHit>,
+}
+
+/// The rule a [`TraceRule`] lookup found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceRuleHit {
+    /// Its priority.
+    pub priority: Priority,
+    /// Its cookie (names its source through the cookie table).
+    pub cookie: Cookie,
+    /// Its match, in flow text.
+    pub r#match: String,
+    /// Its actions, in flow text.
+    pub actions: String,
+}
+
 /// One Geneve option to `tun_metadata` slot mapping (OVS `add-tlv-map`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TlvMapping {
@@ -1034,36 +1121,37 @@ mod tests {
     #[test]
     fn negotiate_picks_highest_common() {
         assert_eq!(negotiate(&[1]), Ok(1));
-        assert_eq!(negotiate(&[3, 1, 2]), Ok(2));
-        assert_eq!(negotiate(&[1, 3]), Ok(1));
+        assert_eq!(negotiate(&[4, 1, 2]), Ok(2));
+        assert_eq!(negotiate(&[3, 1, 2]), Ok(3));
+        assert_eq!(negotiate(&[1, 4]), Ok(1));
         assert_eq!(negotiate(&[0, 1]), Ok(1));
         assert_eq!(negotiate(&[PROTOCOL_VERSION, 9]), Ok(PROTOCOL_VERSION));
     }
 
     #[test]
     fn negotiate_mismatch() {
-        let e = negotiate(&[3, 4]).unwrap_err();
+        let e = negotiate(&[4, 5]).unwrap_err();
         assert_eq!(
             e,
             CtlError::VersionMismatch {
-                offered: vec![3, 4],
-                supported: vec![1, 2]
+                offered: vec![4, 5],
+                supported: vec![1, 2, 3]
             }
         );
         assert_eq!(
             e.to_string(),
-            "version mismatch: peer offered [3, 4], this side supports [1, 2]"
+            "version mismatch: peer offered [4, 5], this side supports [1, 2, 3]"
         );
         assert_eq!(
             negotiate(&[]),
             Err(CtlError::VersionMismatch {
                 offered: vec![],
-                supported: vec![1, 2]
+                supported: vec![1, 2, 3]
             })
         );
         assert_eq!(
             negotiate(&[0]).unwrap_err().to_string(),
-            "version mismatch: peer offered [0], this side supports [1, 2]"
+            "version mismatch: peer offered [0], this side supports [1, 2, 3]"
         );
     }
 
@@ -1081,7 +1169,7 @@ mod tests {
 
     #[test]
     fn supported_range() {
-        assert_eq!(supported_versions(), vec![1, 2]);
+        assert_eq!(supported_versions(), vec![1, 2, 3]);
         const { assert!(MIN_PROTOCOL_VERSION <= PROTOCOL_VERSION) };
     }
 
@@ -1158,6 +1246,70 @@ mod tests {
             }
             .to_string(),
             "#9 PacketIn reason=Action table=10 len=60"
+        );
+    }
+
+    /// The version-3 messages' exact encoding (postcard: varints, tags 46
+    /// and 47), also the `ctl_decode` fuzz seeds `seed-40` and `seed-41`.
+    #[test]
+    fn trace_detailed_encoding_is_fixed() {
+        use crate::ctl::{decode_message, encode_frame};
+        let eth = [10, 88, 10, 10, 1, 170, 10, 88, 10, 10, 1, 2, 8, 0];
+        let req = Message {
+            id: 1,
+            body: Body::TraceDetailed {
+                in_port: PortNo(3),
+                input: TraceInput::Packet(eth.to_vec()),
+            },
+        };
+        let mut bytes = vec![1, 46, 3, 0, 14];
+        bytes.extend_from_slice(&eth);
+        assert_eq!(decode_message(&bytes).unwrap(), req);
+        assert_eq!(encode_frame(&req).unwrap()[4..], bytes[..]);
+        assert_eq!(req.body.kind(), BodyKind::Request);
+        let rep = Message {
+            id: 1,
+            body: Body::TraceReport(TraceReport {
+                text: "t".into(),
+                flow: "ip".into(),
+                dropped: false,
+                drop_reason: Some("no_output".into()),
+                outputs: vec![TraceOutput {
+                    port: PortNo(65537),
+                    packet: vec![0xde, 0xad, 0xbe, 0xef],
+                }],
+                packet_ins: 0,
+                rules: vec![
+                    TraceRule {
+                        table: TableId(0),
+                        depth: 0,
+                        hit: Some(TraceRuleHit {
+                            priority: Priority(100),
+                            cookie: Cookie(5),
+                            r#match: "ip".into(),
+                            actions: "drop".into(),
+                        }),
+                    },
+                    TraceRule {
+                        table: TableId(45),
+                        depth: 1,
+                        hit: None,
+                    },
+                ],
+            }),
+        };
+        let mut bytes = vec![1, 47, 1, b't', 2, b'i', b'p', 0, 1, 9];
+        bytes.extend_from_slice(b"no_output");
+        bytes.extend_from_slice(&[1, 0x81, 0x80, 0x04, 4, 0xde, 0xad, 0xbe, 0xef, 0]);
+        bytes.extend_from_slice(&[2, 0, 0, 1, 100, 5, 2, b'i', b'p', 4]);
+        bytes.extend_from_slice(b"drop");
+        bytes.extend_from_slice(&[45, 1, 0]);
+        assert_eq!(decode_message(&bytes).unwrap(), rep);
+        assert_eq!(encode_frame(&rep).unwrap()[4..], bytes[..]);
+        assert_eq!(rep.body.kind(), BodyKind::Reply);
+        assert_eq!(
+            rep.body.to_string(),
+            "TraceReport dropped=false outputs=1 rules=2"
         );
     }
 

@@ -567,7 +567,52 @@ pub(crate) fn body() -> impl Strategy<Value = Body> {
                 })
             })
             .boxed(),
+        (
+            port(),
+            prop_oneof![
+                packet().prop_map(TraceInput::Packet),
+                flow_key().prop_map(|k| TraceInput::Key(Box::new(k))),
+            ],
+        )
+            .prop_map(|(in_port, input)| Body::TraceDetailed { in_port, input })
+            .boxed(),
+        trace_report().prop_map(Body::TraceReport).boxed(),
     ])
+}
+
+fn trace_report() -> impl Strategy<Value = TraceReport> {
+    let hit =
+        (any::<u16>(), cookie(), name(), name()).prop_map(|(p, cookie, m, actions)| TraceRuleHit {
+            priority: Priority(p),
+            cookie,
+            r#match: m,
+            actions,
+        });
+    let rule = (table(), any::<u16>(), option::of(hit)).prop_map(|(table, depth, hit)| TraceRule {
+        table,
+        depth,
+        hit,
+    });
+    (
+        (name(), name(), any::<bool>(), option::of(name())),
+        vec(
+            (port(), packet()).prop_map(|(port, packet)| TraceOutput { port, packet }),
+            0..3,
+        ),
+        any::<u32>(),
+        vec(rule, 0..6),
+    )
+        .prop_map(
+            |((text, flow, dropped, drop_reason), outputs, packet_ins, rules)| TraceReport {
+                text,
+                flow,
+                dropped,
+                drop_reason,
+                outputs,
+                packet_ins,
+                rules,
+            },
+        )
 }
 
 fn ip_addr() -> impl Strategy<Value = IpAddr> {

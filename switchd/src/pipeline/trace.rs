@@ -219,6 +219,9 @@ pub struct RuleInfo {
     pub priority: u16,
     /// Cookie (hex).
     pub cookie: String,
+    /// Cookie (the value; not in the JSON, which has the hex).
+    #[serde(skip)]
+    pub cookie_value: Cookie,
     /// Match in `ovs-ofctl` text.
     pub r#match: String,
     /// Actions in `ovs-ofctl` text.
@@ -513,6 +516,51 @@ impl TreeTrace {
     }
 }
 
+impl TreeTrace {
+    /// The trace as the ctl `TraceReport` (`TraceDetailed`'s reply): the
+    /// text, the outputs with their bytes and every table lookup with its
+    /// rule's cookie, depth-first.
+    pub fn to_report(&self, verdict: &Verdict) -> protocol::ctl::TraceReport {
+        fn walk(nodes: &[Node], depth: u16, out: &mut Vec<protocol::ctl::TraceRule>) {
+            for n in nodes {
+                let mut d = depth;
+                if let NodeKind::Table { table, rule, .. } = &n.kind {
+                    out.push(protocol::ctl::TraceRule {
+                        table: TableId(*table),
+                        depth,
+                        hit: rule.as_ref().map(|r| protocol::ctl::TraceRuleHit {
+                            priority: protocol::flow::Priority(r.priority),
+                            cookie: r.cookie_value,
+                            r#match: r.r#match.clone(),
+                            actions: r.actions.clone(),
+                        }),
+                    });
+                    d = depth.saturating_add(1);
+                }
+                walk(&n.children, d, out);
+            }
+        }
+        let mut rules = Vec::new();
+        walk(&self.walk, 0, &mut rules);
+        protocol::ctl::TraceReport {
+            text: self.to_text(verdict),
+            flow: self.flow.clone(),
+            dropped: verdict.dropped(),
+            drop_reason: verdict.reason.map(|r| r.as_str().to_owned()),
+            outputs: self
+                .outputs
+                .iter()
+                .map(|o| protocol::ctl::TraceOutput {
+                    port: o.port,
+                    packet: o.bytes.clone(),
+                })
+                .collect(),
+            packet_ins: u32::try_from(self.packet_ins.len()).unwrap_or(u32::MAX),
+            rules,
+        }
+    }
+}
+
 fn node_json(n: &Node) -> Value {
     let kids = || Value::Array(n.children.iter().map(node_json).collect());
     match &n.kind {
@@ -635,6 +683,7 @@ impl TraceSink for TreeTrace {
         let rule = rule.map(|r| RuleInfo {
             priority: r.spec.priority.0,
             cookie: format!("{:#x}", r.spec.cookie.0),
+            cookie_value: r.spec.cookie,
             r#match: protocol::text::format_match(&r.spec.r#match),
             actions: protocol::text::format_actions(&r.spec.actions),
         });
