@@ -33,7 +33,7 @@ use protocol::flow::{
     ControllerReason, Cookie, Field, FlowKey, FlowMask, Match, PortNo, Priority, TableId,
 };
 use std::hint::black_box;
-use weft_benches::{acl_1000r_20m, parse_flows, tcp4_flow, thread_cpu};
+use weft_benches::{acl_1000r_20m, fixed_batches, parse_flows, tcp4_flow, thread_cpu};
 use weft_switchd::buf::{BATCH_MAX, PacketBuf};
 use weft_switchd::pipeline::classifier::Classifier;
 use weft_switchd::pipeline::{EMC_ENTRIES, OutputSink, SwitchConfig, WorkerState, compile};
@@ -170,6 +170,9 @@ fn setup(n_rules: usize, n_masks: usize) -> Setup {
 }
 
 fn bench_classify(c: &mut Criterion) {
+    if fixed_batches("").is_some() {
+        return; // only the `emc` group has a fixed-count mode
+    }
     let mut g = c.benchmark_group("classify");
     g.throughput(Throughput::Elements(BATCH as u64));
     for n_rules in [1usize, 100, 1_000, 10_000] {
@@ -272,6 +275,12 @@ fn bench_emc(c: &mut Criterion) {
                 ws.counters.outputs, ws.counters.packets,
                 "{table}: all forwarded"
             );
+            if let Some(n) = fixed_batches(&format!("emc/{kind}/{table}")) {
+                for _ in 0..n {
+                    run(&mut ws, &mut sink);
+                }
+                continue;
+            }
             g.bench_function(BenchmarkId::new(kind, table), |b| {
                 b.iter_custom(|iters| {
                     let start = thread_cpu();

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use protocol::flow::{ControllerReason, Cookie, PortNo, TableId};
-use weft_benches::{acl_1000r_20m, parse_flows, tcp4_to, thread_cpu};
+use weft_benches::{acl_1000r_20m, fixed_batches, parse_flows, tcp4_to, thread_cpu};
 use weft_switchd::buf::{BATCH_MAX, PacketBuf};
 use weft_switchd::pipeline::{
     EMC_ENTRIES, OutputSink, Pipeline, SwitchConfig, WorkerState, compile,
@@ -175,6 +175,12 @@ fn bench_pipeline(c: &mut Criterion) {
             let mut s = Setup::new(&text, entries);
             let (_, sent) = s.batch();
             assert_eq!(sent, BATCH as u64, "{name}: every packet reaches port 2");
+            if let Some(n) = fixed_batches(&format!("pipeline/{cache}/{name}")) {
+                for _ in 0..n {
+                    s.batch();
+                }
+                continue;
+            }
             g.bench_function(BenchmarkId::new(cache, name), |b| {
                 b.iter_custom(|iters| {
                     let mut total = Duration::ZERO;

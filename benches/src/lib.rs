@@ -16,6 +16,24 @@ pub fn thread_cpu() -> std::time::Duration {
         .unwrap_or_default()
 }
 
+/// Fixed-count mode for instruction counting (`perf stat`), where
+/// criterion's adaptive iteration counts would make totals meaningless:
+/// with `WEFT_BENCH_FIXED=<id>:<batches>` set (`id` as criterion prints it,
+/// e.g. `emc/hit/2flows`), the benches that support it skip criterion and
+/// run `batches` timed batches of `id` only (every other bench: 0).
+/// `None` without the variable. Instructions per packet = the difference
+/// between a run with N batches and one with 0, divided by N x 32:
+/// the set-up and warm-up cancel out.
+pub fn fixed_batches(id: &str) -> Option<u64> {
+    let v = std::env::var("WEFT_BENCH_FIXED").ok()?;
+    let (want, n) = v.rsplit_once(':')?;
+    Some(if want == id {
+        n.parse().unwrap_or(0)
+    } else {
+        0
+    })
+}
+
 /// A named test frame.
 #[derive(Debug, Clone)]
 pub struct Frame {
