@@ -42,6 +42,8 @@
 //! | `SetNodes`, `DelNodes` (v2) | `Ok`; `DumpNodes`: `Nodes` |
 //! | `SetUnderlay` (v2) | `Ok`; `DumpTunnels`: `Tunnels` |
 //! | `DumpStats` (v2) | `Stats` |
+//! | `PortAddWith` (v3) | `PortAdded` |
+//! | `DumpPortOffloads` (v3) | `PortOffloads` |
 //!
 //! # Versions
 //!
@@ -52,6 +54,11 @@
 //!   to a version-1 server sees `HelloReply { version: 1 }` and must not
 //!   send the new requests (a version-1 server would answer
 //!   `UnknownMessage`).
+//! * 3: appends tags 46 to 48: `PortAddWith` (`PortAdd` with
+//!   [`PortOptions`]: offloads on or off per port) and `DumpPortOffloads`
+//!   / `PortOffloads` (what each port asked for and what the kernel
+//!   accepted). `PortAdd` and `Ports` keep their version-1 shape, so older
+//!   clients are served unchanged; `PortAdd` means default options.
 //!
 //! Any request may instead get `Error(CtlError)`. A request that changes
 //! flows is applied atomically: either all of it is published in one
@@ -70,7 +77,7 @@ use crate::flow::{
 use crate::wire::EthernetAddress;
 
 /// The protocol version this build speaks best.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 /// The oldest protocol version this build still speaks.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;
 /// At most this many versions in [`Body::Hello`]`.versions`.
@@ -388,12 +395,30 @@ pub enum Body {
     DumpStats,
     /// Tag 45. Reply to `DumpStats`.
     Stats(DatapathStats),
+
+    // ---- version 3: per-port options ----
+    /// Tag 46. Request: adds a port with options (`PortAdd` is this with
+    /// [`PortOptions::default`]).
+    PortAddWith {
+        /// Interface name (at most [`MAX_NAME_LEN`] bytes).
+        name: String,
+        /// What kind of port.
+        kind: PortKind,
+        /// The OpenFlow port number wanted (`None`: the server picks).
+        requested_ofport: Option<PortNo>,
+        /// Per-port options.
+        options: PortOptions,
+    },
+    /// Tag 47. Request: per-port offload state.
+    DumpPortOffloads,
+    /// Tag 48. Reply to `DumpPortOffloads`, one entry per port.
+    PortOffloads(Vec<PortOffloadInfo>),
 }
 
 impl Body {
     /// Number of tags this version knows: a tag `>= TAG_COUNT` is
     /// [`CodecError::UnknownBody`](super::CodecError::UnknownBody).
-    pub const TAG_COUNT: u32 = 46;
+    pub const TAG_COUNT: u32 = 49;
 
     /// The wire tag (variant index).
     pub fn tag(&self) -> u32 {
@@ -444,6 +469,9 @@ impl Body {
             Body::Tunnels(_) => 43,
             Body::DumpStats => 44,
             Body::Stats(_) => 45,
+            Body::PortAddWith { .. } => 46,
+            Body::DumpPortOffloads => 47,
+            Body::PortOffloads(_) => 48,
         }
     }
 
@@ -496,13 +524,16 @@ impl Body {
             Body::Tunnels(_) => "Tunnels",
             Body::DumpStats => "DumpStats",
             Body::Stats(_) => "Stats",
+            Body::PortAddWith { .. } => "PortAddWith",
+            Body::DumpPortOffloads => "DumpPortOffloads",
+            Body::PortOffloads(_) => "PortOffloads",
         }
     }
 
     /// Request, reply or event.
     pub fn kind(&self) -> BodyKind {
         match self.tag() {
-            1..=3 | 27..=34 | 42 | 43 | 45 => BodyKind::Reply,
+            1..=3 | 27..=34 | 42 | 43 | 45 | 48 => BodyKind::Reply,
             35..=36 => BodyKind::Event,
             _ => BodyKind::Request,
         }
@@ -534,6 +565,10 @@ impl Body {
             }
             Body::HelloReply { server, .. } => name("HelloReply.server", server),
             Body::PortAdd { name: n, .. } => name("PortAdd.name", n),
+            Body::PortAddWith { name: n, .. } => name("PortAddWith.name", n),
+            Body::PortOffloads(ps) => ps
+                .iter()
+                .try_for_each(|p| name("PortOffloads.name", &p.name)),
             Body::SetNodes { nodes, .. } | Body::Nodes(nodes) => nodes
                 .iter()
                 .try_for_each(|node| name("node name", &node.name)),
@@ -576,6 +611,18 @@ impl fmt::Display for Body {
                 write!(f, " bundle={bundle_id} changes={}", changes.len())
             }
             Body::PortAdd { name, kind, .. } => write!(f, " name={name:?} kind={}", kind.name()),
+            Body::PortAddWith {
+                name,
+                kind,
+                options,
+                ..
+            } => write!(
+                f,
+                " name={name:?} kind={} offloads={}",
+                kind.name(),
+                options.offloads
+            ),
+            Body::PortOffloads(p) => write!(f, " ports={}", p.len()),
             Body::PortDel { port } | Body::PortMod { port, .. } => write!(f, " port={port}"),
             Body::PacketOut {
                 in_port, packet, ..
@@ -771,6 +818,40 @@ pub struct PortConfig {
     pub admin_up: Option<bool>,
     /// Exclude from `FLOOD` output.
     pub no_flood: Option<bool>,
+}
+
+/// Per-port options of `PortAddWith` (OVS `other_config`-like; new options
+/// need a new protocol version, postcard has no optional fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PortOptions {
+    /// Exchange offload metadata with the kernel (`PACKET_VNET_HDR` on
+    /// AF_PACKET, `IFF_VNET_HDR` on TAP/internal ports): partial checksums
+    /// and TSO/GSO super-frames pass through the switch. Off: plain
+    /// frames; the switch segments and completes checksums itself for
+    /// this port (and the pod's veth needs its TX offloads off). Default
+    /// on; no effect on tunnel ports (they have no device).
+    pub offloads: bool,
+}
+
+impl Default for PortOptions {
+    fn default() -> Self {
+        PortOptions { offloads: true }
+    }
+}
+
+/// A port in a `PortOffloads` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortOffloadInfo {
+    /// OpenFlow port number.
+    pub port: PortNo,
+    /// Interface name.
+    pub name: String,
+    /// Offloads asked for ([`PortOptions::offloads`]; false also when the
+    /// daemon runs with `WEFT_OFFLOADS=off`).
+    pub requested: bool,
+    /// Whether the kernel accepted the vnet header on the open device
+    /// (`None`: no device, i.e. a tunnel port, or not open).
+    pub vnet_hdr: Option<bool>,
 }
 
 /// A port in a `Ports` reply.
@@ -1034,36 +1115,37 @@ mod tests {
     #[test]
     fn negotiate_picks_highest_common() {
         assert_eq!(negotiate(&[1]), Ok(1));
-        assert_eq!(negotiate(&[3, 1, 2]), Ok(2));
-        assert_eq!(negotiate(&[1, 3]), Ok(1));
+        assert_eq!(negotiate(&[4, 1, 2]), Ok(2));
+        assert_eq!(negotiate(&[4, 1, 2, 3]), Ok(3));
+        assert_eq!(negotiate(&[1, 4]), Ok(1));
         assert_eq!(negotiate(&[0, 1]), Ok(1));
         assert_eq!(negotiate(&[PROTOCOL_VERSION, 9]), Ok(PROTOCOL_VERSION));
     }
 
     #[test]
     fn negotiate_mismatch() {
-        let e = negotiate(&[3, 4]).unwrap_err();
+        let e = negotiate(&[4, 5]).unwrap_err();
         assert_eq!(
             e,
             CtlError::VersionMismatch {
-                offered: vec![3, 4],
-                supported: vec![1, 2]
+                offered: vec![4, 5],
+                supported: vec![1, 2, 3]
             }
         );
         assert_eq!(
             e.to_string(),
-            "version mismatch: peer offered [3, 4], this side supports [1, 2]"
+            "version mismatch: peer offered [4, 5], this side supports [1, 2, 3]"
         );
         assert_eq!(
             negotiate(&[]),
             Err(CtlError::VersionMismatch {
                 offered: vec![],
-                supported: vec![1, 2]
+                supported: vec![1, 2, 3]
             })
         );
         assert_eq!(
             negotiate(&[0]).unwrap_err().to_string(),
-            "version mismatch: peer offered [0], this side supports [1, 2]"
+            "version mismatch: peer offered [0], this side supports [1, 2, 3]"
         );
     }
 
@@ -1081,7 +1163,7 @@ mod tests {
 
     #[test]
     fn supported_range() {
-        assert_eq!(supported_versions(), vec![1, 2]);
+        assert_eq!(supported_versions(), vec![1, 2, 3]);
         const { assert!(MIN_PROTOCOL_VERSION <= PROTOCOL_VERSION) };
     }
 
