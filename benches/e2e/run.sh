@@ -6,6 +6,7 @@
 #   sudo benches/e2e/run.sh --quick         # 1 rep, 1 s loads, about a minute (plus build)
 #   sudo benches/e2e/run.sh --check         # CI: debug build, tiny loads, checks that
 #                                           # every scenario forwards and the report builds
+#                                           # (of the two-node rows only 2node-weft-geneve)
 #   options: --reps N  --duration S  --scenarios a,b,...  --out DIR  --no-build
 #            --profile (also perf-record weft-switchd under the 64-byte load)
 #            --profile-only --out DIR (only that, into an existing results dir)
@@ -87,7 +88,7 @@ while [ $# -gt 0 ]; do
         --profile) PROFILE=1 ;;
         --profile-only) PROFILE=2 ;;
         --no-build) BUILD=0 ;;
-        -h|--help) sed -n '2,50p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
     shift
