@@ -64,8 +64,8 @@ use std::sync::{Arc, Mutex};
 use protocol::ctl::{
     Body, BundleId, ChangeCounts, CookieInfo, CtlError, DatapathStats, DropCount, FlowChange,
     FlowEntryStats, FlowFilter, FlowRemoved, FrameDecoder, FrameError, Message, NodeEntry,
-    PacketIn, PortInfo, PortKind, PortRef, PortStats, RemovedReason, TableStat, TraceInput,
-    UnderlayConfig, decode_message, encode_frame, negotiate,
+    PacketIn, PortInfo, PortKind, PortOffloadInfo, PortOptions, PortRef, PortStats, RemovedReason,
+    TableStat, TraceInput, UnderlayConfig, decode_message, encode_frame, negotiate,
 };
 use protocol::flow::{FlowSpec, PortNo, TableId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -88,11 +88,24 @@ pub const DUMP_CHUNK: usize = 1024;
 /// The datapath as the controller sees it: opens and closes ports (handing
 /// them to workers) and reports their counters.
 pub trait Datapath: Send {
-    /// Opens port `name` of `kind` and starts forwarding on it as `ofport`.
+    /// Opens port `name` of `kind` with `options` and starts forwarding
+    /// on it as `ofport`.
     ///
     /// # Errors
     /// Why it could not be opened.
-    fn open_port(&mut self, name: &str, kind: &PortKind, ofport: PortNo) -> Result<(), String>;
+    fn open_port(
+        &mut self,
+        name: &str,
+        kind: &PortKind,
+        ofport: PortNo,
+        options: &PortOptions,
+    ) -> Result<(), String>;
+    /// Whether the kernel accepted the vnet header (offloads) on an open
+    /// port's device; `None` for a port without a device (tunnel) or not
+    /// open.
+    fn vnet_hdr(&self, _ofport: PortNo) -> Option<bool> {
+        None
+    }
     /// Stops forwarding on `ofport` and closes it.
     fn close_port(&mut self, ofport: PortNo);
     /// Latest counters of open ports.
@@ -127,11 +140,14 @@ pub trait Datapath: Send {
 
 /// A [`Datapath`] that opens nothing (tests, offline use): every port
 /// "opens" (except names starting with `fail`), has zero counters, and
-/// transmitted frames are kept.
+/// transmitted frames are kept. Device ports "accept" the vnet header
+/// exactly when their options ask for offloads.
 #[derive(Debug, Default)]
 pub struct NullDatapath {
     /// Ports currently open.
     pub open: BTreeMap<PortNo, String>,
+    /// The vnet-header answer of each open device port.
+    pub vnet: BTreeMap<PortNo, bool>,
     /// Frames transmitted, shared so a test can look at them.
     pub sent: SentFrames,
 }
@@ -140,15 +156,28 @@ pub struct NullDatapath {
 pub type SentFrames = Arc<Mutex<Vec<(PortNo, Vec<u8>)>>>;
 
 impl Datapath for NullDatapath {
-    fn open_port(&mut self, name: &str, _kind: &PortKind, ofport: PortNo) -> Result<(), String> {
+    fn open_port(
+        &mut self,
+        name: &str,
+        kind: &PortKind,
+        ofport: PortNo,
+        options: &PortOptions,
+    ) -> Result<(), String> {
         if name.starts_with("fail") {
             return Err("refused by NullDatapath".into());
         }
         self.open.insert(ofport, name.to_owned());
+        if !matches!(kind, PortKind::Geneve(_) | PortKind::Vxlan(_)) {
+            self.vnet.insert(ofport, options.offloads);
+        }
         Ok(())
     }
     fn close_port(&mut self, ofport: PortNo) {
         self.open.remove(&ofport);
+        self.vnet.remove(&ofport);
+    }
+    fn vnet_hdr(&self, ofport: PortNo) -> Option<bool> {
+        self.vnet.get(&ofport).copied()
     }
     fn port_stats(&self) -> BTreeMap<PortNo, PortStats> {
         self.open
@@ -267,7 +296,7 @@ impl Controller {
         };
         let ports: Vec<PortEntry> = c.state.ports.values().cloned().collect();
         for p in ports {
-            if let Err(e) = c.datapath.open_port(&p.name, &p.kind, p.ofport) {
+            if let Err(e) = c.datapath.open_port(&p.name, &p.kind, p.ofport, &p.options) {
                 tracing::warn!(name = %p.name, ofport = p.ofport.0, error = %e, "restoring port failed");
             }
         }
@@ -596,6 +625,21 @@ impl Controller {
             .collect()
     }
 
+    /// What each port asked for and what its device accepted.
+    fn dump_port_offloads(&self) -> Vec<PortOffloadInfo> {
+        let env_off = crate::offload::disabled_by_env();
+        self.state
+            .ports
+            .values()
+            .map(|p| PortOffloadInfo {
+                port: p.ofport,
+                name: p.name.clone(),
+                requested: p.options.offloads && !env_off,
+                vnet_hdr: self.datapath.vnet_hdr(p.ofport),
+            })
+            .collect()
+    }
+
     fn find_port(&self, r: &PortRef) -> Option<&PortEntry> {
         match r {
             PortRef::Name(n) => self.state.ports.get(n),
@@ -608,6 +652,7 @@ impl Controller {
         name: &str,
         kind: &PortKind,
         requested: Option<PortNo>,
+        options: PortOptions,
     ) -> Result<PortNo, CtlError> {
         if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', '\0']) {
             return Err(CtlError::BadRequest {
@@ -649,11 +694,12 @@ impl Controller {
             ofport,
             kind: kind.clone(),
             config: crate::pipeline::PortConfig::default(),
+            options,
         });
         // Validate before opening; open before publishing.
         compile_state(&new, &[], self.generation + 1).map_err(bad_flow)?;
         self.datapath
-            .open_port(name, kind, ofport)
+            .open_port(name, kind, ofport, &options)
             .map_err(|reason| CtlError::PortFailed {
                 name: name.into(),
                 reason,
@@ -662,7 +708,12 @@ impl Controller {
             self.datapath.close_port(ofport);
             return Err(e);
         }
-        tracing::info!(name, ofport = ofport.0, "port added");
+        tracing::info!(
+            name,
+            ofport = ofport.0,
+            offloads = options.offloads,
+            "port added"
+        );
         Ok(ofport)
     }
 
@@ -1031,8 +1082,17 @@ impl Controller {
                 kind,
                 requested_ofport,
             } => Body::PortAdded {
-                port: self.port_add(name, kind, *requested_ofport)?,
+                port: self.port_add(name, kind, *requested_ofport, PortOptions::default())?,
             },
+            Body::PortAddWith {
+                name,
+                kind,
+                requested_ofport,
+                options,
+            } => Body::PortAdded {
+                port: self.port_add(name, kind, *requested_ofport, *options)?,
+            },
+            Body::DumpPortOffloads => Body::PortOffloads(self.dump_port_offloads()),
             Body::PortDel { port } => {
                 self.port_del(port)?;
                 Body::Ok
@@ -2236,6 +2296,111 @@ mod tests {
         assert_eq!(st.underlay.as_ref().map(|u| u.port.as_str()), Some("eth0"));
         assert_eq!(st.ports["weft0"].ofport, PortNo::LOCAL);
         assert_eq!(st.ports["geneve0"].ofport, PortNo(100));
+    }
+
+    /// Per-port offloads (`PortAddWith`, protocol version 3): the option
+    /// reaches the datapath, `DumpPortOffloads` reports it with the
+    /// device's answer, it is persisted and the port is reopened with it
+    /// after a restart; `PortAdd` means offloads on, and a state written
+    /// before the option existed reads as offloads on.
+    #[test]
+    fn per_port_offloads_option() {
+        use protocol::ctl::{PortOffloadInfo, PortOptions, TunnelConfig};
+        let dir = tempfile::tempdir().unwrap();
+        let pl = Controller::empty_pipeline().unwrap();
+        let mut c = Controller::start(
+            SwitchState::default(),
+            dir.path().to_path_buf(),
+            Arc::clone(&pl),
+            Box::new(NullDatapath::default()),
+        )
+        .unwrap();
+        let with = |name: &str, kind: PortKind, port: u32, offloads: bool| Body::PortAddWith {
+            name: name.into(),
+            kind,
+            requested_ofport: Some(PortNo(port)),
+            options: PortOptions { offloads },
+        };
+        assert_eq!(
+            c.handle(&with("plain", PortKind::AfPacket, 1, false)),
+            Body::PortAdded { port: PortNo(1) }
+        );
+        assert_eq!(
+            c.handle(&Body::PortAdd {
+                name: "fast".into(),
+                kind: PortKind::Tap,
+                requested_ofport: Some(PortNo(2)),
+            }),
+            Body::PortAdded { port: PortNo(2) }
+        );
+        let g = PortKind::Geneve(TunnelConfig::default());
+        assert_eq!(
+            c.handle(&with("geneve0", g, 100, true)),
+            Body::PortAdded { port: PortNo(100) }
+        );
+        // A bad name is refused by name, with the option too.
+        let r = c.handle(&with("bad/name", PortKind::AfPacket, 3, false));
+        assert!(
+            matches!(&r, Body::Error(CtlError::BadRequest { field, .. }) if field == "name"),
+            "{r:?}"
+        );
+        let info =
+            |port: u32, name: &str, requested: bool, vnet_hdr: Option<bool>| PortOffloadInfo {
+                port: PortNo(port),
+                name: name.into(),
+                requested,
+                vnet_hdr,
+            };
+        // The test process has no WEFT_OFFLOADS=off (CI does not set it).
+        let expected = vec![
+            info(2, "fast", true, Some(true)),
+            info(100, "geneve0", true, None),
+            info(1, "plain", false, Some(false)),
+        ];
+        let Body::PortOffloads(mut got) = c.handle(&Body::DumpPortOffloads) else {
+            panic!()
+        };
+        got.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(got, expected);
+
+        // Persisted, and reopened with the option after a restart.
+        drop(c);
+        let st = SwitchState::load(dir.path()).unwrap().unwrap();
+        assert!(!st.ports["plain"].options.offloads);
+        assert!(st.ports["fast"].options.offloads);
+        let text = st.to_json().unwrap();
+        let c = Controller::start(
+            st,
+            dir.path().to_path_buf(),
+            Arc::clone(&pl),
+            Box::new(NullDatapath::default()),
+        )
+        .unwrap();
+        let mut got = c.dump_port_offloads();
+        got.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(got, expected);
+        drop(c);
+
+        // A snapshot from before the option: no `options` key -> on.
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut stripped = 0;
+        strip_key(&mut v, "options", &mut stripped);
+        assert_eq!(stripped, 3, "{text}");
+        let old = SwitchState::from_json(&v.to_string()).unwrap();
+        assert!(old.ports.values().all(|p| p.options.offloads));
+    }
+
+    fn strip_key(v: &mut serde_json::Value, key: &str, n: &mut usize) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if m.remove(key).is_some() {
+                    *n += 1;
+                }
+                m.values_mut().for_each(|x| strip_key(x, key, n));
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| strip_key(x, key, n)),
+            _ => {}
+        }
     }
 
     /// Counters survive recompilation (another flow added) for unchanged

@@ -56,6 +56,13 @@
 use core::fmt;
 use core::net::{Ipv4Addr, Ipv6Addr};
 
+/// True when the daemon runs with `WEFT_OFFLOADS=off`: every port opens
+/// without vnet headers whatever its `offloads` option says (the global
+/// switch that came before the per-port option; kept for A/B runs).
+pub fn disabled_by_env() -> bool {
+    std::env::var("WEFT_OFFLOADS").as_deref() == Ok("off")
+}
+
 use protocol::wire::checksum;
 
 /// Bytes of a `virtio_net_hdr` (without `num_buffers`).

@@ -162,6 +162,10 @@ pub struct PortEntry {
     pub kind: PortKind,
     /// OpenFlow port configuration.
     pub config: PortConfig,
+    /// Options given when it was added (`PortAddWith`); a state written
+    /// before they existed has the defaults (offloads on).
+    #[serde(default)]
+    pub options: protocol::ctl::PortOptions,
 }
 
 /// Switch-wide settings (persisted).
@@ -1080,6 +1084,7 @@ mod tests {
                 ofport: p,
                 kind: PortKind::AfPacket,
                 config: PortConfig::default(),
+                options: protocol::ctl::PortOptions::default(),
             });
             p
         };
@@ -1125,6 +1130,7 @@ mod tests {
                 ofport: PortNo(p),
                 kind: PortKind::AfPacket,
                 config: PortConfig::default(),
+                options: protocol::ctl::PortOptions::default(),
             });
         }
         st.ports.remove("b");
@@ -1157,6 +1163,7 @@ mod tests {
                 no_flood: true,
                 ..PortConfig::default()
             },
+            options: protocol::ctl::PortOptions::default(),
         });
         st.ofports.insert("gone".into(), PortNo(9));
         st.nodes
@@ -1171,6 +1178,7 @@ mod tests {
             ofport: PortNo(10),
             kind: PortKind::Geneve(protocol::ctl::TunnelConfig::default()),
             config: PortConfig::default(),
+            options: protocol::ctl::PortOptions::default(),
         });
         st.add_flows(
             &[

@@ -67,7 +67,7 @@ use std::thread::JoinHandle;
 
 use hashbrown::HashMap;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use protocol::ctl::{PortKind, PortStats};
+use protocol::ctl::{PortKind, PortOptions, PortStats};
 use protocol::flow::{ControllerReason, Cookie, PortNo, TableId};
 
 use crate::buf::{BATCH_MAX, BufPool, MAX_PACKET, PacketBuf};
@@ -541,6 +541,9 @@ pub struct Workers {
     /// TAP's netdev may later move to another namespace, where the switch
     /// cannot look it up by name).
     links: BTreeMap<PortNo, (String, Option<LinkInfo>)>,
+    /// Whether the kernel accepted the vnet header on each open port with
+    /// a device ([`Port::offloads`] of its first queue).
+    vnet: BTreeMap<PortNo, bool>,
 }
 
 impl Workers {
@@ -580,6 +583,7 @@ impl Workers {
             packet_in: Some(pi_rx),
             tunnel_events: Some(te_rx),
             links: BTreeMap::new(),
+            vnet: BTreeMap::new(),
         })
     }
 
@@ -715,11 +719,18 @@ fn add_stats(sum: &mut PortStats, s: &PortStats) {
 }
 
 impl Datapath for Workers {
-    fn open_port(&mut self, name: &str, kind: &PortKind, ofport: PortNo) -> Result<(), String> {
+    fn open_port(
+        &mut self,
+        name: &str,
+        kind: &PortKind,
+        ofport: PortNo,
+        options: &PortOptions,
+    ) -> Result<(), String> {
         let n = self.workers.len();
-        // Offloads (vnet headers) unless WEFT_OFFLOADS=off: the escape
-        // hatch until the per-port ctl option exists (see crate::offload).
-        let offload = std::env::var("WEFT_OFFLOADS").as_deref() != Ok("off");
+        // Offloads (vnet headers) as the port's option says, unless the
+        // daemon runs with WEFT_OFFLOADS=off (see crate::offload). The
+        // kernel may still refuse them: `vnet` records what it accepted.
+        let offload = options.offloads && !crate::offload::disabled_by_env();
         let handles: Vec<Box<dyn Port>> = match kind {
             PortKind::AfPacket => AfPacketPort::open_group_with(name, n, offload)
                 .map_err(|e| e.to_string())?
@@ -761,11 +772,15 @@ impl Datapath for Workers {
         };
         self.links
             .insert(ofport, (name.to_owned(), link_info(name).ok()));
+        if let Some(h) = handles.first() {
+            self.vnet.insert(ofport, h.offloads());
+        }
         self.add_port(ofport, handles)
     }
 
     fn close_port(&mut self, ofport: PortNo) {
         self.links.remove(&ofport);
+        self.vnet.remove(&ofport);
         for w in &self.workers {
             let _ = w.send(WorkerCmd::DelPort { ofport });
         }
@@ -799,6 +814,10 @@ impl Datapath for Workers {
 
     fn is_open(&self, ofport: PortNo) -> bool {
         self.links.contains_key(&ofport)
+    }
+
+    fn vnet_hdr(&self, ofport: PortNo) -> Option<bool> {
+        self.vnet.get(&ofport).copied()
     }
 
     fn link(&self, ofport: PortNo) -> Option<LinkInfo> {

@@ -25,6 +25,12 @@
 //!   `kill -9`ed and restarted from the same state directory; the stream
 //!   must resume and the flows come back. The gap is printed, not asserted.
 //!
+//! * `per_port_offloads`: `add-port --offloads off` on a veth port and a
+//!   TAP, default (on) on another veth: `show`/`dump-ports` report what
+//!   the kernel accepted (`vnet_hdr`), and a 1 MiB TCP transfer from a pod
+//!   whose veth keeps TSO/GSO on crosses into both plain ports, segmented
+//!   in software by the switch (`gso_segmented_in_software` counts it).
+//!
 //! UDP senders and receivers are small python3 programs run with
 //! `ip netns exec` (the receiver reads the TOS of each datagram with
 //! `IP_RECVTOS`); TCP uses Rust threads that enter the pod namespaces.
@@ -302,4 +308,94 @@ fn restart_under_traffic() {
     );
     drop(daemon);
     eprintln!("restart_under_traffic took {:?}", t0.elapsed());
+}
+
+#[test]
+fn per_port_offloads() {
+    if !can_run_with("per_port_offloads", &["ethtool"]) {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = Namespaces::create("xo", 2, 1);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let daemon = Daemon::start(&ns.sw, dir);
+    daemon.ctl_ok(&["add-port", "sw-p1", "--type", "afpacket", "--ofport", "1"]);
+    let off = ["--offloads", "off"];
+    daemon.ctl_ok(
+        &[
+            &["add-port", "sw-p2", "--type", "afpacket", "--ofport", "2"][..],
+            &off,
+        ]
+        .concat(),
+    );
+    daemon.ctl_ok(
+        &[
+            &["add-port", "tap-p3", "--type", "tap", "--ofport", "3"][..],
+            &off,
+        ]
+        .concat(),
+    );
+    ip(&["-n", &ns.sw, "link", "set", "tap-p3", "netns", &ns.pods[2]]).unwrap();
+    ip(&[
+        "-n",
+        &ns.pods[2],
+        "addr",
+        "add",
+        "10.244.0.3/24",
+        "dev",
+        "tap-p3",
+    ])
+    .unwrap();
+    ip(&["-n", &ns.pods[2], "link", "set", "tap-p3", "up"]).unwrap();
+    // p1 sends TSO super-frames and partial checksums again (Namespaces
+    // turned its offloads off); p2 and the TAP pod get plain frames.
+    let out = exec_in(
+        &ns.pods[0],
+        "ethtool",
+        &[
+            "-K", "eth0", "tx", "on", "sg", "on", "tso", "on", "gso", "on",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+
+    // What the kernel accepted, per port.
+    let show = daemon.json(&["show"]);
+    let port = |name: &str| {
+        show["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no port {name}: {show:#}"))
+    };
+    assert_eq!(port("sw-p1")["vnet_hdr"], true, "{show:#}");
+    assert_eq!(port("sw-p1")["offloads"], true, "{show:#}");
+    for p in ["sw-p2", "tap-p3"] {
+        assert_eq!(port(p)["vnet_hdr"], false, "{show:#}");
+        assert_eq!(port(p)["offloads"], false, "{show:#}");
+    }
+    let text = daemon.ctl_ok(&["show"]);
+    assert!(
+        text.contains("(sw-p1): ") && text.contains("vnet_hdr=yes"),
+        "{text}"
+    );
+    assert!(text.contains("vnet_hdr=no (offloads off)"), "{text}");
+    let dump = daemon.json(&["dump-ports"]);
+    assert_eq!(dump[1]["name"], "sw-p2", "{dump:#}");
+    assert_eq!(dump[1]["vnet_hdr"], false, "{dump:#}");
+
+    flows_cmd(dir, "add-flows", "flows.txt", "priority=0,actions=NORMAL\n");
+    assert!(ping(&ns.pods[0], "10.244.0.2"), "ping p1 -> p2");
+    assert!(ping(&ns.pods[0], "10.244.0.3"), "ping p1 -> TAP pod");
+    let before = daemon.drops("gso_segmented_in_software");
+    tcp_transfer(&ns.pods[0], &ns.pods[1], "10.244.0.2");
+    tcp_transfer(&ns.pods[0], &ns.pods[2], "10.244.0.3");
+    let segmented = daemon.drops("gso_segmented_in_software") - before;
+    assert!(
+        segmented > 0,
+        "TSO frames from p1 into plain ports were segmented by the switch"
+    );
+    drop(daemon);
 }

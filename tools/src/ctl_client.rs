@@ -13,8 +13,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use protocol::ctl::{
     Body, DatapathStats, FlowEntryStats, FlowFilter, FlowModify, FrameDecoder, Message,
-    NeighbourOrigin, NodeEntry, PortInfo, PortKind, PortRef, TlvMapping, TunnelConfig,
-    TunnelStatus, UnderlayConfig, decode_message, encode_frame, supported_versions,
+    NeighbourOrigin, NodeEntry, PortInfo, PortKind, PortOffloadInfo, PortOptions, PortRef,
+    TlvMapping, TunnelConfig, TunnelStatus, UnderlayConfig, decode_message, encode_frame,
+    supported_versions,
 };
 use protocol::flow::{Cookie, FlowSpec, PortNo, Priority, TableId};
 use protocol::text::{FlowStats, format_flow, format_flow_with_stats, parse_flow, parse_match};
@@ -156,6 +157,15 @@ pub(crate) enum PortType {
     Vxlan,
 }
 
+/// `on` / `off` of `add-port --offloads`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OnOff {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
 /// Tunnel options of `add-port` (OVS `options:`); absent means "from the
 /// flow" (`tun_dst`, `tun_id`).
 #[derive(Debug, Clone, ClapArgs)]
@@ -244,6 +254,12 @@ pub(crate) enum SocketCommand {
         ofport: Option<String>,
         #[command(flatten)]
         tunnel: TunnelOptions,
+        /// Checksum/TSO/GSO offloads through the switch (vnet headers on
+        /// the AF_PACKET socket or TAP); default on. `off` for a device
+        /// whose peer sends plain frames only; `show` says what the
+        /// kernel accepted.
+        #[arg(long, value_enum)]
+        offloads: Option<OnOff>,
         #[command(flatten)]
         out: Output,
     },
@@ -565,6 +581,45 @@ fn tlv_map(c: &mut Client) -> Result<Vec<TlvMapping>> {
     }
 }
 
+/// Offload state by port number; empty from a server older than protocol
+/// version 3 (which has no per-port offloads).
+fn port_offloads(c: &mut Client) -> Result<std::collections::BTreeMap<PortNo, PortOffloadInfo>> {
+    if c.version < 3 {
+        return Ok(std::collections::BTreeMap::new());
+    }
+    match c.request(Body::DumpPortOffloads)? {
+        Body::PortOffloads(p) => Ok(p.into_iter().map(|o| (o.port, o)).collect()),
+        b => bail!("unexpected reply: {b}"),
+    }
+}
+
+/// `vnet_hdr=yes|no` for a port with a device (what the kernel accepted),
+/// with `(offloads off)` when the port asked for none; empty otherwise.
+fn vnet_text(o: Option<&PortOffloadInfo>) -> String {
+    match o {
+        Some(PortOffloadInfo {
+            vnet_hdr: Some(v),
+            requested,
+            ..
+        }) => format!(
+            " vnet_hdr={}{}",
+            if *v { "yes" } else { "no" },
+            if *requested { "" } else { " (offloads off)" }
+        ),
+        _ => String::new(),
+    }
+}
+
+/// [`port_json`] plus the offload fields when the server reported them.
+fn port_json_with(p: &PortInfo, o: Option<&PortOffloadInfo>) -> serde_json::Value {
+    let mut v = port_json(p);
+    if let (Some(o), Some(m)) = (o, v.as_object_mut()) {
+        m.insert("offloads".into(), json!(o.requested));
+        m.insert("vnet_hdr".into(), json!(o.vnet_hdr));
+    }
+    v
+}
+
 fn ports(c: &mut Client) -> Result<Vec<PortInfo>> {
     match c.request(Body::DumpPorts)? {
         Body::Ports(p) => Ok(p),
@@ -644,6 +699,7 @@ pub(crate) fn run(socket: &Path, cmd: &SocketCommand) -> Result<ExitCode> {
             kind,
             ofport,
             tunnel,
+            offloads,
             out,
         } => {
             let cfg = TunnelConfig {
@@ -674,11 +730,29 @@ pub(crate) fn run(socket: &Path, cmd: &SocketCommand) -> Result<ExitCode> {
                         .ok_or_else(|| anyhow!("--ofport {s}: expected a number or LOCAL"))?,
                 ),
             };
-            match c.request(Body::PortAdd {
-                name: name.clone(),
-                kind,
-                requested_ofport,
-            })? {
+            // Without --offloads the version-1 request (any server); with
+            // it, PortAddWith (version 3).
+            let req = match offloads {
+                None => Body::PortAdd {
+                    name: name.clone(),
+                    kind,
+                    requested_ofport,
+                },
+                Some(_) if c.version < 3 => bail!(
+                    "--offloads needs protocol version 3; {} speaks {}",
+                    c.server,
+                    c.version
+                ),
+                Some(o) => Body::PortAddWith {
+                    name: name.clone(),
+                    kind,
+                    requested_ofport,
+                    options: PortOptions {
+                        offloads: *o == OnOff::On,
+                    },
+                },
+            };
+            match c.request(req)? {
                 Body::PortAdded { port } => {
                     if out.json {
                         println!("{}", json!({"name": name, "ofport": port.0}));
@@ -698,19 +772,24 @@ pub(crate) fn run(socket: &Path, cmd: &SocketCommand) -> Result<ExitCode> {
         }
         SocketCommand::DumpPorts { out } => {
             let ps = ports(&mut c)?;
+            let offl = port_offloads(&mut c)?;
             if out.json {
-                let v: Vec<_> = ps.iter().map(port_json).collect();
+                let v: Vec<_> = ps
+                    .iter()
+                    .map(|p| port_json_with(p, offl.get(&p.port)))
+                    .collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 println!("ports: {}", ps.len());
                 for p in &ps {
                     let s = &p.stats;
                     println!(
-                        "  port {:>2}({}): addr={} mtu={}\n           rx pkts={}, bytes={}, drop={}, errs={}\n           tx pkts={}, bytes={}, drop={}, errs={}",
+                        "  port {:>2}({}): addr={} mtu={}{}\n           rx pkts={}, bytes={}, drop={}, errs={}\n           tx pkts={}, bytes={}, drop={}, errs={}",
                         p.port.0,
                         p.name,
                         p.mac.map_or_else(|| "none".to_owned(), |m| m.to_string()),
                         p.mtu,
+                        vnet_text(offl.get(&p.port)),
                         s.rx_packets,
                         s.rx_bytes,
                         s.rx_dropped,
@@ -725,10 +804,14 @@ pub(crate) fn run(socket: &Path, cmd: &SocketCommand) -> Result<ExitCode> {
         }
         SocketCommand::Show { out } => {
             let ps = ports(&mut c)?;
+            let offl = port_offloads(&mut c)?;
             let t = tunnels(&mut c)?;
             let ns = nodes(&mut c)?;
             if out.json {
-                let v: Vec<_> = ps.iter().map(port_json).collect();
+                let v: Vec<_> = ps
+                    .iter()
+                    .map(|p| port_json_with(p, offl.get(&p.port)))
+                    .collect();
                 let n: Vec<_> = ns
                     .iter()
                     .map(|n| json!({"name": n.name, "ip": n.ip.to_string()}))
@@ -748,8 +831,9 @@ pub(crate) fn run(socket: &Path, cmd: &SocketCommand) -> Result<ExitCode> {
                         }
                         _ => String::new(),
                     };
+                    let vnet = vnet_text(offl.get(&p.port));
                     println!(
-                        " {}({}): addr={} mtu={} type={} link={} config={}{}{opts}",
+                        " {}({}): addr={} mtu={} type={} link={} config={}{}{vnet}{opts}",
                         p.port,
                         p.name,
                         p.mac.map_or_else(|| "none".to_owned(), |m| m.to_string()),

@@ -13,7 +13,11 @@
 //! Ratios divide this scenario's median by the baseline's median from the
 //! same run: `vs_bridge` by the Linux bridge, `vs_ovs` by Open vSwitch with
 //! the same port kind (`ovs-tap` for a `*-tap` scenario, `ovs-afpacket`
-//! otherwise). For rates higher is better; for latencies (`rr_*_us`) and
+//! otherwise). Two-node rows (`2node-*`) compare with their own kind:
+//! `vs_ovs` with `2node-ovs-geneve` (OVS netdev over Geneve) and
+//! `vs_bridge` with `2node-kernel-vxlan` (the kernel's VXLAN device and
+//! bridge, the kernel reference; the kernel here has no Geneve module).
+//! For rates higher is better; for latencies (`rr_*_us`) and
 //! CPU lower is better, so a latency ratio of 2 means twice as slow.
 //!
 //! The chart's text needs a TrueType font, read at run time (plotters'
@@ -143,12 +147,24 @@ impl Results {
     }
 }
 
-/// The OVS scenario with the same kind of port.
+/// The OVS scenario with the same kind of port (or topology).
 fn ovs_baseline(scenario: &str) -> &'static str {
-    if scenario.ends_with("tap") {
+    if scenario.starts_with("2node-") {
+        "2node-ovs-geneve"
+    } else if scenario.ends_with("tap") {
         "ovs-tap"
     } else {
         "ovs-afpacket"
+    }
+}
+
+/// The kernel scenario of the same topology: the Linux bridge, or for
+/// two-node rows the kernel VXLAN device with a bridge per node.
+fn kernel_baseline(scenario: &str) -> &'static str {
+    if scenario.starts_with("2node-") {
+        "2node-kernel-vxlan"
+    } else {
+        "bridge"
     }
 }
 
@@ -224,7 +240,7 @@ fn table_md(r: &Results, machine: &Value) -> String {
     }
     let _ = writeln!(
         t,
-        "\nRatios of medians from this run: x bridge = / Linux bridge, x OVS = / OVS netdev with the same port kind (ovs-tap for TAP rows, ovs-afpacket otherwise). For RR p99 a ratio above 1 is slower.\n"
+        "\nRatios of medians from this run: x bridge = / Linux bridge, x OVS = / OVS netdev with the same port kind (ovs-tap for TAP rows, ovs-afpacket otherwise). Two-node rows (2node-*): x bridge = / 2node-kernel-vxlan (kernel VXLAN + bridge per node; no Geneve module on this kernel), x OVS = / 2node-ovs-geneve. For RR p99 a ratio above 1 is slower.\n"
     );
     let _ = write!(t, "| scenario |");
     for (_, title) in RATIO_METRICS {
@@ -241,7 +257,7 @@ fn table_md(r: &Results, machine: &Value) -> String {
             let _ = write!(
                 t,
                 " {} | {} |",
-                fmt_ratio(r.ratio(s, "bridge", key)),
+                fmt_ratio(r.ratio(s, kernel_baseline(s), key)),
                 fmt_ratio(r.ratio(s, ovs_baseline(s), key))
             );
         }
@@ -262,7 +278,7 @@ fn rows(r: &Results) -> Vec<Row> {
                     s.clone(),
                     metric.clone(),
                     *st,
-                    r.ratio(s, "bridge", metric),
+                    r.ratio(s, kernel_baseline(s), metric),
                     r.ratio(s, ovs_baseline(s), metric),
                 ));
             }
@@ -318,9 +334,9 @@ fn load_font() -> Result<(), String> {
 }
 
 fn bar_colour(scenario: &str) -> RGBColor {
-    if scenario == "bridge" {
+    if scenario == "bridge" || scenario.contains("kernel") {
         RGBColor(120, 120, 120)
-    } else if scenario.starts_with("ovs") {
+    } else if scenario.starts_with("ovs") || scenario.contains("-ovs-") {
         RGBColor(70, 110, 190)
     } else {
         RGBColor(220, 120, 40)
@@ -489,6 +505,32 @@ mod tests {
         assert_eq!(r.ratio("weft-afpacket", "bridge", "rr_p99_us"), Some(2.0));
         // No baseline measurement: no ratio.
         assert_eq!(r.ratio("weft-tap", "bridge", "tcp1_gbps"), None);
+    }
+
+    /// Two-node rows are compared with the two-node OVS and kernel rows of
+    /// the same run, never with the single-switch baselines.
+    #[test]
+    fn two_node_rows_have_their_own_baselines() {
+        let raw = format!(
+            "{RAW}2node-kernel-vxlan,1,pps,150000\n2node-ovs-geneve,1,pps,40000\n\
+             2node-weft-geneve,1,pps,120000\n2node-weft-geneve,1,tcp1_gbps,3\n\
+             2node-ovs-geneve,1,tcp1_gbps,1.5\n"
+        );
+        let r = parse_raw(&raw).unwrap();
+        let t = table_md(&r, &json!({}));
+        // pps: 120/150 of the kernel, 3x OVS; TCP: no kernel number, 2x OVS.
+        assert!(
+            t.contains("| 2node-weft-geneve | 0.80 | 3.00 | – | 2.00 |"),
+            "{t}"
+        );
+        assert!(t.contains("| 2node-ovs-geneve | 0.27 | 1.00 |"), "{t}");
+        let csv = results_csv(&r);
+        assert!(
+            csv.contains("2node-weft-geneve,pps,120000,120000,120000,1,0.8000,3.0000"),
+            "{csv}"
+        );
+        // Single-switch rows keep theirs.
+        assert!(csv.contains("weft-afpacket,pps,160000,150000,170000,2,0.6400,1.6000"));
     }
 
     #[test]

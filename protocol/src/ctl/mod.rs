@@ -57,7 +57,8 @@ pub use msg::{
     Body, BodyKind, BundleId, ChangeCounts, CookieInfo, DatapathStats, DropCount, FlowChange,
     FlowEntryStats, FlowFilter, FlowModify, FlowRemoved, MAX_NAME_LEN, MAX_VERSIONS_OFFERED,
     MIN_PROTOCOL_VERSION, Message, NeighbourOrigin, NextHopInfo, NodeEntry, PROTOCOL_VERSION,
-    PacketIn, PortConfig, PortInfo, PortKind, PortRef, PortStats, RemovedReason, TableStat,
-    TlvMapping, TraceInput, TraceOutput, TraceReport, TraceRule, TraceRuleHit, TunnelConfig,
-    TunnelPortInfo, TunnelStatus, UnderlayConfig, negotiate, supported_versions,
+    PacketIn, PortConfig, PortInfo, PortKind, PortOffloadInfo, PortOptions, PortRef, PortStats,
+    RemovedReason, TableStat, TlvMapping, TraceInput, TraceOutput, TraceReport, TraceRule,
+    TraceRuleHit, TunnelConfig, TunnelPortInfo, TunnelStatus, UnderlayConfig, negotiate,
+    supported_versions,
 };

@@ -43,6 +43,8 @@
 //! | `SetUnderlay` (v2) | `Ok`; `DumpTunnels`: `Tunnels` |
 //! | `DumpStats` (v2) | `Stats` |
 //! | `TraceDetailed` (v3) | `TraceReport` |
+//! | `PortAddWith` (v3) | `PortAdded` |
+//! | `DumpPortOffloads` (v3) | `PortOffloads` |
 //!
 //! # Versions
 //!
@@ -53,11 +55,16 @@
 //!   to a version-1 server sees `HelloReply { version: 1 }` and must not
 //!   send the new requests (a version-1 server would answer
 //!   `UnknownMessage`).
-//! * 3: appends tags 46 and 47 (`TraceDetailed` / `TraceReport`: the trace
+//! * 3: appends tags 46 to 50: 46 and 47 (`TraceDetailed` / `TraceReport`: the trace
 //!   as data, with the exact bytes of every output and the cookie of every
 //!   rule hit, for `weftctl trace --from/--to` across nodes). Same rule:
 //!   older clients are served unchanged, a version-3 client checks the
-//!   negotiated version before sending `TraceDetailed`.
+//!   negotiated version before sending `TraceDetailed`;
+//!   48 to 50: `PortAddWith` (`PortAdd` with
+//!   [`PortOptions`]: offloads on or off per port) and `DumpPortOffloads`
+//!   / `PortOffloads` (what each port asked for and what the kernel
+//!   accepted). `PortAdd` and `Ports` keep their version-1 shape, so older
+//!   clients are served unchanged; `PortAdd` means default options.
 //!
 //! Any request may instead get `Error(CtlError)`. A request that changes
 //! flows is applied atomically: either all of it is published in one
@@ -406,12 +413,29 @@ pub enum Body {
     },
     /// Tag 47. Reply to `TraceDetailed`.
     TraceReport(TraceReport),
+    // ---- version 3: per-port options ----
+    /// Tag 48. Request: adds a port with options (`PortAdd` is this with
+    /// [`PortOptions::default`]).
+    PortAddWith {
+        /// Interface name (at most [`MAX_NAME_LEN`] bytes).
+        name: String,
+        /// What kind of port.
+        kind: PortKind,
+        /// The OpenFlow port number wanted (`None`: the server picks).
+        requested_ofport: Option<PortNo>,
+        /// Per-port options.
+        options: PortOptions,
+    },
+    /// Tag 49. Request: per-port offload state.
+    DumpPortOffloads,
+    /// Tag 50. Reply to `DumpPortOffloads`, one entry per port.
+    PortOffloads(Vec<PortOffloadInfo>),
 }
 
 impl Body {
     /// Number of tags this version knows: a tag `>= TAG_COUNT` is
     /// [`CodecError::UnknownBody`](super::CodecError::UnknownBody).
-    pub const TAG_COUNT: u32 = 48;
+    pub const TAG_COUNT: u32 = 51;
 
     /// The wire tag (variant index).
     pub fn tag(&self) -> u32 {
@@ -464,6 +488,9 @@ impl Body {
             Body::Stats(_) => 45,
             Body::TraceDetailed { .. } => 46,
             Body::TraceReport(_) => 47,
+            Body::PortAddWith { .. } => 48,
+            Body::DumpPortOffloads => 49,
+            Body::PortOffloads(_) => 50,
         }
     }
 
@@ -518,13 +545,16 @@ impl Body {
             Body::Stats(_) => "Stats",
             Body::TraceDetailed { .. } => "TraceDetailed",
             Body::TraceReport(_) => "TraceReport",
+            Body::PortAddWith { .. } => "PortAddWith",
+            Body::DumpPortOffloads => "DumpPortOffloads",
+            Body::PortOffloads(_) => "PortOffloads",
         }
     }
 
     /// Request, reply or event.
     pub fn kind(&self) -> BodyKind {
         match self.tag() {
-            1..=3 | 27..=34 | 42 | 43 | 45 | 47 => BodyKind::Reply,
+            1..=3 | 27..=34 | 42 | 43 | 45 | 47 | 50 => BodyKind::Reply,
             35..=36 => BodyKind::Event,
             _ => BodyKind::Request,
         }
@@ -556,6 +586,10 @@ impl Body {
             }
             Body::HelloReply { server, .. } => name("HelloReply.server", server),
             Body::PortAdd { name: n, .. } => name("PortAdd.name", n),
+            Body::PortAddWith { name: n, .. } => name("PortAddWith.name", n),
+            Body::PortOffloads(ps) => ps
+                .iter()
+                .try_for_each(|p| name("PortOffloads.name", &p.name)),
             Body::SetNodes { nodes, .. } | Body::Nodes(nodes) => nodes
                 .iter()
                 .try_for_each(|node| name("node name", &node.name)),
@@ -598,6 +632,18 @@ impl fmt::Display for Body {
                 write!(f, " bundle={bundle_id} changes={}", changes.len())
             }
             Body::PortAdd { name, kind, .. } => write!(f, " name={name:?} kind={}", kind.name()),
+            Body::PortAddWith {
+                name,
+                kind,
+                options,
+                ..
+            } => write!(
+                f,
+                " name={name:?} kind={} offloads={}",
+                kind.name(),
+                options.offloads
+            ),
+            Body::PortOffloads(p) => write!(f, " ports={}", p.len()),
             Body::PortDel { port } | Body::PortMod { port, .. } => write!(f, " port={port}"),
             Body::PacketOut {
                 in_port, packet, ..
@@ -802,6 +848,40 @@ pub struct PortConfig {
     pub admin_up: Option<bool>,
     /// Exclude from `FLOOD` output.
     pub no_flood: Option<bool>,
+}
+
+/// Per-port options of `PortAddWith` (OVS `other_config`-like; new options
+/// need a new protocol version, postcard has no optional fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PortOptions {
+    /// Exchange offload metadata with the kernel (`PACKET_VNET_HDR` on
+    /// AF_PACKET, `IFF_VNET_HDR` on TAP/internal ports): partial checksums
+    /// and TSO/GSO super-frames pass through the switch. Off: plain
+    /// frames; the switch segments and completes checksums itself for
+    /// this port (and the pod's veth needs its TX offloads off). Default
+    /// on; no effect on tunnel ports (they have no device).
+    pub offloads: bool,
+}
+
+impl Default for PortOptions {
+    fn default() -> Self {
+        PortOptions { offloads: true }
+    }
+}
+
+/// A port in a `PortOffloads` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortOffloadInfo {
+    /// OpenFlow port number.
+    pub port: PortNo,
+    /// Interface name.
+    pub name: String,
+    /// Offloads asked for ([`PortOptions::offloads`]; false also when the
+    /// daemon runs with `WEFT_OFFLOADS=off`).
+    pub requested: bool,
+    /// Whether the kernel accepted the vnet header on the open device
+    /// (`None`: no device, i.e. a tunnel port, or not open).
+    pub vnet_hdr: Option<bool>,
 }
 
 /// A port in a `Ports` reply.
@@ -1123,6 +1203,7 @@ mod tests {
         assert_eq!(negotiate(&[1]), Ok(1));
         assert_eq!(negotiate(&[4, 1, 2]), Ok(2));
         assert_eq!(negotiate(&[3, 1, 2]), Ok(3));
+        assert_eq!(negotiate(&[4, 1, 2, 3]), Ok(3));
         assert_eq!(negotiate(&[1, 4]), Ok(1));
         assert_eq!(negotiate(&[0, 1]), Ok(1));
         assert_eq!(negotiate(&[PROTOCOL_VERSION, 9]), Ok(PROTOCOL_VERSION));

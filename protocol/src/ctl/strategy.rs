@@ -554,6 +554,30 @@ pub(crate) fn body() -> impl Strategy<Value = Body> {
         vec(node(), 0..4).prop_map(Body::Nodes).boxed(),
         tunnel_status().prop_map(Body::Tunnels).boxed(),
         Just(Body::DumpStats).boxed(),
+        (name(), port_kind(), option::of(port()), any::<bool>())
+            .prop_map(
+                |(name, kind, requested_ofport, offloads)| Body::PortAddWith {
+                    name,
+                    kind,
+                    requested_ofport,
+                    options: PortOptions { offloads },
+                },
+            )
+            .boxed(),
+        Just(Body::DumpPortOffloads).boxed(),
+        vec(
+            (port(), name(), any::<bool>(), option::of(any::<bool>())).prop_map(
+                |(port, name, requested, vnet_hdr)| PortOffloadInfo {
+                    port,
+                    name,
+                    requested,
+                    vnet_hdr,
+                },
+            ),
+            0..4,
+        )
+        .prop_map(Body::PortOffloads)
+        .boxed(),
         (any::<[u64; 3]>(), vec((name(), any::<u64>()), 0..4))
             .prop_map(|(c, d)| {
                 Body::Stats(DatapathStats {
