@@ -205,3 +205,119 @@ pub fn vxlan_tcp4() -> Frame {
 pub fn all() -> Vec<Frame> {
     vec![tcp4(), udp6(), vlan_tcp4(), arp(), vxlan_tcp4()]
 }
+
+/// The tunnel bench's two nodes and packets, shared by
+/// `benches/tunnel.rs` (criterion) and `examples/tunnel_count.rs`
+/// (fixed iteration counts for `valgrind --tool=cachegrind`, since the
+/// VM here exposes no hardware counters to `perf stat`).
+pub mod tunnel {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use protocol::ctl::{TlvMapping, TunnelConfig};
+    use protocol::flow::{ExtractConfig, FlowKey, Layers, PortNo, extract};
+    use protocol::wire::EthernetAddress;
+    use weft_switchd::tunnel::{NextHops, TlvMap, TunnelKind, TunnelPort, Tunnels, Underlay};
+
+    /// The receiving node's IPv4 underlay address.
+    pub const REMOTE4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 7);
+    /// The receiving node's IPv6 underlay address.
+    pub const REMOTE6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 7);
+
+    /// A node with Geneve port 10 and VXLAN port 11 (flow-based), both
+    /// underlay families, next hops for both remotes, and a TLV map of a
+    /// 4-byte option (`tun_metadata0`) and an 8-byte one
+    /// (`tun_metadata1`).
+    pub fn node(local4: Ipv4Addr, local6: Ipv6Addr) -> Tunnels {
+        Tunnels::new(
+            vec![
+                TunnelPort::new(PortNo(10), TunnelKind::Geneve, TunnelConfig::default()),
+                TunnelPort::new(PortNo(11), TunnelKind::Vxlan, TunnelConfig::default()),
+            ],
+            Some(Underlay {
+                port: PortNo(1),
+                host_port: Some(PortNo::LOCAL),
+                local_ipv4: Some(local4),
+                local_ipv6: Some(local6),
+                local_mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
+                mtu: 1500,
+            }),
+            NextHops::from_entries([
+                (IpAddr::V4(REMOTE4), EthernetAddress([2, 0, 0, 0, 0, 7])),
+                (IpAddr::V6(REMOTE6), EthernetAddress([2, 0, 0, 0, 0, 7])),
+                (
+                    IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+                    EthernetAddress([2, 0, 0, 0, 0, 1]),
+                ),
+            ]),
+            TlvMap::new(&[
+                TlvMapping {
+                    class: 0xff57,
+                    r#type: 0x80,
+                    len: 4,
+                    slot: 0,
+                },
+                TlvMapping {
+                    class: 0x0102,
+                    r#type: 0x05,
+                    len: 8,
+                    slot: 1,
+                },
+            ])
+            .expect("tlv map"),
+        )
+        .expect("tunnels")
+    }
+
+    /// The sending node (192.0.2.1, 2001:db8::1).
+    pub fn tx() -> Tunnels {
+        node(
+            Ipv4Addr::new(192, 0, 2, 1),
+            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+        )
+    }
+
+    /// The receiving node ([`REMOTE4`], [`REMOTE6`]).
+    pub fn rx() -> Tunnels {
+        node(REMOTE4, REMOTE6)
+    }
+
+    /// The rows: name, tunnel port, number of Geneve options, IPv6
+    /// underlay.
+    pub const SCENARIOS: [(&str, PortNo, u8, bool); 6] = [
+        ("geneve0", PortNo(10), 0, false),
+        ("geneve2", PortNo(10), 2, false),
+        ("vxlan", PortNo(11), 0, false),
+        ("geneve0_ipv6", PortNo(10), 0, true),
+        ("geneve2_ipv6", PortNo(10), 2, true),
+        ("vxlan_ipv6", PortNo(11), 0, true),
+    ];
+
+    /// The inner frame (a TCP/IPv4 SYN padded to 128 bytes), its
+    /// extracted key and layers.
+    pub fn inner() -> (Vec<u8>, FlowKey, Layers) {
+        let mut inner = crate::tcp4_to([10, 244, 2, 3], 80).bytes;
+        inner.resize(128, 0);
+        let mut key = FlowKey::default();
+        let ex = extract(&inner, &ExtractConfig::default(), &mut key);
+        (inner, key, ex.layers)
+    }
+
+    /// `base` with the tunnel fields a flow sets for a row: the remote
+    /// of the row's family, `tun_id` 42, and `opts` option values.
+    pub fn key(base: &FlowKey, opts: u8, v6: bool) -> FlowKey {
+        let mut key = *base;
+        if v6 {
+            key.set_tun_ipv6_dst(REMOTE6);
+        } else {
+            key.set_tun_dst(REMOTE4);
+        }
+        key.set_tun_id(42);
+        if opts >= 1 {
+            key.set_tun_metadata(0, 0x0001_0002);
+        }
+        if opts >= 2 {
+            key.set_tun_metadata(1, 0x1122_3344_5566_7788);
+        }
+        key
+    }
+}

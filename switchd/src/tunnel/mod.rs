@@ -99,8 +99,10 @@
 //!   the UDP source port, the VNI, Geneve's option length, flags and
 //!   options are written, and where a UDP checksum is sent it is the
 //!   template's pseudo-header sum plus the written fields by value plus
-//!   the inner frame's sum (`protocol::wire::checksum::data`, 8 bytes per
-//!   step). The remote's next hop is found through a hash index
+//!   the inner frame's sum (`protocol::wire::checksum::data`: 64-bit
+//!   words with end-around carry, an `add` and an `adc` per 8 bytes, one
+//!   fold at the end), the only per-byte work of an encapsulation. The
+//!   remote's next hop is found through a hash index
 //!   ([`NextHops::position`]), not a search; nothing asks the kernel per
 //!   packet (the daemon reads routes and neighbours, `crate::underlay`).
 //!
