@@ -85,14 +85,20 @@
 //! # Incremental compilation
 //!
 //! The flows are produced by *units* ([`units::UnitKey`]: a node's
-//! defaults, a switch, a router, a pod port, an ACL), each a pure function
-//! of its input. [`Compiler::update`] takes the new model, finds the units
-//! whose input changed (a linear scan that compares inputs against one
-//! precomputed [`units::Changes`] of the two models; no flow is built for
-//! unchanged units), recompiles only those, re-merges the flow slots they
-//! touched ([`assemble`]) and returns a per-node diff ([`NodeDiff`]: adds,
-//! deletes, modifies). A proptest checks that the result always equals a
-//! full compile.
+//! defaults, a switch, a router, a pod port, an ACL, and the ACL's set
+//! members: one unit per peer address and per member port), each a pure
+//! function of its input. [`Compiler::update`] takes the new model, finds
+//! the units whose input changed (a linear scan that compares inputs
+//! against one precomputed [`units::Changes`] of the two models, which
+//! also names the address sets and port groups whose members changed; no
+//! flow is built for unchanged units), recompiles only those, re-merges
+//! the flow slots they touched ([`assemble`]) and returns a per-node diff
+//! ([`NodeDiff`]: adds, deletes, modifies). For an ACL whose context (the
+//! ACL, its nodes, address families) is unchanged only the members that
+//! joined or left are recompiled, as OVN's address-set incremental
+//! processing does: a pod joining k sets costs k clause flows per node of
+//! those ACLs. A proptest checks that the result always equals a full
+//! compile.
 //!
 //! Memory: each node table interns its slots ([`SlotId`], 4 bytes); the
 //! per-unit record of contributions is a list of (node index, slot id), and
