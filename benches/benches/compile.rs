@@ -19,9 +19,11 @@
 //!   model (topology, policy, services, `validate`).
 //! - `compile_translated`: `Compiler::new` on that model: every node's flow
 //!   table, cookies, the per-slot unit bookkeeping for incremental updates.
-//! - `pod_add_translated`: the incremental path for one pod more as the
-//!   controller runs it today: `translate` of the whole new object set
-//!   (the translation is not incremental) + `Compiler::update`.
+//! - `pod_add_translated`: one pod more, the slow way: `translate` of the
+//!   whole new object set + `Compiler::update`. The controller binary
+//!   translates incrementally (`translate::incremental::Translator`, the
+//!   `translate/*` rows below) and then runs `Compiler::update`; this row
+//!   is the upper bound of that path.
 //!
 //! The compiler alone on the fixture's own model (`Spec::build`: no return
 //! traffic ACLs, so fewer flows than the translated model):

@@ -9,8 +9,9 @@
 //! ```
 //!
 //! Prints the thread CPU time of `Compiler::new`, of `Compiler::update`
-//! with one pod added, and of `Compiler::update` with one policy changed
-//! (the same changes as `benches/compile.rs`), on the fixture's own model
+//! with one pod added, one pod removed, one pod relabelled, one policy
+//! changed (the same changes as `benches/compile.rs`) and with nothing
+//! changed (`noop`: the floor, comparing the two models), on the fixture's own model
 //! (`fixture`) or on the model translated from its manifests
 //! (`translated`, with return-traffic ACLs).
 
@@ -61,17 +62,32 @@ fn main() {
             ports: vec![(L4Protocol::Tcp, 8080, 8080)],
         }];
     }
-    let (m0, m1, m2) = match which.as_str() {
-        "translated" => (translated(&base), translated(&added), translated(&changed)),
-        _ => (base.build(), added.build(), changed.build()),
+    let mut removed = base.clone();
+    removed.pods.remove(1234);
+    let mut relabelled = base.clone();
+    if let Some(p) = relabelled.pods.get_mut(1234) {
+        p.labels = ["app-3".to_owned()].into_iter().collect();
+    }
+    let specs = [
+        ("pod_add", added),
+        ("pod_remove", removed),
+        ("pod_relabel", relabelled),
+        ("policy_change", changed),
+        ("noop", base.clone()),
+    ];
+    let build = |s: &Spec| match which.as_str() {
+        "translated" => translated(s),
+        _ => s.build(),
     };
+    let m0 = build(&base);
     let cfg = CompileConfig::default();
     let t0 = thread_cpu();
     let c = Compiler::new(m0, cfg);
     let full = thread_cpu() - t0;
     let total: usize = c.nodes().map(|n| c.flow_count(n)).sum();
     println!("{which}: full {:.3} s, {total} flows", secs(full));
-    for (what, m) in [("pod_add", m1), ("policy_change", m2)] {
+    for (what, s) in &specs {
+        let m = build(s);
         let mut c = c.clone();
         let t0 = thread_cpu();
         let d = c.update(m);

@@ -11,6 +11,7 @@ use proptest::prelude::*;
 use protocol::flow::FlowSpec;
 use weft_controller::compile::assemble::Slot;
 use weft_controller::compile::fixture::{PeerSpec, PodSpec, PolicySpec, RuleSpec, Spec};
+use weft_controller::compile::units::UnitKey;
 use weft_controller::compile::{CompileConfig, Compiler, NodeDiff};
 use weft_controller::model::L4Protocol;
 
@@ -46,6 +47,13 @@ enum Change {
         label: u8,
     },
     AddNode,
+    /// A pod moves to another node (same address on the new node's
+    /// subnet host number): its port-group clause flows move with it and
+    /// the ACLs it is selected by may gain or lose a node.
+    MovePod {
+        pod: u8,
+        node: u8,
+    },
 }
 
 fn change() -> impl Strategy<Value = Change> {
@@ -60,6 +68,7 @@ fn change() -> impl Strategy<Value = Change> {
         1 => any::<u8>().prop_map(Change::RemovePolicy),
         1 => (0..3u8, 0..4u8).prop_map(|(ns, label)| Change::RelabelNamespace { ns, label }),
         1 => Just(Change::AddNode),
+        1 => (any::<u8>(), 0..4u8).prop_map(|(pod, node)| Change::MovePod { pod, node }),
     ]
 }
 
@@ -147,6 +156,22 @@ fn apply(s: &mut Spec, c: &Change, serial: &mut u32) {
             let n = s.nodes.len();
             s.nodes.push(format!("n{n}"));
         }
+        Change::MovePod { pod, node } => {
+            if !s.pods.is_empty() {
+                let i = usize::from(*pod) % s.pods.len();
+                let node = usize::from(*node) % s.nodes.len();
+                let used: Vec<u8> = s
+                    .pods
+                    .iter()
+                    .filter(|p| p.node == node)
+                    .map(|p| p.host)
+                    .collect();
+                if let Some(host) = (2..=254u8).find(|h| !used.contains(h)) {
+                    s.pods[i].node = node;
+                    s.pods[i].host = host;
+                }
+            }
+        }
     }
 }
 
@@ -201,31 +226,50 @@ proptest! {
     }
 }
 
-/// A pod add touches only the new pod's unit and the ACLs whose port group
-/// or peers it joins (and nothing else), and the diff is only on its node
-/// plus the nodes of those ACLs' ports.
+/// A pod add touches only the new pod's unit and, for the ACLs whose port
+/// group or peers it joins, the member units of its address and port (set
+/// membership, not the ACLs), and the diff is only on its node plus the
+/// nodes of those ACLs' ports.
 #[test]
 fn one_pod_add_recompiles_only_what_it_affects() {
     let mut spec = Spec::generate(1, 5, 5, 100, 20);
     let mut c = Compiler::new(spec.build(), CompileConfig::default());
-    let mut serial = 1000;
-    apply(
-        &mut spec,
-        &Change::AddPod {
-            ns: 0,
-            node: 1,
-            label: 3,
-        },
-        &mut serial,
-    );
+    // Label app-3 in ns-0: in the peer sets of the policies whose rule
+    // allows app-3 (by label, any namespace) and of those allowing ns-0.
+    spec.pods.push(PodSpec {
+        tenant: 0,
+        ns: "ns-0".into(),
+        name: "p1001".into(),
+        node: 1,
+        host: 250,
+        labels: ["app-3".to_owned()].into_iter().collect(),
+    });
     let diffs = c.update(spec.build());
     let rec = c.recompiled();
-    assert!(
-        rec.iter()
-            .any(|u| matches!(u, weft_controller::compile::units::UnitKey::Port(_))),
-        "{rec:?}"
-    );
+    assert!(rec.iter().any(|u| matches!(u, UnitKey::Port(_))), "{rec:?}");
     assert!(rec.len() <= 8, "only a few units recompiled: {rec:?}");
+    // Only member units of the new pod's address (no ACL recompiled), and
+    // the switch and router of its node (their node sets may grow).
+    let ip = c
+        .model()
+        .ports
+        .values()
+        .find(|p| p.name.ends_with("p1001"))
+        .map(|p| (p.id, p.ips.clone()))
+        .unwrap();
+    for u in rec {
+        match u {
+            UnitKey::Port(p) => assert_eq!(*p, ip.0),
+            UnitKey::AclPeer(_, net) => assert!(ip.1.iter().any(|a| net.contains(a)), "{u:?}"),
+            UnitKey::AclPort(_, p) => assert_eq!(*p, ip.0),
+            UnitKey::Switch(_) | UnitKey::Router(_) => {}
+            other => panic!("unexpected unit {other:?} in {rec:?}"),
+        }
+    }
+    assert!(
+        rec.iter().any(|u| matches!(u, UnitKey::AclPeer(..))),
+        "the pod joins the namespace peer sets: {rec:?}"
+    );
     assert!(!diffs.is_empty());
     // Nothing changed: nothing recompiled, no diff.
     let diffs = c.update(spec.build());

@@ -15,6 +15,22 @@
 //! Per node: the port clauses of the ports on that node; the peer and
 //! traffic clauses and the `conj_id` flow on every node that has at least
 //! one of the ACL's ports (only there does the stage see those ports).
+//!
+//! # Units
+//!
+//! An ACL's flows come from three kinds of compile units (OVN's address-set
+//! and port-group incremental processing, `ovn-controller`'s
+//! `lflow_handle_addr_set_update`): the ACL itself ([`AclCtx::base`]: the
+//! traffic clauses and the `conj_id` flow, or its only flow when no set
+//! dimension is constrained), one unit per **peer address**
+//! ([`AclCtx::peer`]: that prefix's clause flows on every node of the ACL)
+//! and one per **member port** ([`AclCtx::port`]: its clause on its node).
+//! A pod joining or leaving an address set or a port group therefore
+//! changes the member units of its address or port only, a handful of
+//! flows, instead of the whole ACL. All of them read the same context
+//! ([`AclCtx`]: the ACL, the nodes it is on, whether its sets are empty,
+//! the address families); when that context changes every unit of the ACL
+//! is recomputed, and only flows that really differ are replaced.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,130 +42,221 @@ use super::flow::{FlowBuilder, v4};
 use super::units::{Derived, acl_actions, acl_priority, acl_stage, traffic_flows};
 use crate::model::{Acl, AclDirection, AppliesTo, LogicalModel, LogicalPortId, Traffic};
 
-/// Appends the flows of `acl` as (node, flow).
-pub(crate) fn compile_acl<'a>(
-    acl: &Acl,
-    m: &'a LogicalModel,
-    d: &Derived,
-    out: &mut Vec<(&'a str, FlowSpec)>,
-) {
-    let (tbl, next, port_reg, peer_is_dst) = acl_stage(acl.direction);
-    let cookie = cookie_of(&acl.source);
-    // Ports by node.
-    let mut by_node: BTreeMap<&str, Vec<LogicalPortId>> = BTreeMap::new();
-    let port_dim = match acl.matches.applies_to {
-        AppliesTo::AllPods => {
-            for p in m.pod_ports() {
-                if let Some(n) = &p.node {
-                    by_node.entry(n.as_str()).or_default();
+/// What every unit of one ACL reads from the model: computed once per ACL
+/// and model, then asked for the flows of the ACL itself, of one peer
+/// prefix or of one member port.
+#[derive(Debug, Clone)]
+pub(crate) struct AclCtx<'a> {
+    acl: &'a Acl,
+    /// Nodes with at least one port the ACL applies to (sorted).
+    nodes: Vec<&'a str>,
+    /// Member ports by port (their node), for a port-group ACL.
+    ports: BTreeMap<LogicalPortId, &'a str>,
+    port_dim: bool,
+    /// The peer prefixes (None = any peer); never empty.
+    peer: Option<&'a BTreeSet<IpNet>>,
+    dual: bool,
+    n_dims: u8,
+    plain: bool,
+    covers_arp: bool,
+    port_reg: u8,
+    peer_is_dst: bool,
+    verdict: Vec<Action>,
+    base: FlowBuilder,
+}
+
+/// What decides every flow of an ACL besides its member sets: two models
+/// with equal keys give equal flows for every member both have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CtxKey<'a> {
+    acl: &'a Acl,
+    nodes: Vec<&'a str>,
+    dual: bool,
+    peer_any: bool,
+}
+
+impl<'a> AclCtx<'a> {
+    /// The context of `acl` in `m`; None when the ACL compiles to no flow
+    /// (no port on any node, an empty peer set, a missing group or set).
+    pub(crate) fn of(acl: &'a Acl, m: &'a LogicalModel, d: &'a Derived) -> Option<AclCtx<'a>> {
+        let (tbl, next, port_reg, peer_is_dst) = acl_stage(acl.direction);
+        let mut ports = BTreeMap::new();
+        let (nodes, port_dim): (Vec<&str>, bool) = match acl.matches.applies_to {
+            AppliesTo::AllPods => (d.pod_nodes.iter().map(String::as_str).collect(), false),
+            AppliesTo::Group(g) => {
+                let pg = m.port_groups.get(&g)?;
+                let mut nodes = BTreeSet::new();
+                for id in &pg.ports {
+                    if let Some(n) = m.ports.get(id).and_then(|p| p.node.as_deref()) {
+                        nodes.insert(n);
+                        ports.insert(*id, n);
+                    }
                 }
+                (nodes.into_iter().collect(), true)
             }
-            false
+        };
+        if nodes.is_empty() {
+            return None;
         }
-        AppliesTo::Group(g) => {
-            let Some(pg) = m.port_groups.get(&g) else {
-                return;
-            };
-            for id in &pg.ports {
-                if let Some(n) = m.ports.get(id).and_then(|p| p.node.as_deref()) {
-                    by_node.entry(n).or_default().push(*id);
-                }
-            }
-            true
-        }
-    };
-    if by_node.is_empty() {
-        return;
+        let peer: Option<&BTreeSet<IpNet>> = match acl.matches.peer {
+            None => None,
+            Some(s) => match m.address_sets.get(&s) {
+                Some(set) if !set.addresses.is_empty() => Some(&set.addresses),
+                _ => return None,
+            },
+        };
+        let traffic = &acl.matches.traffic;
+        let covers_arp = traffic.is_empty() || traffic.contains(&Traffic::Arp);
+        let n_dims = u8::from(port_dim) + u8::from(peer.is_some()) + u8::from(!traffic.is_empty());
+        let plain = n_dims < 2;
+        let priority = acl_priority(acl, plain);
+        Some(AclCtx {
+            acl,
+            nodes,
+            ports,
+            port_dim,
+            peer,
+            dual: d.dual_stack,
+            n_dims,
+            plain,
+            covers_arp,
+            port_reg,
+            peer_is_dst,
+            verdict: acl_actions(acl.action, next),
+            base: FlowBuilder::new(tbl, priority, cookie_of(&acl.source)),
+        })
     }
-    // Peer prefixes.
-    let peer: Option<&BTreeSet<IpNet>> = match acl.matches.peer {
-        None => None,
-        Some(s) => match m.address_sets.get(&s) {
-            Some(set) if !set.addresses.is_empty() => Some(&set.addresses),
-            _ => return,
-        },
-    };
-    let traffic = &acl.matches.traffic;
-    let covers_arp = traffic.is_empty() || traffic.contains(&Traffic::Arp);
-    let n_dims = u8::from(port_dim) + u8::from(peer.is_some()) + u8::from(!traffic.is_empty());
-    let plain = n_dims < 2;
-    let priority = acl_priority(acl, plain);
-    let verdict = acl_actions(acl.action, next);
-    let base = FlowBuilder::new(tbl, priority, cookie);
 
-    let peer_flows = |b: &FlowBuilder| -> Vec<FlowBuilder> {
-        let mut v = Vec::new();
-        for net in peer.into_iter().flatten() {
-            v.push(b.clone().prefix(peer_is_dst, net));
-            if covers_arp && let IpNet::V4(n) = net {
-                let f = if peer_is_dst {
-                    Field::ArpTpa
-                } else {
-                    Field::ArpSpa
-                };
-                v.push(b.clone().arp().masked(f, v4(n.network()), v4(n.netmask())));
-            }
+    /// The comparison key (see [`CtxKey`]).
+    pub(crate) fn key(&self) -> CtxKey<'a> {
+        CtxKey {
+            acl: self.acl,
+            nodes: self.nodes.clone(),
+            dual: self.dual,
+            peer_any: self.peer.is_none(),
         }
-        v
-    };
-    let traffic_all = |b: &FlowBuilder| -> Vec<FlowBuilder> {
-        traffic
-            .iter()
-            .flat_map(|t| traffic_flows(t, d.dual_stack, b))
-            .collect()
-    };
+    }
 
-    for (node, ports) in &by_node {
-        let mut push = |f: FlowSpec| out.push((*node, f));
-        let port_flows = |b: &FlowBuilder| -> Vec<FlowBuilder> {
-            ports
+    /// The peer prefixes (empty when any peer matches).
+    pub(crate) fn peers(&self) -> impl Iterator<Item = &'a IpNet> + 'a {
+        self.peer.into_iter().flatten()
+    }
+
+    /// The peer prefixes (None when any peer matches).
+    pub(crate) fn peer_set(&self) -> Option<&'a BTreeSet<IpNet>> {
+        self.peer
+    }
+
+    /// The member ports with a node (empty unless a port-group ACL).
+    pub(crate) fn member_ports(&self) -> impl Iterator<Item = (LogicalPortId, &'a str)> + '_ {
+        self.ports.iter().map(|(p, n)| (*p, *n))
+    }
+
+    /// The node of member port `p`.
+    pub(crate) fn port_node(&self, p: LogicalPortId) -> Option<&'a str> {
+        self.ports.get(&p).copied()
+    }
+
+    /// A finished flow: a conjunction clause, or the verdict when plain.
+    fn finish(&self, b: FlowBuilder, clause: u8) -> FlowSpec {
+        if self.plain {
+            let mut f = b.build();
+            f.actions = self.verdict.clone();
+            f
+        } else {
+            b.a(Action::Conjunction {
+                id: self.acl.id.0,
+                clause,
+                n_clauses: self.n_dims,
+            })
+            .build()
+        }
+    }
+
+    /// The ACL's own flows: traffic clauses and the `conj_id` flow, or the
+    /// plain traffic flows / the single flow when no set is constrained.
+    pub(crate) fn base(&self, out: &mut Vec<(&'a str, FlowSpec)>) {
+        let traffic = &self.acl.matches.traffic;
+        let member_dim = self.port_dim || self.peer.is_some();
+        if self.plain && member_dim {
+            return; // the member units carry the verdict
+        }
+        let clause = u8::from(self.port_dim) + u8::from(self.peer.is_some()) + 1;
+        let flows: Vec<FlowSpec> = if traffic.is_empty() {
+            if self.plain {
+                let mut f = self.base.clone().build();
+                f.actions = self.verdict.clone();
+                vec![f]
+            } else {
+                Vec::new()
+            }
+        } else {
+            traffic
                 .iter()
-                .map(|p| b.clone().m(Field::Reg(port_reg), u128::from(p.0)))
+                .flat_map(|t| traffic_flows(t, self.dual, &self.base))
+                .map(|b| self.finish(b, clause))
                 .collect()
         };
-        if plain {
-            let flows = if port_dim {
-                port_flows(&base)
-            } else if peer.is_some() {
-                peer_flows(&base)
-            } else if !traffic.is_empty() {
-                traffic_all(&base)
+        for n in &self.nodes {
+            for f in &flows {
+                out.push((*n, f.clone()));
+            }
+            if !self.plain {
+                let mut f = self
+                    .base
+                    .clone()
+                    .m(Field::ConjId, u128::from(self.acl.id.0))
+                    .build();
+                f.actions = self.verdict.clone();
+                out.push((*n, f));
+            }
+        }
+    }
+
+    /// The clause flows of peer prefix `net` (nothing unless it is one of
+    /// the ACL's peers), on every node of the ACL.
+    pub(crate) fn peer(&self, net: &IpNet, out: &mut Vec<(&'a str, FlowSpec)>) {
+        if !self.peer.is_some_and(|p| p.contains(net)) {
+            return;
+        }
+        let clause = u8::from(self.port_dim) + 1;
+        let mut flows = vec![self.finish(self.base.clone().prefix(self.peer_is_dst, net), clause)];
+        if self.covers_arp
+            && let IpNet::V4(n) = net
+        {
+            let f = if self.peer_is_dst {
+                Field::ArpTpa
             } else {
-                vec![base.clone()]
+                Field::ArpSpa
             };
-            for b in flows {
-                let mut f = b.build();
-                f.actions = verdict.clone();
-                push(f);
-            }
-            continue;
+            flows.push(
+                self.finish(
+                    self.base
+                        .clone()
+                        .arp()
+                        .masked(f, v4(n.network()), v4(n.netmask())),
+                    clause,
+                ),
+            );
         }
-        let mut dims: Vec<Vec<FlowBuilder>> = Vec::new();
-        if port_dim {
-            dims.push(port_flows(&base));
-        }
-        if peer.is_some() {
-            dims.push(peer_flows(&base));
-        }
-        if !traffic.is_empty() {
-            dims.push(traffic_all(&base));
-        }
-        for (i, flows) in dims.into_iter().enumerate() {
-            let clause = i as u8 + 1;
-            for b in flows {
-                push(
-                    b.a(Action::Conjunction {
-                        id: acl.id.0,
-                        clause,
-                        n_clauses: n_dims,
-                    })
-                    .build(),
-                );
+        for n in &self.nodes {
+            for f in &flows {
+                out.push((*n, f.clone()));
             }
         }
-        let mut f = base.clone().m(Field::ConjId, u128::from(acl.id.0)).build();
-        f.actions = verdict.clone();
-        push(f);
+    }
+
+    /// The clause flow of member port `p` on its node (nothing unless `p`
+    /// is a member with a node).
+    pub(crate) fn port(&self, p: LogicalPortId, out: &mut Vec<(&'a str, FlowSpec)>) {
+        let Some(node) = self.port_node(p) else {
+            return;
+        };
+        let b = self
+            .base
+            .clone()
+            .m(Field::Reg(self.port_reg), u128::from(p.0));
+        out.push((node, self.finish(b, 1)));
     }
 }
 

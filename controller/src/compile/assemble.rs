@@ -235,10 +235,29 @@ impl<U: Ord + Clone + core::fmt::Debug> NodeTable<U> {
         let Ok(i) = e.parts.binary_search_by(|(u, _)| u.cmp(unit)) else {
             return;
         };
-        e.parts.remove(i);
+        let (_, gone) = e.parts.remove(i);
         if e.parts.is_empty() {
             self.live -= 1;
             self.freed.push(id);
+        } else if e.parts.len() >= 2
+            && gone.actions.is_conj_only()
+            && e.parts.iter().all(|(_, p)| p.actions.is_conj_only())
+        {
+            // Fast path (the mirror of `add`'s): the flow holds the sorted
+            // union of every part's conjunctions, so drop only the removed
+            // part's ones that no other part has, instead of re-merging the
+            // k remaining parts (k removals from one slot, when many ACLs
+            // sharing a peer address change at once, were quadratic).
+            for k in gone.actions.conj_keys() {
+                if !e
+                    .parts
+                    .iter()
+                    .any(|(_, p)| p.actions.conj_keys().any(|x| x == k))
+                {
+                    e.flow.actions.retain(|a| conj_key(a) != Some(k));
+                }
+            }
+            e.flow.cookie = e.parts[0].1.cookie;
         } else {
             merge(&mut e.flow, &e.parts);
         }

@@ -6,24 +6,37 @@
 //! | `Port(p)` (pods) | physical-in, port security in and out, ARP responder, L2 lookup, ARP resolve, remote output, physical-out | its node; for a switch spanning nodes also every node of the switch |
 //! | `Switch(s)` | tunnel entry, gateway ARP responder, gateway L2 lookup | nodes of the switch (or its tenant, for the gateway) |
 //! | `Router(r)` | routes, delivery into a switch (local) or into the tunnel (a remote node's switch), router tunnel entry | every node of the tenant |
-//! | `Acl(a)` | conjunctive (or plain) ACL flows, the `conj_id` flow | the nodes of the ports it applies to |
+//! | `Acl(a)` | the traffic clauses and the `conj_id` flow of a conjunctive ACL (or its single plain flow) | the nodes of the ports it applies to |
+//! | `AclPeer(a, prefix)` | the peer clause flows of one address of the ACL's address set (`nw_src=10.244.3.7 actions=conjunction(a,2/3)`, and the ARP one) | the nodes of the ACL |
+//! | `AclPort(a, port)` | the port clause flow of one member of the ACL's port group (`reg15=7 actions=conjunction(a,1/3)`) | the port's node |
 //!
 //! Each unit's flows are a pure function of its *input* (the parts of the
 //! model it reads, compared by [`input_eq`]): that is what lets the
 //! incremental compiler skip units whose input did not change.
+//!
+//! The two member units of an ACL are not recorded one by one (a large
+//! cluster has millions of them): they exist for every address of the
+//! ACL's address set and every port of its port group, and the compiler
+//! recomputes their flows from the old model when it must remove them
+//! (see [`super::acl`]). A pod that joins or leaves sets therefore costs
+//! one unit per set, not one per ACL using the set times the set's size.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
 use protocol::flow::{Action, Cookie, Field, FlowSpec, PortNo, TableId};
 use protocol::wire::EthernetAddress;
 
+use super::acl::AclCtx;
 use super::cookie::cookie_of;
 use super::flow::{self, FlowBuilder, bits, mac, v4, v6};
 use super::{CompileConfig, prio, reg, table};
 use crate::model::{
-    Acl, AclAction, AclDirection, AclId, AclTier, AppliesTo, DatapathId, L4Protocol, LogicalModel,
-    LogicalPort, LogicalPortId, PortKind, SourceKind, SourceRef, Traffic,
+    Acl, AclAction, AclDirection, AclId, AclTier, AddressSetId, AppliesTo, DatapathId, L4Protocol,
+    LogicalModel, LogicalPort, LogicalPortId, PortGroupId, PortKind, SourceKind, SourceRef,
+    Traffic,
 };
 
 /// Identifies a compile unit.
@@ -37,8 +50,12 @@ pub enum UnitKey {
     Router(DatapathId),
     /// A pod port.
     Port(LogicalPortId),
-    /// An ACL.
+    /// An ACL: its traffic clauses and `conj_id` flow.
     Acl(AclId),
+    /// One peer address (prefix) of an ACL's address set.
+    AclPeer(AclId, IpNet),
+    /// One member port of an ACL's port group.
+    AclPort(AclId, LogicalPortId),
 }
 
 /// Facts derived from the whole model that several units read.
@@ -51,6 +68,8 @@ pub struct Derived {
     /// True if any port has an IPv6 address (ACL traffic clauses are then
     /// emitted for both families).
     pub dual_stack: bool,
+    /// Nodes with at least one pod (the nodes of an `AllPods` ACL).
+    pub pod_nodes: BTreeSet<String>,
 }
 
 impl Derived {
@@ -67,6 +86,9 @@ impl Derived {
                     .entry(p.switch)
                     .or_default()
                     .insert(n.clone());
+                if !d.pod_nodes.contains(n) {
+                    d.pod_nodes.insert(n.clone());
+                }
             }
             d.dual_stack |= p.ips.iter().any(IpAddr::is_ipv6);
         }
@@ -78,7 +100,8 @@ impl Derived {
     }
 }
 
-/// Every unit of `m`.
+/// Every unit of `m` except the ACL member units ([`UnitKey::AclPeer`],
+/// [`UnitKey::AclPort`]), which exist for every member of an ACL's sets.
 pub fn units(m: &LogicalModel) -> Vec<UnitKey> {
     let mut v: Vec<UnitKey> = m.nodes.keys().cloned().map(UnitKey::Node).collect();
     v.extend(m.switches.keys().map(|d| UnitKey::Switch(*d)));
@@ -100,6 +123,11 @@ pub struct Changes {
     legs_b: BTreeMap<DatapathId, (DatapathId, LogicalPortId)>,
     /// `tenant_nodes` equal in both.
     tenant_nodes_eq: bool,
+    /// Address sets whose content differs (or that exist in one model
+    /// only).
+    pub sets_changed: BTreeSet<AddressSetId>,
+    /// Port groups whose members differ (or that exist in one model only).
+    pub groups_changed: BTreeSet<PortGroupId>,
 }
 
 impl Changes {
@@ -125,18 +153,48 @@ impl Changes {
             }
             l
         };
+        let mut sets_changed = BTreeSet::new();
+        for (id, sa) in &a.address_sets {
+            if b.address_sets
+                .get(id)
+                .is_none_or(|sb| sb.addresses != sa.addresses)
+            {
+                sets_changed.insert(*id);
+            }
+        }
+        for id in b.address_sets.keys() {
+            if !a.address_sets.contains_key(id) {
+                sets_changed.insert(*id);
+            }
+        }
+        let mut groups_changed = BTreeSet::new();
+        for (id, ga) in &a.port_groups {
+            if b.port_groups.get(id).is_none_or(|gb| gb.ports != ga.ports) {
+                groups_changed.insert(*id);
+            }
+        }
+        for id in b.port_groups.keys() {
+            if !a.port_groups.contains_key(id) {
+                groups_changed.insert(*id);
+            }
+        }
         Changes {
             moved,
             legs_a: legs(a),
             legs_b: legs(b),
             tenant_nodes_eq: da.tenant_nodes == db.tenant_nodes,
+            sets_changed,
+            groups_changed,
         }
     }
 }
 
 /// True if unit `u` reads the same input in both models (so its flows are
 /// the same). Must cover everything [`compile_unit`] reads. `ch` is
-/// [`Changes::between`] the two models.
+/// [`Changes::between`] the two models. For an ACL, true means that
+/// none of its units (the member units included) changed; false, that
+/// some may have (the compiler then compares the ACL's contexts and
+/// member sets, [`super::acl`]).
 pub fn input_eq(
     u: &UnitKey,
     a: &LogicalModel,
@@ -204,7 +262,7 @@ pub fn input_eq(
                     })
             })
         }
-        UnitKey::Acl(id) => {
+        UnitKey::Acl(id) | UnitKey::AclPeer(id, _) | UnitKey::AclPort(id, _) => {
             let (xa, xb) = (a.acls.get(id), b.acls.get(id));
             if xa != xb {
                 return false;
@@ -214,16 +272,17 @@ pub fn input_eq(
                 return false;
             }
             if let Some(s) = acl.matches.peer
-                && a.address_sets.get(&s) != b.address_sets.get(&s)
+                && ch.sets_changed.contains(&s)
             {
                 return false;
             }
             match acl.matches.applies_to {
                 AppliesTo::Group(g) => {
-                    let (ga, gb) = (a.port_groups.get(&g), b.port_groups.get(&g));
-                    ga == gb
+                    !ch.groups_changed.contains(&g)
                         && (ch.moved.is_empty()
-                            || ga.is_none_or(|g| g.ports.iter().all(|p| !ch.moved.contains(p))))
+                            || a.port_groups
+                                .get(&g)
+                                .is_none_or(|g| g.ports.iter().all(|p| !ch.moved.contains(p))))
                 }
                 AppliesTo::AllPods => ch.tenant_nodes_eq,
             }
@@ -270,9 +329,13 @@ pub fn compile_unit<'a>(
         }
         UnitKey::Switch(s) => switch(*s, m, d, cfg, &mut out),
         UnitKey::Router(r) => router(*r, m, d, cfg, &mut out),
-        UnitKey::Acl(a) => {
-            if let Some(acl) = m.acls.get(a) {
-                super::acl::compile_acl(acl, m, d, &mut out);
+        UnitKey::Acl(a) | UnitKey::AclPeer(a, _) | UnitKey::AclPort(a, _) => {
+            if let Some(ctx) = m.acls.get(a).and_then(|acl| AclCtx::of(acl, m, d)) {
+                match u {
+                    UnitKey::AclPeer(_, net) => ctx.peer(net, &mut out),
+                    UnitKey::AclPort(_, p) => ctx.port(*p, &mut out),
+                    _ => ctx.base(&mut out),
+                }
             }
         }
     }
