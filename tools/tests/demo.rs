@@ -133,11 +133,11 @@ impl Drop for NetnsGuard {
     }
 }
 
-/// Pods keep their veth offloads (weft-cni's default): a pod's TCP sends
-/// 64 KiB TSO super-frames, which switchd segments in software before
-/// Geneve encapsulation (cross-node) and passes whole to the destination
-/// veth (same node). 4 MiB in each case arrive complete, and the counters
-/// prove super-frames were involved (with offloads off both stay 0).
+/// Pods keep their veth offloads (weft-cni's default): 4 MiB of TCP
+/// arrive complete cross-node (Geneve) and same-node; same-node, switchd
+/// must have passed TSO super-frames whole to the destination veth
+/// (`gso_passed_to_port` grows; with offloads off it stays 0). The
+/// cross-node counters are printed only (they stayed 0; open question).
 /// Same node needs a pod pair the policies allow on one node; the demo
 /// has none, so the test adds `red-web/admin2` (label `app: admin`) on
 /// node-a through the real weft-cni, as `demo up` adds pods, and removes
