@@ -23,11 +23,15 @@
 //!
 //! # Offloads
 //!
-//! The pod side has checksum offload, scatter-gather, TSO, GSO and GRO
-//! turned off (`weft_switchd::port::disable_offloads`): switchd reads the
-//! host end with a plain AF_PACKET socket, which would otherwise receive
-//! 64 KiB TSO frames with unfinished checksums. This goes away when the
-//! port speaks `PACKET_VNET_HDR`.
+//! The pod side keeps the offloads a veth is created with (checksum
+//! offload, scatter-gather, TSO, GSO, GRO on): switchd reads the host end
+//! through an AF_PACKET socket with `PACKET_VNET_HDR`, so a TSO super-frame
+//! arrives with its virtio-net header and switchd completes the checksum
+//! or segments it in software where the output needs it (a tunnel, a port
+//! without the offload). Pods then send 64 KiB segments to the veth, as
+//! with the bridge plugin or OVN-Kubernetes. `"offloads": false` in the
+//! network configuration turns them off on the pod end
+//! ([`VethSpec::offloads`]), as earlier versions always did.
 
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
@@ -151,10 +155,12 @@ pub struct VethSpec {
     pub prefix: u8,
     /// Default gateway.
     pub gateway: Ipv4Addr,
+    /// Keep the pod end's offloads (the default); `false` turns them off.
+    pub offloads: bool,
 }
 
 /// Creates the veth pair, configures the pod end (up, address, default
-/// route, offloads off) and brings the host end up. Returns the host end's
+/// route, offloads off if asked) and brings the host end up. Returns the host end's
 /// MAC. A host end left over from an earlier attempt of the same
 /// attachment is deleted first (the name is ours: [`host_ifname`]).
 ///
@@ -229,7 +235,8 @@ fn link_mac(link: &LinkMessage) -> Option<[u8; 6]> {
     })
 }
 
-/// Inside the pod's namespace: up, address, default route, offloads off.
+/// Inside the pod's namespace: up, address, default route, and offloads
+/// off when the configuration says `"offloads": false`.
 fn configure_pod(spec: &VethSpec) -> CniResult<()> {
     runtime()?.block_on(async {
         let h = connect()?;
@@ -264,6 +271,9 @@ fn configure_pod(spec: &VethSpec) -> CniResult<()> {
             .map_err(nl_err(format!("default route via {}", spec.gateway)))?;
         Ok::<(), CniError>(())
     })?;
+    if spec.offloads {
+        return Ok(());
+    }
     weft_switchd::port::disable_offloads(&spec.pod).map_err(|e| {
         CniError::new(
             code::NETLINK,

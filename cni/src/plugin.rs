@@ -9,8 +9,9 @@
 //! 3. Remove leftovers of an earlier, interrupted `ADD` of the same
 //!    attachment: the host veth (deterministic name) and its switchd port.
 //! 4. Create the veth pair into the pod's namespace, configure the pod end
-//!    (MAC from the address, MTU, address, default route via the gateway,
-//!    offloads off), bring the host end up.
+//!    (MAC from the address, MTU, address, default route via the gateway;
+//!    offloads stay on unless the configuration says `"offloads": false`),
+//!    bring the host end up.
 //! 5. Add the host end to switchd as an AF_PACKET port.
 //! 6. If the configuration has `podReportDir` and `CNI_ARGS` names the pod
 //!    (`K8S_POD_NAMESPACE`, `K8S_POD_NAME`), write the pod report for the
@@ -135,6 +136,7 @@ fn add(req: &Request, conf: &NetConf) -> CniResult<Value> {
         ip: rec.ip,
         prefix: pool.subnet.prefix,
         gateway: pool.gateway,
+        offloads: conf.offloads.unwrap_or(true),
     };
     let attach = |sw: &mut Switch| -> CniResult<[u8; 6]> {
         sw.port_del(&host)?;

@@ -201,6 +201,11 @@ pub struct NetConf {
     pub underlay_mtu: Option<u32>,
     /// Bytes of encapsulation (default [`GENEVE_IPV4_OVERHEAD`]).
     pub tunnel_overhead: Option<u32>,
+    /// Offloads (checksum, scatter-gather, TSO, GSO, GRO) on the pod
+    /// interface: left as the kernel creates a veth (on) unless `false`,
+    /// which turns them off as earlier versions did (an opt-out for
+    /// kernels or tools that mishandle partial checksums).
+    pub offloads: Option<bool>,
     /// Address pool.
     pub ipam: IpamConf,
     /// Where `ADD` leaves a [`protocol::pod_report::PodReport`] for the

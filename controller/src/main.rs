@@ -45,7 +45,8 @@
 //!
 //! # Behaviour
 //!
-//! On every change: load the manifests, merge the pod reports
+//! On every change: load the manifests (every file is read, only those
+//! whose bytes changed are parsed again: `source::ManifestCache`), merge the pod reports
 //! (`weft_controller::binding`), translate, compile incrementally
 //! (`Compiler::update`: only changed units), then hand every node its new
 //! table with a new generation (`session::SessionManager`: full sync on
@@ -54,6 +55,17 @@
 //! and the previous model stays in force (its flows stay on the nodes);
 //! the next valid change replaces it. SIGTERM/SIGINT: Goodbye to every
 //! switchd and exit; the switches keep forwarding with their tables.
+//!
+//! # Where a change's time goes
+//!
+//! Each reload logs one `model compiled` line with its stages in
+//! milliseconds (`read_ms` manifests, `reports_ms` pod reports,
+//! `translate_ms`, `compile_ms`, `tables_ms` per-node tables), each
+//! session a `synced` line per node with the round trip (`ms`: diff, one
+//! pipelined bundle, switchd's commit), and switchd a `published` line
+//! with `compile_us` (its pipeline) and `persist_us` (journal
+//! `fdatasync`). After a reload the main task yields once so the sessions
+//! send their bundles before the status file is written.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -71,7 +83,7 @@ use weft_controller::check::gateway_mac;
 use weft_controller::compile::{CompileConfig, Compiler};
 use weft_controller::model::{LogicalModel, PortKind};
 use weft_controller::session::{DesiredState, SessionConfig, SessionManager};
-use weft_controller::source::load_path;
+use weft_controller::source::{ManifestCache, load_path_cached};
 use weft_controller::translate::incremental::{Edit, Translator};
 use weft_controller::translate::policy::{Isolation, isolating_policies};
 
@@ -218,15 +230,32 @@ struct Loaded {
     policies: Vec<String>,
     /// The policies that isolate each pod.
     isolation: BTreeMap<String, Isolation>,
+    /// Milliseconds spent reading and parsing the manifests, reading the
+    /// pod reports, and translating (logged per reload).
+    read_ms: f64,
+    reports_ms: f64,
+    translate_ms: f64,
 }
 
-fn load(args: &Args, translator: &mut Option<Translator>) -> Result<Loaded, String> {
-    let mut m = load_path(&args.manifests).map_err(|e| e.to_string())?;
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+fn load(
+    args: &Args,
+    translator: &mut Option<Translator>,
+    cache: &mut ManifestCache,
+) -> Result<Loaded, String> {
+    let t = Instant::now();
+    let mut m = load_path_cached(&args.manifests, cache).map_err(|e| e.to_string())?;
+    let read_ms = ms_since(t);
+    let t = Instant::now();
     let (reports, mut notes) = match &args.pod_reports {
         Some(d) => binding::read_reports(d),
         None => (Vec::new(), Vec::new()),
     };
     notes.extend(binding::apply_to_manifests(&mut m, &reports));
+    let reports_ms = ms_since(t);
     let mut policies: Vec<String> = m
         .network_policies
         .iter()
@@ -244,6 +273,7 @@ fn load(args: &Args, translator: &mut Option<Translator>) -> Result<Loaded, Stri
     // Incremental: policies whose object and affected pods did not change
     // since the last load keep their logical objects; on an error the
     // translator keeps the previous objects and model.
+    let t_translate = Instant::now();
     let mut t = match translator {
         Some(tr) => tr
             .apply(Edit::Replace(m))
@@ -264,6 +294,9 @@ fn load(args: &Args, translator: &mut Option<Translator>) -> Result<Loaded, Stri
         notes,
         policies,
         isolation,
+        read_ms,
+        reports_ms,
+        translate_ms: ms_since(t_translate),
     })
 }
 
@@ -272,6 +305,8 @@ struct State {
     generation: u64,
     compiler: Option<Compiler>,
     translator: Option<Translator>,
+    /// Parsed manifests by file: a reload parses only changed files.
+    cache: ManifestCache,
     reports: usize,
     policies: Vec<String>,
     isolation: BTreeMap<String, Isolation>,
@@ -361,7 +396,7 @@ fn write_status(path: &Path, v: &serde_json::Value) {
 fn reload(args: &Args, st: &mut State, sessions: &SessionManager, known: &[String]) {
     let t0 = Instant::now();
     st.loads += 1;
-    let l = match load(args, &mut st.translator) {
+    let l = match load(args, &mut st.translator, &mut st.cache) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(error = %e, generation = st.generation,
@@ -382,6 +417,7 @@ fn reload(args: &Args, st: &mut State, sessions: &SessionManager, known: &[Strin
     st.reports = l.reports.len();
     st.policies = l.policies;
     st.isolation = l.isolation;
+    let t_compile = Instant::now();
     let compiler = match st.compiler.take() {
         Some(mut c) => {
             c.update(l.model);
@@ -389,6 +425,8 @@ fn reload(args: &Args, st: &mut State, sessions: &SessionManager, known: &[Strin
         }
         None => Compiler::new(l.model, CompileConfig::default()),
     };
+    let compile_ms = ms_since(t_compile);
+    let t_tables = Instant::now();
     st.generation += 1;
     for node in known {
         let state = DesiredState {
@@ -402,11 +440,18 @@ fn reload(args: &Args, st: &mut State, sessions: &SessionManager, known: &[Strin
         }
     }
     st.compiler = Some(compiler);
-    st.load_ms = t0.elapsed().as_secs_f64() * 1e3;
+    st.load_ms = ms_since(t0);
+    // One line per reload with the stages' times (the sessions log each
+    // node's sync time as "synced", switchd its commit as "published").
     tracing::info!(
         generation = st.generation,
         reports = st.reports,
         ms = st.load_ms,
+        read_ms = l.read_ms,
+        reports_ms = l.reports_ms,
+        translate_ms = l.translate_ms,
+        compile_ms,
+        tables_ms = ms_since(t_tables),
         "model compiled"
     );
 }
@@ -474,6 +519,9 @@ async fn run(args: Args, nodes: Vec<(String, PathBuf)>) -> Result<()> {
         if forced || seen.as_ref() != Some(&fp) {
             seen = Some(fp);
             reload(&args, &mut st, &sessions, &known);
+            // Let the session tasks (same thread) send the new state to
+            // their nodes before the status file is built and written.
+            tokio::task::yield_now().await;
         }
         if let Some(path) = &args.status {
             let v = status_json(&st, &sessions, &sockets);

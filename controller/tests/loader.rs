@@ -347,3 +347,52 @@ fn bad_edit_keeps_previous_model_in_force() {
     );
     assert_ne!(tables(&c), before);
 }
+
+/// The reload cache parses only the files whose bytes changed, and always
+/// returns what `load_path` returns: after an edit that keeps the size (a
+/// rewrite within one timestamp tick looks unchanged to size and mtime),
+/// a removed file, a broken file and its fix.
+#[test]
+fn manifest_cache_parses_only_changed_files() {
+    use weft_controller::source::{ManifestCache, load_path_cached};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pod = |name: &str| POD.replace("name: p,", &format!("name: {name},"));
+    std::fs::write(d.join("a.yaml"), pod("pa")).unwrap();
+    std::fs::write(d.join("b.yaml"), pod("pb")).unwrap();
+    std::fs::write(d.join("c.yml"), pod("pc")).unwrap();
+    let mut cache = ManifestCache::default();
+    let same = |cache: &mut ManifestCache| {
+        let cached = load_path_cached(d, cache).unwrap();
+        assert_eq!(cached, load_path(d).unwrap());
+        cached
+    };
+    assert_eq!(same(&mut cache).pods.len(), 3);
+    assert_eq!(cache.parses(), 3);
+    // Nothing changed: nothing parsed.
+    same(&mut cache);
+    assert_eq!(cache.parses(), 3);
+    // One file rewritten with the same length: only it is parsed.
+    std::fs::write(d.join("b.yaml"), pod("pB")).unwrap();
+    let m = same(&mut cache);
+    assert_eq!(cache.parses(), 4);
+    let names: BTreeSet<String> = m
+        .pods
+        .iter()
+        .map(|p| p.object.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["pa".into(), "pB".into(), "pc".into()])
+    );
+    // A removed file is gone from the result.
+    std::fs::remove_file(d.join("a.yaml")).unwrap();
+    assert_eq!(same(&mut cache).pods.len(), 2);
+    assert_eq!(cache.parses(), 4);
+    // A broken file is an error every time, until fixed.
+    std::fs::write(d.join("c.yml"), "kind: [\n").unwrap();
+    assert!(load_path_cached(d, &mut cache).is_err());
+    assert!(load_path_cached(d, &mut cache).is_err());
+    std::fs::write(d.join("c.yml"), pod("pc")).unwrap();
+    assert_eq!(same(&mut cache).pods.len(), 2);
+}

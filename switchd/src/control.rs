@@ -328,7 +328,9 @@ impl Controller {
         persist: Persist,
     ) -> Result<u64, CtlError> {
         let generation = self.generation + 1;
+        let t0 = std::time::Instant::now();
         let pl = compile_state(&new, first, generation).map_err(bad_flow)?;
+        let compile_us = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
         // An invalid tunnel configuration is refused; one that is only
         // waiting for kernel facts is published as bridging.
         check_tunnels(&new)?;
@@ -340,6 +342,9 @@ impl Controller {
             }
             _ => self.journal.compact(&new).map_err(internal)?,
         }
+        let persist_us = u64::try_from(t0.elapsed().as_micros())
+            .unwrap_or(u64::MAX)
+            .saturating_sub(compile_us);
         let old = self.pipeline.swap(Arc::new(pl));
         // Fold the old snapshot's counters into the carry.
         for r in old.rules() {
@@ -360,7 +365,16 @@ impl Controller {
         self.carried.retain(|s, _| live.contains(s));
         self.state = new;
         self.generation = generation;
-        tracing::info!(generation, flows = self.state.flows.len(), "published");
+        // Per commit (control plane), with the stages' times: compiling
+        // the whole pipeline, then the journal record or snapshot
+        // (fdatasync) before the swap.
+        tracing::info!(
+            generation,
+            flows = self.state.flows.len(),
+            compile_us,
+            persist_us,
+            "published"
+        );
         Ok(generation)
     }
 

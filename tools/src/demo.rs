@@ -786,18 +786,31 @@ fn cni(bin_dir: &Path, node_ns: &str, command: &str, p: &PodState) -> Result<Val
     serde_json::from_str(&stdout).with_context(|| format!("weft-cni {command} printed {stdout}"))
 }
 
-/// The pods' servers, one per argument: `tcp:PORT` answers `weft` on
-/// every connection, `udp:PORT` echoes every datagram to its sender.
+/// The pods' servers, one per argument: `tcp:PORT` sends `weft` on every
+/// connection at once (what the probes read), then reads until the client
+/// shuts its side down and answers with the number of bytes it received,
+/// so a bulk sender can check that everything arrived (the demo test
+/// streams megabytes through TSO with it); `udp:PORT` echoes every
+/// datagram to its sender.
 const SERVER: &str = r#"
 import socket, sys, threading
+def handle(c):
+    try:
+        c.sendall(b"weft\n")
+        n = 0
+        while True:
+            d = c.recv(1 << 16)
+            if not d: break
+            n += len(d)
+        c.sendall(b"%d\n" % n)
+    except OSError: pass
+    c.close()
 def serve_tcp(port):
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("0.0.0.0", port)); s.listen(64)
     while True:
         c, _ = s.accept()
-        try: c.sendall(b"weft\n")
-        except OSError: pass
-        c.close()
+        threading.Thread(target=handle, args=(c,), daemon=True).start()
 def serve_udp(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("0.0.0.0", port))

@@ -9,9 +9,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use common::{Down, cannot_run, demo, namespaces_of, text, weftctl};
+use serde_json::{Value, json};
 
 #[test]
 fn demo_up_check_down() {
@@ -82,6 +83,8 @@ fn demo_up_check_down() {
     assert!(rows[0].contains("ok"), "{}", rows[0]);
     assert!(!rows[1].contains("ok"), "{}", rows[1]);
     assert_eq!(namespaces_of(&id).len(), 9);
+
+    offloads_on(&st, &state, &id);
 
     // A second `up` on the same state directory refuses to start.
     let again = demo(&["up"], &state);
@@ -266,4 +269,185 @@ fn cross_node_traces(state: &Path, st: &serde_json::Value) {
         out.contains("Verdict: ALLOWED (delivered to red-db/postgres)"),
         "{out}"
     );
+}
+
+/// Streams `bytes` from inside namespace `ns` to a demo pod server at
+/// `ip:port` (it answers with the byte count it received); returns the
+/// count.
+fn bulk(ns: &str, ip: &str, port: u16, bytes: usize) -> usize {
+    const CLIENT: &str = r#"
+import socket, sys
+ip, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.create_connection((ip, port), timeout=20)
+assert s.recv(5) == b"weft\n"
+buf = b"w" * 65536
+left = n
+while left > 0:
+    left -= s.send(buf[:min(left, len(buf))])
+s.shutdown(socket.SHUT_WR)
+r = b""
+while True:
+    d = s.recv(64)
+    if not d: break
+    r += d
+print(r.decode().strip())
+"#;
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "python3", "-c", CLIENT, ip])
+        .arg(port.to_string())
+        .arg(bytes.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "bulk {ns} -> {ip}:{port}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// `gso_passed_to_port` and `gso_segmented_in_software` of a switchd.
+fn gso(socket: &str) -> (u64, u64) {
+    let out = Command::new(weftctl())
+        .args(["dump-stats", "--json", "--socket", socket])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        v["drops"]["gso_passed_to_port"].as_u64().unwrap(),
+        v["drops"]["gso_segmented_in_software"].as_u64().unwrap(),
+    )
+}
+
+/// Deletes the extra pod's namespace (the demo does not know it).
+struct NetnsGuard(String);
+
+impl Drop for NetnsGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Pods keep their veth offloads (weft-cni's default): 4 MiB of TCP
+/// arrive complete cross-node (Geneve) and same-node; same-node, switchd
+/// must have passed TSO super-frames whole to the destination veth
+/// (`gso_passed_to_port` grows; with offloads off it stays 0). The
+/// cross-node counters are printed only (they stayed 0; open question).
+/// Same node needs a pod pair the policies allow on one node; the demo
+/// has none, so the test adds `red-web/admin2` (label `app: admin`) on
+/// node-a through the real weft-cni, as `demo up` adds pods, and removes
+/// it again before `demo check`.
+fn offloads_on(st: &Value, state: &Path, id: &str) {
+    const N: usize = 4 << 20;
+    let pods = st["pods"].as_array().unwrap();
+    let pod = |ns: &str, name: &str| {
+        pods.iter()
+            .find(|p| p["namespace"] == ns && p["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let node = |name: &str| {
+        st["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let (admin, frontend) = (pod("red-web", "admin"), pod("red-web", "frontend"));
+    let (node_a, node_b) = (node("node-a"), node("node-b"));
+    let fe_ip = frontend["ip"].as_str().unwrap();
+    let sock_a = node_a["socket"].as_str().unwrap();
+    let sock_b = node_b["socket"].as_str().unwrap();
+
+    // Cross-node: admin (node-b) -> frontend (node-a) tcp/8080.
+    let before = gso(sock_b);
+    assert_eq!(bulk(admin["netns"].as_str().unwrap(), fe_ip, 8080, N), N);
+    let after = gso(sock_b);
+    // Not asserted: node-b's counters stayed 0 here while the 4 MiB
+    // arrived complete (open question: where tunnel-bound super-frames
+    // are segmented or counted); printed for the record.
+    eprintln!("node-b gso counters (passed, segmented): {before:?} -> {after:?}");
+
+    // Same node: a second admin pod on node-a -> frontend (node-a).
+    let ns = format!("{id}-x-admin2");
+    assert!(
+        Command::new("ip")
+            .args(["netns", "add", &ns])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _guard = NetnsGuard(ns.clone());
+    assert!(
+        Command::new("ip")
+            .args(["-n", &ns, "link", "set", "lo", "up"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let manifest = state.join("manifests/zz-test-admin2.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: admin2, namespace: red-web, labels: {app: admin}}\n\
+         spec: {nodeName: node-a, containers: [{name: sh, image: busybox}]}\n",
+    )
+    .unwrap();
+    let bin = weftctl().parent().unwrap().join("weft-cni");
+    let mut conf = frontend["conf"].clone();
+    conf["cniVersion"] = json!("1.1.0");
+    conf["name"] = json!("weft");
+    let cni = |command: &str| {
+        let mut c = Command::new("ip")
+            .args(["netns", "exec", node_a["netns"].as_str().unwrap()])
+            .arg(&bin)
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", &ns)
+            .env("CNI_NETNS", format!("/run/netns/{ns}"))
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_ARGS", "K8S_POD_NAMESPACE=red-web;K8S_POD_NAME=admin2")
+            .env("CNI_PATH", bin.parent().unwrap())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(conf.to_string().as_bytes())
+            .unwrap();
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "weft-cni {command}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let added: Value = serde_json::from_str(&cni("ADD")).unwrap();
+    assert!(added["ips"][0]["address"].is_string(), "{added}");
+    // Bound by the controller and programmed on every node.
+    let t0 = std::time::Instant::now();
+    loop {
+        let v: Value = std::fs::read(state.join("controller.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null);
+        let g = v["generation"].as_u64().unwrap_or(0);
+        let bound = !v["pods"]["red-web/admin2"]["ofport"].is_null();
+        let acked = v["nodes"].as_object().is_some_and(|n| {
+            n.values()
+                .all(|s| s["acked_generation"].as_u64() == Some(g))
+        });
+        if bound && acked {
+            break;
+        }
+        assert!(t0.elapsed().as_secs() < 30, "admin2 not bound: {v}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let before = gso(sock_a);
+    assert_eq!(bulk(&ns, fe_ip, 8080, N), N);
+    let after = gso(sock_a);
+    assert!(
+        after.0 > before.0,
+        "node-a passed no super-frame to frontend's veth: {before:?} -> {after:?}"
+    );
+
+    cni("DEL");
+    std::fs::remove_file(&manifest).unwrap();
 }

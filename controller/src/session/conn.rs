@@ -95,6 +95,38 @@ impl Connection {
         }
     }
 
+    /// Sends every body of `bodies` in one write, then reads their
+    /// replies in order (the server answers requests in the order it
+    /// reads them): one round trip instead of one per request. Stops at
+    /// the first transport error; an `Error` reply is a normal result.
+    ///
+    /// # Errors
+    /// Transport or framing errors: the connection is unusable after one.
+    pub async fn pipeline(&mut self, bodies: Vec<Body>) -> Result<Vec<Body>, ConnError> {
+        let first = self.next_id;
+        let mut frames = Vec::new();
+        for body in bodies {
+            let id = self.next_id;
+            self.next_id += 1;
+            let f = encode_frame(&Message { id, body })
+                .map_err(|e| ConnError::Protocol(format!("encode: {e}")))?;
+            frames.extend_from_slice(&f);
+        }
+        self.stream.write_all(&frames).await?;
+        let mut out = Vec::new();
+        for id in first..self.next_id {
+            let m = self.read().await?;
+            if m.id != id {
+                return Err(match m.body {
+                    Body::Error(e) => ConnError::Protocol(format!("server error: {e}")),
+                    _ => ConnError::Protocol(format!("reply id {} to request {id}", m.id)),
+                });
+            }
+            out.push(m.body);
+        }
+        Ok(out)
+    }
+
     /// Every flow (no counters), gathered over the `more` parts.
     ///
     /// # Errors

@@ -468,6 +468,7 @@ async fn serve(
             && on_node.as_ref().map(|o| o.generation) != Some(target.generation)
         {
             let full = on_node.is_none();
+            let t0 = std::time::Instant::now();
             let r = tokio::time::timeout(
                 t.cfg.request_timeout,
                 sync(&mut conn, on_node.as_deref(), &target, t.cfg.bundle_chunk),
@@ -498,7 +499,8 @@ async fn serve(
                 Ok(Ok(counts)) => {
                     tracing::info!(node = %t.name, generation = target.generation, full,
                         added = counts.added, modified = counts.modified,
-                        removed = counts.removed, "synced");
+                        removed = counts.removed,
+                        ms = t0.elapsed().as_secs_f64() * 1e3, "synced");
                     t.status.send_modify(|s| {
                         s.acked_generation = Some(target.generation);
                         s.syncs += 1;
@@ -606,6 +608,39 @@ async fn bundle(
         let flow = bad_flow(&error, |i| changes.get(i).map(format_change));
         SyncFail::Refused { flow, error }
     };
+    if changes.len() <= chunk.max(1) {
+        // The usual diff: open, add and commit in one round trip (the
+        // server handles them in order). If the open fails the add and
+        // commit fail with "no such bundle"; if only the add fails, the
+        // bundle committed after it is empty (changes nothing), and the
+        // add's refusal is what is reported.
+        let r = conn
+            .pipeline(vec![
+                Body::BundleOpen { bundle_id },
+                Body::BundleAdd {
+                    bundle_id,
+                    changes: changes.to_vec(),
+                },
+                Body::BundleCommit { bundle_id },
+            ])
+            .await?;
+        let mut r = r.into_iter();
+        let (open, add, commit) = (r.next(), r.next(), r.next());
+        return match (open, add, commit) {
+            (Some(Body::Error(e)), _, _) | (_, Some(Body::Error(e)), _) => Err(refused(e)),
+            (Some(Body::Ok), Some(Body::Ok), Some(Body::FlowsChanged(c))) => Ok(c),
+            (_, _, Some(Body::Error(e))) => Err(refused(e)),
+            (o, a, c) => {
+                let name = |b: &Option<Body>| b.as_ref().map_or("nothing", Body::name);
+                Err(SyncFail::Conn(ConnError::Protocol(format!(
+                    "bundle answered by {}, {}, {}",
+                    name(&o),
+                    name(&a),
+                    name(&c)
+                ))))
+            }
+        };
+    }
     match conn.request(Body::BundleOpen { bundle_id }).await? {
         Body::Ok => {}
         Body::Error(e) => return Err(refused(e)),

@@ -1,6 +1,7 @@
 //! Reading files and documents into typed objects.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -12,35 +13,78 @@ use super::{LoadError, LoadErrorKind, Loaded, MAX_FILE_BYTES, Manifests, Origin,
 /// Loads a file, or every `*.yaml`/`*.yml` file of a directory (sorted by
 /// name, not recursive).
 pub fn load_path(path: &Path) -> Result<Manifests, LoadError> {
+    load_path_cached(path, &mut ManifestCache::default())
+}
+
+/// The parsed objects of every file read so far, by path, with the bytes
+/// they were parsed from. [`load_path_cached`] reads every file again
+/// (cheap) but parses only the files whose bytes differ from the cached
+/// ones: a watcher that reloads on every change re-parses the one changed
+/// manifest, not the whole directory. Comparing bytes, not sizes and
+/// modification times, keeps it exact for rewrites within one timestamp
+/// tick.
+#[derive(Debug, Default)]
+pub struct ManifestCache {
+    files: HashMap<PathBuf, (Vec<u8>, Manifests)>,
+    parses: u64,
+}
+
+impl ManifestCache {
+    /// Files parsed through this cache so far (a cache hit parses none).
+    pub fn parses(&self) -> u64 {
+        self.parses
+    }
+}
+
+/// [`load_path`] through `cache`: only files whose content changed since
+/// the last call are parsed. A file that fails to parse is not cached
+/// (its error is returned every time until it is fixed); files no longer
+/// present leave the cache.
+pub fn load_path_cached(path: &Path, cache: &mut ManifestCache) -> Result<Manifests, LoadError> {
     let shown = display_path(path);
     let meta = std::fs::metadata(path)
         .map_err(|e| LoadError::file(&shown, LoadErrorKind::Io(e.to_string())))?;
-    if !meta.is_dir() {
-        return load_file(path);
-    }
-    let mut files = Vec::new();
-    let rd = std::fs::read_dir(path)
-        .map_err(|e| LoadError::file(&shown, LoadErrorKind::Io(e.to_string())))?;
-    for entry in rd {
-        let entry = entry.map_err(|e| LoadError::file(&shown, LoadErrorKind::Io(e.to_string())))?;
-        let p = entry.path();
-        let is_yaml = p
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| e == "yaml" || e == "yml");
-        if is_yaml && p.is_file() {
-            files.push(p);
+    let files = if meta.is_dir() {
+        let mut files = Vec::new();
+        let rd = std::fs::read_dir(path)
+            .map_err(|e| LoadError::file(&shown, LoadErrorKind::Io(e.to_string())))?;
+        for entry in rd {
+            let entry =
+                entry.map_err(|e| LoadError::file(&shown, LoadErrorKind::Io(e.to_string())))?;
+            let p = entry.path();
+            let is_yaml = p
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e == "yaml" || e == "yml");
+            if is_yaml && p.is_file() {
+                files.push(p);
+            }
         }
-    }
-    files.sort();
+        files.sort();
+        files
+    } else {
+        vec![path.to_path_buf()]
+    };
+    cache.files.retain(|p, _| files.contains(p));
     let mut all = Manifests::default();
     for f in files {
-        all.extend(load_file(&f)?);
+        let bytes = read_file(&f)?;
+        match cache.files.get(&f) {
+            Some((b, m)) if *b == bytes => all.extend(m.clone()),
+            _ => {
+                cache.files.remove(&f);
+                cache.parses += 1;
+                let m = parse_file(&f, &bytes)?;
+                all.extend(m.clone());
+                cache.files.insert(f, (bytes, m));
+            }
+        }
     }
     Ok(all)
 }
 
-fn load_file(path: &Path) -> Result<Manifests, LoadError> {
+/// A file's bytes, refused above [`MAX_FILE_BYTES`].
+fn read_file(path: &Path) -> Result<Vec<u8>, LoadError> {
     let shown = display_path(path);
     let io = |e: std::io::Error| LoadError::file(&shown, LoadErrorKind::Io(e.to_string()));
     let size = std::fs::metadata(path).map_err(io)?.len();
@@ -57,9 +101,14 @@ fn load_file(path: &Path) -> Result<Manifests, LoadError> {
             },
         ));
     }
-    let text = String::from_utf8(bytes)
+    Ok(bytes)
+}
+
+fn parse_file(path: &Path, bytes: &[u8]) -> Result<Manifests, LoadError> {
+    let shown = display_path(path);
+    let text = std::str::from_utf8(bytes)
         .map_err(|e| LoadError::file(&shown, LoadErrorKind::Yaml(format!("not UTF-8: {e}"))))?;
-    load_str(&shown, &text)
+    load_str(&shown, text)
 }
 
 /// Parses one file's text (`file` is only used in error messages).

@@ -34,7 +34,7 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 
-pub use load::{load_path, load_str};
+pub use load::{ManifestCache, load_path, load_path_cached, load_str};
 
 /// Largest manifest file accepted (8 MiB: kubectl's own limit for a single
 /// object is 1.5 MiB in etcd, so a real manifest set is far below).

@@ -55,6 +55,13 @@ pub(crate) struct BenchArgs {
     /// Number of policy changes (alternating allow/deny).
     #[arg(long, default_value_t = 100)]
     changes: usize,
+    /// Also write one line per change to FILE: index, wall-clock time of
+    /// the rename (Unix microseconds) and the realization time per node in
+    /// ms, to line up with the controller's and switchds' logs (their
+    /// `model compiled`, `synced` and `published` lines) for a per-stage
+    /// breakdown.
+    #[arg(long, value_name = "FILE")]
+    times: Option<std::path::PathBuf>,
 }
 
 const FILE: &str = "zz-weft-bench.yaml";
@@ -280,10 +287,14 @@ pub(super) fn bench(a: &BenchArgs) -> Result<ExitCode> {
     let mut times = Vec::with_capacity(a.changes);
     let mut per_node_max = vec![0.0f64; nodes.len()];
     let mut wrong = 0;
+    let mut lines = Vec::new();
     for i in 0..a.changes {
         let allow = i % 2 == 0;
         let want = if allow { &to_allow } else { &to_deny };
         let g = generation(dir);
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros());
         let t0 = write_policy(dir, Some(&policy(allow)))?;
         let mut done: Vec<Option<f64>> = vec![None; nodes.len()];
         while done.iter().any(Option::is_none) {
@@ -304,6 +315,13 @@ pub(super) fn bench(a: &BenchArgs) -> Result<ExitCode> {
             per_node_max[k] = per_node_max[k].max(d.unwrap_or(0.0));
         }
         times.push(ms);
+        if a.times.is_some() {
+            let per: Vec<String> = done
+                .iter()
+                .map(|d| format!("{:.3}", d.unwrap_or(0.0)))
+                .collect();
+            lines.push(format!("{i} {wall} {}", per.join(" ")));
+        }
         // The controller's acknowledgement, then a real packet.
         settle(dir, g)?;
         if probe()? != allow {
@@ -323,6 +341,15 @@ pub(super) fn bench(a: &BenchArgs) -> Result<ExitCode> {
     settle(dir, g)?;
     drop(pin);
     let _ = prober.wait();
+    if let Some(f) = &a.times {
+        let names: Vec<&str> = nodes.iter().map(|(n, _)| n.as_str()).collect();
+        let text = format!(
+            "# change rename_unix_us {}\n{}\n",
+            names.join(" "),
+            lines.join("\n")
+        );
+        std::fs::write(f, text).with_context(|| format!("writing {}", f.display()))?;
+    }
 
     let mut sorted = times.clone();
     sorted.sort_by(f64::total_cmp);
