@@ -385,7 +385,7 @@ impl Compiler {
                 continue;
             };
             let known = if track {
-                t.id_of(&Slot::of(f)).map(|id| (id, t.get_id(id).cloned()))
+                t.id_of_flow(f).map(|id| (id, t.get_id(id).cloned()))
             } else {
                 None
             };
