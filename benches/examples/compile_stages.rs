@@ -15,7 +15,7 @@
 //! (`fixture`) or on the model translated from its manifests
 //! (`translated`, with return-traffic ACLs).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use weft_benches::thread_cpu;
 use weft_controller::compile::fixture::{PeerSpec, PodSpec, RuleSpec, Spec};
@@ -37,6 +37,20 @@ fn translated(s: &Spec) -> LogicalModel {
     translate(&all)
         .unwrap_or_else(|e| panic!("generated manifests: {e}"))
         .model
+}
+
+/// A `/proc/self/status` line's value in MB (`VmRSS`, `VmHWM`), 0 if
+/// unreadable.
+fn status_mb(key: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn secs(d: Duration) -> f64 {
@@ -81,11 +95,20 @@ fn main() {
     };
     let m0 = build(&base);
     let cfg = CompileConfig::default();
+    let rss0 = status_mb("VmRSS:");
+    let w0 = Instant::now();
     let t0 = thread_cpu();
     let c = Compiler::new(m0, cfg);
     let full = thread_cpu() - t0;
+    let wall = w0.elapsed();
     let total: usize = c.nodes().map(|n| c.flow_count(n)).sum();
-    println!("{which}: full {:.3} s, {total} flows", secs(full));
+    println!(
+        "{which}: full {:.3} s CPU ({:.3} s wall), {total} flows; RSS {rss0:.0} MB before, {:.0} MB after, peak {:.0} MB",
+        secs(full),
+        secs(wall),
+        status_mb("VmRSS:"),
+        status_mb("VmHWM:")
+    );
     for (what, s) in &specs {
         let m = build(s);
         let mut c = c.clone();

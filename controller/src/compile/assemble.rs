@@ -17,9 +17,13 @@
 //! assembled result never depends on the order in which units were applied
 //! (which is what makes incremental == full compile hold).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::BuildHasher;
+use std::sync::OnceLock;
 
 use foldhash::fast::FixedState;
+use hashbrown::HashTable;
+use smallvec::SmallVec;
 
 use protocol::flow::{Action, Cookie, FLOW_WORDS, FlowSpec, Priority, TableId};
 
@@ -115,7 +119,18 @@ impl PartActions {
 #[derive(Debug, Clone)]
 struct Entry<U> {
     flow: FlowSpec,
-    parts: Vec<(U, Part)>,
+    /// Nearly every slot has one part: kept inline.
+    parts: SmallVec<[(U, Part); 1]>,
+    /// Number of parts whose actions are not conjunction-only (so "all
+    /// parts are conjunction-only" is O(1), not a scan of the parts: a
+    /// clause flow shared by k ACLs would otherwise cost O(k^2) to build).
+    hard: u32,
+}
+
+impl<U> Entry<U> {
+    fn all_conj(&self) -> bool {
+        self.hard == 0
+    }
 }
 
 /// The flows of one node, by slot, with every unit's contribution.
@@ -125,22 +140,27 @@ struct Entry<U> {
 /// (4 bytes) instead of slots (628 bytes). The id of a slot that emptied is
 /// reserved until [`recycle`](Self::recycle), so a slot keeps its id
 /// through one update even when its last unit leaves and another fills it.
+///
+/// The slot itself is stored once, in its entry's flow: the hash index
+/// holds only ids (hash and equality are computed from the entry), and the
+/// `dump-flows` order is sorted on demand and cached until the set of
+/// slots changes (a full compile never sorts; an update re-sorts a node
+/// only if a slot appeared or went, and only when its flows are read).
 #[derive(Debug, Clone)]
 pub struct NodeTable<U: Ord + Clone> {
-    /// Slot -> id, in `dump-flows` order (touched only when a slot is
-    /// created or released).
-    index: BTreeMap<Slot, SlotId>,
-    /// Slot -> id, for the lookups of every contribution (a hash of the
-    /// 628 bytes is cheaper than the B-tree's compares of them).
-    lookup: HashMap<Slot, SlotId, FixedState>,
+    /// Slot ids, hashed by their slot.
+    lookup: HashTable<SlotId>,
     entries: Vec<Option<Entry<U>>>,
     /// Ids free for reuse.
     free: Vec<SlotId>,
     /// Ids emptied since the last [`recycle`](Self::recycle) (still in
-    /// `index`, with no parts).
+    /// `lookup`, with no parts).
     freed: Vec<SlotId>,
     /// Number of slots with at least one part.
     live: usize,
+    /// Occupied and reserved ids in `dump-flows` order (None: not computed
+    /// since the last slot was created or released).
+    order: OnceLock<Vec<SlotId>>,
 }
 
 /// The id of an occupied slot of a [`NodeTable`].
@@ -149,43 +169,90 @@ pub type SlotId = u32;
 impl<U: Ord + Clone> Default for NodeTable<U> {
     fn default() -> Self {
         NodeTable {
-            index: BTreeMap::new(),
-            lookup: HashMap::default(),
+            lookup: HashTable::new(),
             entries: Vec::new(),
             free: Vec::new(),
             freed: Vec::new(),
             live: 0,
+            order: OnceLock::new(),
         }
     }
 }
 
+/// The hash of a flow's slot (table, priority, match; not cookie or
+/// actions).
+fn slot_hash(f: &FlowSpec) -> u64 {
+    FixedState::default().hash_one((f.table, f.priority, &f.r#match))
+}
+
+/// True if `a` and `b` sit in the same slot.
+fn same_slot(a: &FlowSpec, b: &FlowSpec) -> bool {
+    a.table == b.table && a.priority == b.priority && a.r#match == b.r#match
+}
+
+/// `dump-flows` order of two flows' slots (the order of [`Slot`]).
+fn slot_cmp(a: &FlowSpec, b: &FlowSpec) -> core::cmp::Ordering {
+    a.table
+        .cmp(&b.table)
+        .then_with(|| b.priority.0.cmp(&a.priority.0))
+        .then_with(|| a.r#match.key.0.cmp(&b.r#match.key.0))
+        .then_with(|| a.r#match.mask.0.0.cmp(&b.r#match.mask.0.0))
+}
+
 impl<U: Ord + Clone + core::fmt::Debug> NodeTable<U> {
+    /// Reserves room for `n` more slots.
+    pub fn reserve(&mut self, n: usize) {
+        self.entries.reserve(n);
+        let entries = &self.entries;
+        self.lookup.reserve(n, |id| Self::hash_of(entries, *id));
+    }
+
+    fn hash_of(entries: &[Option<Entry<U>>], id: SlotId) -> u64 {
+        entries
+            .get(id as usize)
+            .and_then(Option::as_ref)
+            .map_or(0, |e| slot_hash(&e.flow))
+    }
+
+    fn find(&self, hash: u64, f: &FlowSpec) -> Option<SlotId> {
+        let entries = &self.entries;
+        self.lookup
+            .find(hash, |id| {
+                entries
+                    .get(*id as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|e| same_slot(&e.flow, f))
+            })
+            .copied()
+    }
+
     /// Adds `unit`'s flow. Returns its slot's id.
     pub fn add(&mut self, unit: &U, f: &FlowSpec) -> SlotId {
-        let slot = Slot::of(f);
         let part = Part {
             cookie: f.cookie,
             actions: PartActions::of(&f.actions),
         };
-        let id = match self.lookup.get(&slot) {
-            Some(id) => *id,
-            None => {
-                let id = match self.free.pop() {
-                    Some(id) => id,
-                    None => {
-                        self.entries.push(None);
-                        (self.entries.len() - 1) as SlotId
-                    }
-                };
-                self.index.insert(slot, id);
-                self.lookup.insert(slot, id);
-                self.live += 1;
-                self.entries[id as usize] = Some(Entry {
-                    flow: f.clone(),
-                    parts: vec![(unit.clone(), part)],
-                });
-                return id;
-            }
+        let hash = slot_hash(f);
+        let Some(id) = self.find(hash, f) else {
+            let id = match self.free.pop() {
+                Some(id) => id,
+                None => {
+                    self.entries.push(None);
+                    (self.entries.len() - 1) as SlotId
+                }
+            };
+            let hard = u32::from(!part.actions.is_conj_only());
+            self.entries[id as usize] = Some(Entry {
+                flow: f.clone(),
+                parts: smallvec::smallvec![(unit.clone(), part)],
+                hard,
+            });
+            let entries = &self.entries;
+            self.lookup
+                .insert_unique(hash, id, |id| Self::hash_of(entries, *id));
+            self.order.take();
+            self.live += 1;
+            return id;
         };
         let Some(e) = self.entries.get_mut(id as usize).and_then(Option::as_mut) else {
             return id;
@@ -193,16 +260,26 @@ impl<U: Ord + Clone + core::fmt::Debug> NodeTable<U> {
         if e.parts.is_empty() {
             // Reserved since a removal in this update: filled again.
             e.flow = f.clone();
+            e.hard = u32::from(!part.actions.is_conj_only());
             e.parts.push((unit.clone(), part));
             self.live += 1;
             return id;
         }
-        let new = match e.parts.binary_search_by(|(u, _)| u.cmp(unit)) {
+        let conj = part.actions.is_conj_only();
+        // Units are mostly applied in ascending order: check the end first.
+        let pos = match e.parts.last() {
+            Some((last, _)) if *last < *unit => Err(e.parts.len()),
+            _ => e.parts.binary_search_by(|(u, _)| u.cmp(unit)),
+        };
+        let new = match pos {
             Ok(i) => {
+                let was = e.parts[i].1.actions.is_conj_only();
+                e.hard = e.hard + u32::from(was) - u32::from(conj);
                 e.parts[i].1 = part;
                 false
             }
             Err(i) => {
+                e.hard += u32::from(!conj);
                 e.parts.insert(i, (unit.clone(), part));
                 true
             }
@@ -211,17 +288,21 @@ impl<U: Ord + Clone + core::fmt::Debug> NodeTable<U> {
         // address in the sets of k policies): the assembled flow already
         // holds the sorted union of the other parts' actions, so insert
         // only the new ones instead of re-merging all k parts.
-        if new && e.parts.len() > 2 && e.parts.iter().all(|(_, p)| p.actions.is_conj_only()) {
+        if new && e.parts.len() > 2 && e.all_conj() {
             for a in &f.actions {
                 let k = conj_key(a);
-                if let Err(i) = e.flow.actions.binary_search_by(|x| conj_key(x).cmp(&k)) {
+                let at = match e.flow.actions.last() {
+                    Some(x) if conj_key(x) < k => Err(e.flow.actions.len()),
+                    _ => e.flow.actions.binary_search_by(|x| conj_key(x).cmp(&k)),
+                };
+                if let Err(i) = at {
                     e.flow.actions.insert(i, a.clone());
                 }
             }
             e.flow.cookie = e.parts[0].1.cookie;
             return id;
         }
-        merge(&mut e.flow, &e.parts);
+        merge(&mut e.flow, &e.parts, e.hard == 0);
         id
     }
 
@@ -236,13 +317,11 @@ impl<U: Ord + Clone + core::fmt::Debug> NodeTable<U> {
             return;
         };
         let (_, gone) = e.parts.remove(i);
+        e.hard -= u32::from(!gone.actions.is_conj_only());
         if e.parts.is_empty() {
             self.live -= 1;
             self.freed.push(id);
-        } else if e.parts.len() >= 2
-            && gone.actions.is_conj_only()
-            && e.parts.iter().all(|(_, p)| p.actions.is_conj_only())
-        {
+        } else if e.parts.len() >= 2 && gone.actions.is_conj_only() && e.hard == 0 {
             // Fast path (the mirror of `add`'s): the flow holds the sorted
             // union of every part's conjunctions, so drop only the removed
             // part's ones that no other part has, instead of re-merging the
@@ -259,38 +338,54 @@ impl<U: Ord + Clone + core::fmt::Debug> NodeTable<U> {
             }
             e.flow.cookie = e.parts[0].1.cookie;
         } else {
-            merge(&mut e.flow, &e.parts);
+            merge(&mut e.flow, &e.parts, e.hard == 0);
         }
     }
 
     /// Releases the slots left empty since the last call: their ids become
     /// reusable.
     pub fn recycle(&mut self) {
-        for id in self.freed.drain(..) {
-            let Some(slot) = self
+        for id in core::mem::take(&mut self.freed) {
+            let Some(hash) = self
                 .entries
                 .get(id as usize)
                 .and_then(Option::as_ref)
                 .filter(|e| e.parts.is_empty())
-                .map(|e| Slot::of(&e.flow))
+                .map(|e| slot_hash(&e.flow))
             else {
                 continue;
             };
-            self.index.remove(&slot);
-            self.lookup.remove(&slot);
+            if let Ok(found) = self.lookup.find_entry(hash, |x| *x == id) {
+                found.remove();
+            }
             self.entries[id as usize] = None;
             self.free.push(id);
+            self.order.take();
         }
     }
 
     /// The id of `slot`, if it is occupied or reserved.
     pub fn id_of(&self, slot: &Slot) -> Option<SlotId> {
-        self.lookup.get(slot).copied()
+        let f = FlowSpec {
+            table: slot.table,
+            priority: slot.priority(),
+            r#match: protocol::flow::Match {
+                key: protocol::flow::FlowKey(slot.key),
+                mask: protocol::flow::FlowMask(protocol::flow::FlowKey(slot.mask)),
+            },
+            ..FlowSpec::default()
+        };
+        self.find(slot_hash(&f), &f)
+    }
+
+    /// The id of the slot `f` sits in, if it is occupied or reserved.
+    pub fn id_of_flow(&self, f: &FlowSpec) -> Option<SlotId> {
+        self.find(slot_hash(f), f)
     }
 
     /// The assembled flow in `slot`.
     pub fn get(&self, slot: &Slot) -> Option<&FlowSpec> {
-        self.lookup.get(slot).and_then(|id| self.get_id(*id))
+        self.id_of(slot).and_then(|id| self.get_id(id))
     }
 
     /// The assembled flow of slot `id` (None once that slot emptied).
@@ -302,10 +397,24 @@ impl<U: Ord + Clone + core::fmt::Debug> NodeTable<U> {
             .map(|e| &e.flow)
     }
 
+    /// Occupied and reserved ids in `dump-flows` order.
+    fn order(&self) -> &[SlotId] {
+        self.order.get_or_init(|| {
+            let mut ids: Vec<(&FlowSpec, SlotId)> = self
+                .entries
+                .iter()
+                .zip(0..)
+                .filter_map(|(e, id)| e.as_ref().map(|e| (&e.flow, id)))
+                .collect();
+            ids.sort_unstable_by(|a, b| slot_cmp(a.0, b.0));
+            ids.into_iter().map(|(_, id)| id).collect()
+        })
+    }
+
     /// Every assembled flow, in `dump-flows` order (table ascending,
     /// priority descending).
     pub fn flows(&self) -> impl Iterator<Item = &FlowSpec> + '_ {
-        self.index.values().filter_map(|id| self.get_id(*id))
+        self.order().iter().filter_map(|id| self.get_id(*id))
     }
 
     /// Number of flows.
@@ -322,16 +431,21 @@ impl<U: Ord + Clone + core::fmt::Debug> NodeTable<U> {
     /// all conjunction-only and not all with the same actions), with the
     /// units.
     pub fn conflicts(&self) -> Vec<(Slot, Vec<U>)> {
-        self.index
+        self.order()
             .iter()
-            .filter_map(|(s, id)| {
+            .filter_map(|id| {
                 let e = self.entries.get(*id as usize)?.as_ref()?;
                 let parts = &e.parts;
                 let first = parts.first().map(|(_, p)| &p.actions);
                 let conflict = parts.len() > 1
-                    && !parts.iter().all(|(_, p)| p.actions.is_conj_only())
+                    && !e.all_conj()
                     && !parts.iter().all(|(_, p)| Some(&p.actions) == first);
-                conflict.then(|| (*s, parts.iter().map(|(u, _)| u.clone()).collect()))
+                conflict.then(|| {
+                    (
+                        Slot::of(&e.flow),
+                        parts.iter().map(|(u, _)| u.clone()).collect(),
+                    )
+                })
             })
             .collect()
     }
@@ -356,12 +470,12 @@ fn is_conj_only(a: &[Action]) -> bool {
 
 /// Sets the flow of a slot from its parts (see the module doc): match and
 /// priority stay, cookie and actions come from the parts.
-fn merge<U>(f: &mut FlowSpec, parts: &[(U, Part)]) {
+fn merge<U>(f: &mut FlowSpec, parts: &[(U, Part)], all_conj: bool) {
     let Some((_, first)) = parts.first() else {
         return;
     };
     f.cookie = first.cookie;
-    if parts.len() > 1 && parts.iter().all(|(_, p)| p.actions.is_conj_only()) {
+    if parts.len() > 1 && all_conj {
         let set: BTreeSet<(u32, u8, u8)> = parts
             .iter()
             .flat_map(|(_, p)| p.actions.conj_keys())

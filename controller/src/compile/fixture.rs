@@ -300,7 +300,24 @@ impl Spec {
                 },
             );
         }
-        let port_of = |m: &LogicalModel, p: &PodSpec| m.pod_port(&p.ns, &p.name).map(|x| x.id);
+        // Pod -> port id, indexed once (a `pod_port` scan per pod would make
+        // building the 10,000-pod fixture quadratic).
+        let mut pod_ports: BTreeMap<String, BTreeMap<String, crate::model::LogicalPortId>> =
+            BTreeMap::new();
+        for x in m.ports.values() {
+            if let PortKind::Pod { namespace, pod } = &x.kind {
+                pod_ports
+                    .entry(namespace.clone())
+                    .or_default()
+                    .insert(pod.clone(), x.id);
+            }
+        }
+        let port_of = |_: &LogicalModel, p: &PodSpec| {
+            pod_ports
+                .get(p.ns.as_str())
+                .and_then(|n| n.get(p.name.as_str()))
+                .copied()
+        };
         for pol in &self.policies {
             let ti = self.ns_tenant(&pol.ns);
             let selected: BTreeSet<_> = self

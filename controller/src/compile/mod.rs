@@ -512,7 +512,7 @@ impl Compiler {
             let Some(t) = self.tables.get_mut(ix as usize) else {
                 continue;
             };
-            let Some(id) = t.id_of(&Slot::of(f)) else {
+            let Some(id) = t.id_of_flow(f) else {
                 continue;
             };
             before
@@ -552,7 +552,7 @@ impl Compiler {
                 continue;
             };
             let known = if track {
-                t.id_of(&Slot::of(f)).map(|id| (id, t.get_id(id).cloned()))
+                t.id_of_flow(f).map(|id| (id, t.get_id(id).cloned()))
             } else {
                 None
             };
