@@ -1082,8 +1082,12 @@ mod tests {
         let iso = isolating_policies(&m);
         let get = |p: &str| iso.get(p).cloned().unwrap_or_default();
         // blue-web: default-deny (no rules, Ingress by default) selects
-        // both pods; worker-to-frontend only the frontend.
-        assert_eq!(get("blue-web/worker").ingress, ["blue-web/default-deny"]);
+        // both pods; worker-to-frontend only the frontend, dns-from-frontend
+        // only the worker.
+        assert_eq!(
+            get("blue-web/worker").ingress,
+            ["blue-web/default-deny", "blue-web/dns-from-frontend"]
+        );
         assert_eq!(
             get("blue-web/frontend").ingress,
             ["blue-web/default-deny", "blue-web/worker-to-frontend"]
