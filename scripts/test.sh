@@ -14,14 +14,14 @@
 # stage then only waits for that build and fuzzes).
 #
 # Environment:
-#   FUZZ_SECONDS   seconds per fuzz target (default 40; 0 skips fuzzing,
+#   FUZZ_SECONDS   seconds per fuzz target (default 30; 0 skips fuzzing,
 #                  refused under CI=true)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 . scripts/lib.sh
 
-FUZZ_SECONDS=${FUZZ_SECONDS:-40}
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 if [ "${CI:-}" = "true" ] && [ "$FUZZ_SECONDS" = "0" ]; then
     die "FUZZ_SECONDS=0 is not allowed under CI=true"
 fi
