@@ -93,8 +93,12 @@
 //!
 //! # Groups
 //!
-//! Within a batch, the hits on one entry form a group (found through a
-//! direct-mapped slot -> group hint, not a scan); at the end of the batch
+//! Within a batch, the hits on entries with the same path (same steps,
+//! length deltas included, and both flat or both replayed) form a group
+//! (found through a direct-mapped hint on the path's first step, not a
+//! scan, and checked step by step): many flows through the same rules
+//! are one group, so a batch of 32 distinct flows pays the crediting
+//! walk once, not 32 times. At the end of the batch
 //! (or before the entry is replaced) each group's path is added to a
 //! per-rule accumulator ([`Credits`]) and every distinct rule's atomic
 //! counters (packets, bytes, `used` time for idle timeouts) are updated
@@ -116,7 +120,7 @@ pub const MAX_PATH: usize = 64;
 /// Most steps in a flat action list (longer ones replay the path).
 pub const MAX_FLAT: usize = 8;
 /// Leading path steps kept next to the flat list (see [`Flat`]).
-const HEAD: usize = 2;
+pub(crate) const HEAD: usize = 2;
 /// [`Entry::flat`] of an entry without a flat list.
 const NO_FLAT: u8 = u8::MAX;
 /// Words of the key an entry keeps: word 0 and words 25..=38.
@@ -539,6 +543,15 @@ impl Emc {
             .unwrap_or_default()
     }
 
+    /// Slot `i`'s path length and its first [`HEAD`] steps, zero-padded
+    /// (from the flat line a flat hit already loaded): for a path of at
+    /// most `HEAD` steps, equal keys are equal paths.
+    #[inline]
+    pub(crate) fn path_key(&self, i: usize) -> (u8, [u64; HEAD]) {
+        let n = self.entries.get(i).map_or(0, |e| e.len);
+        (n, self.flats.get(i).map_or([0; HEAD], |f| f.head))
+    }
+
     /// The flat action list of slot `i` and whether its translation ended
     /// in a table miss, if it has one.
     #[inline]
@@ -598,6 +611,8 @@ impl Emc {
                 dst.copy_from_slice(src);
             }
             let h = n.min(HEAD);
+            // Zero-padded: `path_key` compares all `HEAD` words.
+            f.head = [0; HEAD];
             if let (Some(dst), Some(src)) = (f.head.get_mut(..h), rec.steps.get(..h)) {
                 dst.copy_from_slice(src);
             }

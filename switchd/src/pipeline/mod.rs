@@ -744,7 +744,9 @@ impl Pipeline {
             return true;
         };
         w.counters.emc_hits += 1;
-        let complete = if let Some((ops, missed)) = emc.flat(slot) {
+        let flat = emc.flat(slot);
+        let is_flat = flat.is_some();
+        let complete = if let Some((ops, missed)) = flat {
             // The translation's header writes and outputs, every decision
             // on the key already taken; its table lookups are counted per
             // group (`Groups::flush`).
@@ -784,7 +786,15 @@ impl Pipeline {
             }
         };
         if complete {
-            groups.add(self, emc, w.counters, slot, base_len as u64, now_ms);
+            groups.add(
+                self,
+                emc,
+                w.counters,
+                slot,
+                is_flat,
+                base_len as u64,
+                now_ms,
+            );
         }
         false
     }
@@ -1081,44 +1091,74 @@ impl Default for BatchScratch {
     }
 }
 
-/// The hit groups of a batch (see [`emc`], "Groups"): pending credits
-/// (slot, packets, bytes at entry), a direct-mapped slot -> group hint
-/// instead of a scan (a stale or colliding hint opens a second group for
-/// the slot, credited the same way), and the per-rule accumulator.
+/// The hit groups of a batch (see [`emc`], "Groups"): pending credits,
+/// a direct-mapped path -> group hint instead of a scan (a stale or
+/// colliding hint opens a second group for the path, credited the same
+/// way), and the per-rule accumulator. A group gathers the hits of every
+/// entry with the same short path (at most [`emc::HEAD`] steps, length
+/// deltas included, compared as the zero-padded head the flat line
+/// holds, and the same flat-ness), not only of one entry: 32 distinct
+/// flows through one rule are one group, so the crediting walk is paid
+/// once per batch, not once per packet. A longer path groups by slot.
 struct Groups {
-    g: [(usize, u64, u64); BATCH_MAX],
+    g: [Group; BATCH_MAX],
     n: usize,
-    /// Group index by `slot % GROUP_HINTS` (may be stale: checked).
+    /// Group index by a hash of the path key (may be stale: checked).
     hint: [u8; GROUP_HINTS],
     credits: Credits,
+}
+
+/// Pending credits of one group.
+#[derive(Clone, Copy)]
+struct Group {
+    /// The representative slot (its path is credited).
+    slot: usize,
+    /// Its path key ([`Emc::path_key`]).
+    len: u8,
+    head: [u64; emc::HEAD],
+    flat: bool,
+    packets: u64,
+    /// Bytes at entry.
+    bytes: u64,
+}
+
+impl Group {
+    const EMPTY: Group = Group {
+        slot: usize::MAX,
+        len: 0,
+        head: [0; emc::HEAD],
+        flat: false,
+        packets: 0,
+        bytes: 0,
+    };
 }
 
 impl Groups {
     #[inline]
     fn new() -> Groups {
         Groups {
-            g: [(usize::MAX, 0, 0); BATCH_MAX],
+            g: [Group::EMPTY; BATCH_MAX],
             n: 0,
             hint: [u8::MAX; GROUP_HINTS],
             credits: Credits::new(),
         }
     }
 
-    /// A finished group (slot, packets, bytes at entry): its path's rules
-    /// are credited, and for a flat entry, which skipped the executor, its
-    /// table lookups are counted here, once per group (a replay counted
-    /// them per packet), so a flat hit never reads its path.
+    /// A finished group: its path's rules are credited, and for a flat
+    /// entry, which skipped the executor, its table lookups are counted
+    /// here, once per group (a replay counted them per packet), so a flat
+    /// hit never reads its path.
     #[inline]
     fn flush(
         pl: &Pipeline,
         emc: &Emc,
         credits: &mut Credits,
         counters: &mut WorkerCounters,
-        (s, p, b): (usize, u64, u64),
+        g: &Group,
         now_ms: u64,
     ) {
-        let path = emc.path(s);
-        if emc.flat(s).is_some() {
+        let (p, path) = (g.packets, emc.path(g.slot));
+        if g.flat {
             for st in path.iter().map(|st| Step(*st)) {
                 if let Some(c) = counters.tables.get_mut(usize::from(st.table())) {
                     c.lookups += p;
@@ -1126,36 +1166,54 @@ impl Groups {
                 }
             }
         }
-        credits.add_path(pl, path, p, b, now_ms);
+        credits.add_path(pl, path, p, g.bytes, now_ms);
     }
 
-    /// One more hit of `len` bytes on `slot`.
+    /// One more hit of `len` bytes on `slot` (`flat`: a flat hit, whose
+    /// table lookups the group counts).
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     fn add(
         &mut self,
         pl: &Pipeline,
         emc: &Emc,
         counters: &mut WorkerCounters,
         slot: usize,
+        flat: bool,
         len: u64,
         now_ms: u64,
     ) {
-        let hint = self.hint.get_mut(slot % GROUP_HINTS);
+        let (n, head) = emc.path_key(slot);
+        let mix = (head[0] ^ u64::from(n)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let hint = self.hint.get_mut((mix >> 58) as usize % GROUP_HINTS);
         let g = hint.as_deref().map_or(usize::MAX, |g| usize::from(*g));
         match self.g.get_mut(..self.n).and_then(|l| l.get_mut(g)) {
-            Some(e) if e.0 == slot => {
-                e.1 += 1;
-                e.2 += len;
+            Some(e)
+                if e.slot == slot
+                    || (usize::from(n) <= emc::HEAD
+                        && e.len == n
+                        && e.head == head
+                        && e.flat == flat) =>
+            {
+                e.packets += 1;
+                e.bytes += len;
             }
             _ => {
                 if self.n == BATCH_MAX {
-                    for &e in &self.g {
+                    for e in &self.g {
                         Self::flush(pl, emc, &mut self.credits, counters, e, now_ms);
                     }
                     self.n = 0;
                 }
                 if let (Some(e), Some(h)) = (self.g.get_mut(self.n), hint) {
-                    *e = (slot, 1, len);
+                    *e = Group {
+                        slot,
+                        len: n,
+                        head,
+                        flat,
+                        packets: 1,
+                        bytes: len,
+                    };
                     *h = self.n as u8;
                     self.n += 1;
                 }
@@ -1163,8 +1221,9 @@ impl Groups {
         }
     }
 
-    /// Credits (and forgets) every group of `slot`, before its entry is
-    /// replaced.
+    /// Credits (and forgets) every group represented by `slot`, before
+    /// its entry (and so the group's path) is replaced. Groups that `slot`
+    /// only joined keep their representative's equal path.
     #[inline]
     fn flush_slot(
         &mut self,
@@ -1177,12 +1236,13 @@ impl Groups {
         let mut g = 0;
         while g < self.n {
             match self.g.get(g) {
-                Some(&e) if e.0 == slot => {
+                Some(e) if e.slot == slot => {
                     Self::flush(pl, emc, &mut self.credits, counters, e, now_ms);
                     self.g.copy_within(g + 1..self.n, g);
                     self.n -= 1;
                     // Hints past `g` now point one too far: they fail the
-                    // slot check and open a new group, which stays correct.
+                    // path check and open a new group, or land on another
+                    // group of the same path; both stay correct.
                 }
                 _ => g += 1,
             }
@@ -1192,7 +1252,7 @@ impl Groups {
     /// End of the batch: every group credited, every rule counter updated.
     #[inline]
     fn finish(mut self, pl: &Pipeline, emc: &Emc, counters: &mut WorkerCounters, now_ms: u64) {
-        for &e in self.g.get(..self.n).unwrap_or_default() {
+        for e in self.g.get(..self.n).unwrap_or_default() {
             Self::flush(pl, emc, &mut self.credits, counters, e, now_ms);
         }
         self.credits.apply(pl, now_ms);
