@@ -418,14 +418,29 @@ fn reload(args: &Args, st: &mut State, sessions: &SessionManager, known: &[Strin
     st.policies = l.policies;
     st.isolation = l.isolation;
     let t_compile = Instant::now();
-    let compiler = match st.compiler.take() {
+    let (compiler, unchanged) = match st.compiler.take() {
         Some(mut c) => {
-            c.update(l.model);
-            c
+            let d = c.update(l.model);
+            (c, d.values().all(|n| n.is_empty()))
         }
-        None => Compiler::new(l.model, CompileConfig::default()),
+        None => (Compiler::new(l.model, CompileConfig::default()), false),
     };
     let compile_ms = ms_since(t_compile);
+    if unchanged {
+        // Same flows on every node (an editor's temporary file, a file
+        // seen half-written and then whole, a comment edit): no new
+        // generation, nothing to push. Without this, inotify's event for
+        // a file's creation, before its bytes are written, cost every
+        // node a full resync of identical tables.
+        st.compiler = Some(compiler);
+        st.load_ms = ms_since(t0);
+        tracing::debug!(
+            generation = st.generation,
+            ms = st.load_ms,
+            "reloaded; no flow changed"
+        );
+        return;
+    }
     let t_tables = Instant::now();
     st.generation += 1;
     for node in known {
