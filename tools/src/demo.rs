@@ -388,15 +388,18 @@ fn up(a: &UpArgs) -> Result<ExitCode> {
     let text = std::fs::read(&a.live_change)?;
     let tmp = dir.join("manifests").join(".live.tmp");
     std::fs::write(&tmp, &text)?;
-    let before = read_status(dir)
-        .and_then(|v| v["generation"].as_u64())
-        .unwrap_or(0);
+    let before = read_status(dir).unwrap_or(serde_json::Value::Null);
     let t0 = Instant::now();
     std::fs::rename(&tmp, dir.join("manifests").join(name))?;
     let mut enforced = None;
+    // Taken into account: a new generation (the flows changed), or, for a
+    // change that leaves every flow as it is (the controller then makes no
+    // new generation), the controller's list of loaded policies changed;
+    // then every node holds the current generation.
     while t0.elapsed() < Duration::from_secs(30) {
         if let Some(v) = read_status(dir)
-            && v["generation"].as_u64().unwrap_or(0) > before
+            && (v["generation"].as_u64().unwrap_or(0) > before["generation"].as_u64().unwrap_or(0)
+                || v["policies"] != before["policies"])
             && all_acked(&v)
         {
             enforced = Some(t0.elapsed());
