@@ -3,7 +3,7 @@
 # first crash (the crashing input is left in fuzz/artifacts/<target>/ and
 # printed as hex, ready to become a unit test).
 #
-# Usage: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
+# Usage: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]   (FUZZ_JOBS=N: targets at a time)
 #        scripts/fuzz.sh --build-only    # build every target, run none
 #
 # `--build-only` lets CI build the targets (ASan, the whole graph: minutes)
@@ -65,24 +65,52 @@ if [ -n "$BUILD_ONLY" ]; then
     log "fuzz targets built"
     exit 0
 fi
-for t in "${targets[@]}"; do
-    corpus="corpus/$t"
+# Targets run FUZZ_JOBS at a time (default: the number of CPUs): each
+# libFuzzer run is one single-threaded process, so on a 2-core machine two
+# targets fuzz side by side for the same per-target time at half the wall
+# time. Each target's log goes to fuzz-<target>.log; a crash in any target
+# fails the run after the running batch ends, with its log tail and input.
+JOBS=${FUZZ_JOBS:-$(nproc)}
+[ "$JOBS" -ge 1 ] 2>/dev/null || die "FUZZ_JOBS must be a positive number (got '$JOBS')"
+prepare_corpus() { # TARGET
+    local t=$1 corpus="corpus/$1"
     mkdir -p "$corpus"
     [ -d "seeds/$t" ] && cp -n seeds/"$t"/* "$corpus"/ 2>/dev/null || true
     case "$t" in
         wire_*|flow_extract|tunnel_*) split_pcaps "$corpus" ;;
         pcap_read) [ -d "$PCAPS" ] && cp -n "$PCAPS"/*.pcap "$corpus"/ 2>/dev/null || true ;;
     esac
-    log "fuzz $t for ${SECS}s ($(ls "$corpus" | wc -l) corpus entries)"
-    if ! cargo fuzz run "${BUILD_FLAGS[@]}" "$t" "$corpus" -- -max_total_time="$SECS" -timeout=10 \
-            -rss_limit_mb=4096 -print_final_stats=1 2>fuzz-"$t".log; then
-        tail -n 60 fuzz-"$t".log >&2
-        for a in artifacts/"$t"/*; do
-            [ -f "$a" ] && { echo "crash input $a:" >&2; xxd "$a" | head -n 40 >&2; }
-        done
-        die "fuzz target $t failed"
-    fi
-    grep -E "stat::number_of_executed_units|Done" fuzz-"$t".log | tail -n 2 || true
-    rm -f fuzz-"$t".log
+}
+report_crash() { # TARGET
+    local t=$1
+    tail -n 60 fuzz-"$t".log >&2
+    for a in artifacts/"$t"/*; do
+        [ -f "$a" ] && { echo "crash input $a:" >&2; xxd "$a" | head -n 40 >&2; }
+    done
+}
+failed=()
+i=0
+while [ "$i" -lt "${#targets[@]}" ]; do
+    batch=("${targets[@]:i:JOBS}")
+    i=$((i + JOBS))
+    pids=()
+    for t in "${batch[@]}"; do
+        prepare_corpus "$t"
+        log "fuzz $t for ${SECS}s ($(ls "corpus/$t" | wc -l) corpus entries)"
+        cargo fuzz run "${BUILD_FLAGS[@]}" "$t" "corpus/$t" -- -max_total_time="$SECS" -timeout=10 \
+            -rss_limit_mb=4096 -print_final_stats=1 2>fuzz-"$t".log &
+        pids+=($!)
+    done
+    for k in "${!batch[@]}"; do
+        t=${batch[$k]}
+        if wait "${pids[$k]}"; then
+            grep -E "stat::number_of_executed_units|Done" fuzz-"$t".log | tail -n 2 || true
+            rm -f fuzz-"$t".log
+        else
+            report_crash "$t"
+            failed+=("$t")
+        fi
+    done
+    [ ${#failed[@]} -eq 0 ] || die "fuzz target(s) failed: ${failed[*]}"
 done
-log "fuzzing done: ${#targets[@]} targets, ${SECS}s each, no crash"
+log "fuzzing done: ${#targets[@]} targets, ${SECS}s each, $JOBS at a time, no crash"

@@ -97,15 +97,22 @@ cargo test --workspace --locked
 
 stage e2e-check "end-to-end benchmark harness, --check (every scenario forwards, the report builds; tiny loads, no rate asserted)"
 # The full harness (release build, minutes) is run by hand: benches/e2e/run.sh.
-benches/e2e/run.sh --check
+# --no-build: weft-switchd, weftctl and the harness's e2e-udprr/e2e-report
+# are the test stage's own builds (benches/tests/bins.rs makes `cargo test`
+# build the last two); building them again with `-p` selects a different
+# feature set and recompiled the workspace crates (5 minutes of CI).
+benches/e2e/run.sh --check --no-build
 
 stage bench "benches in test mode (each benchmark once, test profile)"
 # Every criterion bench runs once (criterion's test mode: no `--bench`
 # argument), built with the test profile so it reuses the artefacts of the
 # test stage above: an optimised bench-profile build of the whole graph
-# cost 5+ minutes of CI for a smoke run whose numbers nobody reads. Real
-# numbers come from `cargo bench -p weft-benches` (bench profile).
-cargo test -p weft-benches --benches --locked
+# cost 5+ minutes of CI for a smoke run whose numbers nobody reads.
+# `--workspace --bench '*'` (not `-p weft-benches --benches`): the same
+# package selection as the test stage resolves the same features, so only
+# the bench targets compile (`-p` recompiled the workspace crates, 4
+# minutes). Real numbers come from `cargo bench -p weft-benches`.
+cargo test --workspace --bench '*' --locked
 
 if [ "$FUZZ_SECONDS" != "0" ]; then
     stage fuzz "fuzzing each target for ${FUZZ_SECONDS}s"
