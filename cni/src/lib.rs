@@ -14,6 +14,7 @@
 //! * [`plugin`]: the commands and their failure behaviour.
 //! * [`report`]: the pod reports left for the controller.
 //! * [`test_hook`]: the pause points crash tests kill the plugin at.
+//! * [`timing`]: per-phase wall times (`WEFT_CNI_TIMING=1`).
 //!
 //! The configuration (one entry of `/etc/cni/net.d/10-weft.conflist`):
 //!
@@ -36,3 +37,4 @@ pub mod report;
 pub mod spec;
 pub mod switch;
 pub mod test_hook;
+pub mod timing;

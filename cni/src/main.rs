@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-use weft_cni::plugin;
 use weft_cni::spec::{CniError, Request, code};
+use weft_cni::{plugin, timing};
 
 fn main() -> ExitCode {
+    timing::init();
     let env: BTreeMap<String, String> = std::env::vars()
         .filter(|(k, _)| k.starts_with("CNI_"))
         .collect();
@@ -27,11 +28,14 @@ fn main() -> ExitCode {
         )),
         Ok(_) => match Request::from_env(&env, &stdin) {
             Err(e) => Err((e, Request::error_version(&stdin))),
-            Ok(req) => plugin::run(&req).map_err(|e| (e, req.version.clone())),
+            Ok(req) => {
+                timing::mark("config");
+                plugin::run(&req).map_err(|e| (e, req.version.clone()))
+            }
         },
     };
     let mut out = std::io::stdout().lock();
-    match outcome {
+    let status = match outcome {
         Ok(None) => ExitCode::SUCCESS,
         Ok(Some(v)) => {
             let _ = writeln!(out, "{v}");
@@ -42,5 +46,8 @@ fn main() -> ExitCode {
             eprintln!("weft-cni: {e}");
             ExitCode::FAILURE
         }
-    }
+    };
+    timing::mark("output");
+    timing::report(env.get("CNI_COMMAND").map_or("?", String::as_str));
+    status
 }

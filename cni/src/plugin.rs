@@ -6,13 +6,18 @@
 //! 1. Connect to switchd (code 11 if unreachable: nothing was touched).
 //! 2. Allocate the address (durable before anything else; a retry of the
 //!    same attachment gets the same address, see [`crate::ipam`]).
-//! 3. Remove leftovers of an earlier, interrupted `ADD` of the same
-//!    attachment: the host veth (deterministic name) and its switchd port.
+//! 3. Remove the host veth left by an earlier, interrupted `ADD` of the
+//!    same attachment (deterministic name), if any.
 //! 4. Create the veth pair into the pod's namespace, configure the pod end
 //!    (MAC from the address, MTU, address, default route via the gateway;
 //!    offloads stay on unless the configuration says `"offloads": false`),
 //!    bring the host end up.
-//! 5. Add the host end to switchd as an AF_PACKET port.
+//! 5. Add the host end to switchd as an AF_PACKET port. If switchd still
+//!    has a port of that name (an interrupted `ADD`), it is removed and
+//!    added again: the stale port is only looked for when `PortAdd` says
+//!    it exists, so a normal `ADD` makes two requests to switchd (`Hello`,
+//!    `PortAdd`). Each request waits for switchd's control thread to be
+//!    scheduled, which on a busy node costs more than the work it does.
 //! 6. If the configuration has `podReportDir` and `CNI_ARGS` names the pod
 //!    (`K8S_POD_NAMESPACE`, `K8S_POD_NAME`), write the pod report for the
 //!    controller ([`crate::report`]; durable before ADD returns).
@@ -109,7 +114,9 @@ fn add(req: &Request, conf: &NetConf) -> CniResult<Value> {
             format!("network namespace {} does not exist", ns.display()),
         ));
     }
+    crate::timing::mark("checks");
     let mut sw = Switch::connect(&conf.socket)?;
+    crate::timing::mark("switchd-connect");
     let pool = conf
         .pool()
         .map_err(|e| CniError::new(code::INVALID_CONFIG, format!("ipam: {e}")))?;
@@ -126,6 +133,7 @@ fn add(req: &Request, conf: &NetConf) -> CniResult<Value> {
         })
         .map_err(ipam_err)?
     };
+    crate::timing::mark("ipam-allocate");
     crate::test_hook::pause_at("allocated");
     let mtu = conf.pod_mtu();
     let spec = VethSpec {
@@ -139,11 +147,12 @@ fn add(req: &Request, conf: &NetConf) -> CniResult<Value> {
         offloads: conf.offloads.unwrap_or(true),
     };
     let attach = |sw: &mut Switch| -> CniResult<[u8; 6]> {
-        sw.port_del(&host)?;
         let host_mac = netdev::create_veth(ns, &spec)?;
         crate::test_hook::pause_at("before-port-add");
-        let ofport = sw.port_add(&host)?;
+        let ofport = sw.port_replace(&host)?;
+        crate::timing::mark("switchd-port-add");
         crate::report::write(conf, req, att, rec.ip, &spec.mac, &host, ofport.0)?;
+        crate::timing::mark("pod-report");
         Ok(host_mac)
     };
     let host_mac = match attach(&mut sw) {
@@ -186,6 +195,7 @@ fn add(req: &Request, conf: &NetConf) -> CniResult<Value> {
     if let (Some(dns), Some(o)) = (&conf.dns, result.as_object_mut()) {
         o.insert("dns".into(), dns.clone());
     }
+    crate::timing::mark("result-json");
     Ok(result)
 }
 
@@ -194,6 +204,7 @@ fn del(req: &Request, conf: &NetConf) -> CniResult<()> {
     let host = host_ifname(&conf.name, &att.container_id, &att.ifname);
     let st = store(conf)?;
     let rec = st.lock().and_then(|l| l.find(att)).map_err(ipam_err)?;
+    crate::timing::mark("ipam-find");
     let mut names = vec![host];
     if let Some(r) = &rec
         && !names.contains(&r.host_ifname)
@@ -204,14 +215,26 @@ fn del(req: &Request, conf: &NetConf) -> CniResult<()> {
     for n in &names {
         netdev::delete_link(n)?;
     }
+    crate::timing::mark("link-delete");
     crate::report::remove(conf, att)?;
+    crate::timing::mark("pod-report-remove");
     let sw_result = Switch::connect(&conf.socket).and_then(|mut sw| {
+        crate::timing::mark("switchd-connect");
         for n in &names {
             sw.port_del(n)?;
         }
         Ok(())
     });
-    st.lock().and_then(|l| l.release(att)).map_err(ipam_err)?;
+    crate::timing::mark("switchd-port-del");
+    // The record found above is still this attachment's: the runtime
+    // does not run two operations on one attachment at once.
+    st.lock()
+        .and_then(|l| match &rec {
+            Some(r) => l.release_record(r),
+            None => l.release(att).map(drop),
+        })
+        .map_err(ipam_err)?;
+    crate::timing::mark("ipam-release");
     sw_result
 }
 

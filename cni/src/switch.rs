@@ -132,11 +132,31 @@ impl Switch {
     /// # Errors
     /// Code 11 or 102.
     pub fn port_add(&mut self, name: &str) -> CniResult<PortNo> {
-        match self.request(Body::PortAdd {
+        self.port_add_inner(name, false)
+    }
+
+    /// As [`Switch::port_add`], but a port of that name left by an earlier,
+    /// interrupted attempt is replaced (removed, then added again): one
+    /// round trip when there is none, three when there is.
+    ///
+    /// # Errors
+    /// Code 11 or 102.
+    pub fn port_replace(&mut self, name: &str) -> CniResult<PortNo> {
+        self.port_add_inner(name, true)
+    }
+
+    fn port_add_inner(&mut self, name: &str, replace: bool) -> CniResult<PortNo> {
+        let req = || Body::PortAdd {
             name: name.into(),
             kind: PortKind::AfPacket,
             requested_ofport: None,
-        })? {
+        };
+        let mut reply = self.request(req())?;
+        if replace && matches!(reply, Err(CtlError::PortExists { .. })) {
+            self.port_del(name)?;
+            reply = self.request(req())?;
+        }
+        match reply {
             Ok(Body::PortAdded { port }) => Ok(port),
             Ok(b) => Err(CniError::new(
                 code::SWITCHD_REFUSED,

@@ -6,7 +6,7 @@
 //!
 //! | point | state when paused |
 //! |---|---|
-//! | `ipam-linked` | address file linked, directory not yet fsynced |
+//! | `ipam-linked` | address file linked, not yet fsynced |
 //! | `allocated` | address durable, no veth yet |
 //! | `veth-created` | veth pair exists, pod side not configured |
 //! | `before-port-add` | pod configured, switchd port not yet added |

@@ -56,8 +56,13 @@
 //! costs O(table): on a 10,000-flow table that dominated a one-flow change.
 //! Flow changes (add, replace, modify, delete, bundles, timeout expiry) are
 //! therefore appended to `<dir>/switchd-state.journal` instead
-//! ([`Journal`]); every other change (ports, settings, nodes, underlay,
-//! TLV map) still writes a full snapshot, which also empties the journal.
+//! ([`Journal`]). So are adding and removing a port ([`JournalOp::PortAdd`],
+//! [`JournalOp::PortDel`]): the CNI plugin does one of each per pod, and a
+//! snapshot (write, `fsync`, `rename`, `fsync` of the directory: two
+//! file-system journal commits) was most of a pod's `ADD` and `DEL` time
+//! on a busy node, where one `fdatasync` of an append is one commit. Every
+//! other change (port modifications, settings, nodes, underlay, TLV map)
+//! still writes a full snapshot, which also empties the journal.
 //!
 //! Format: one JSON object per line, `{"seq":N,"now_ms":T,"ops":[..]}\n`,
 //! where `ops` are [`JournalOp`]s applied in order with `now_ms` as the
@@ -255,6 +260,11 @@ pub enum JournalOp {
     Delete(FlowFilter),
     /// Removes the flows with these ids (timeout expiry).
     Remove(Vec<FlowSpec>),
+    /// [`SwitchState::insert_port`] (a port added).
+    PortAdd(PortEntry),
+    /// Removes the port of this name (its number stays reserved for it in
+    /// [`SwitchState::ofports`]).
+    PortDel(String),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -438,6 +448,14 @@ impl SwitchState {
                     }
                 }
                 c
+            }
+            JournalOp::PortAdd(p) => {
+                self.insert_port(p.clone());
+                ChangeCounts::default()
+            }
+            JournalOp::PortDel(name) => {
+                self.ports.remove(name);
+                ChangeCounts::default()
             }
         }
     }
