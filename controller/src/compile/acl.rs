@@ -35,12 +35,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::IpNet;
-use protocol::flow::{Action, Field, FlowSpec};
+use protocol::flow::{Action, Field, FlowSpec, TableId};
 
+use super::assemble::Part;
 use super::cookie::cookie_of;
 use super::flow::{FlowBuilder, v4};
 use super::units::{Derived, acl_actions, acl_priority, acl_stage, traffic_flows};
-use crate::model::{Acl, AclDirection, AppliesTo, LogicalModel, LogicalPortId, Traffic};
+use crate::model::{Acl, AclDirection, AclId, AppliesTo, LogicalModel, LogicalPortId, Traffic};
 
 /// What every unit of one ACL reads from the model: computed once per ACL
 /// and model, then asked for the flows of the ACL itself, of one peer
@@ -65,6 +66,15 @@ pub(crate) struct AclCtx<'a> {
     base: FlowBuilder,
 }
 
+/// The table, priority and direction of an ACL's peer clause flows: with
+/// the prefix (and whether it is the ARP flow), their slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct PeerClass {
+    table: TableId,
+    priority: u16,
+    peer_is_dst: bool,
+}
+
 /// What decides every flow of an ACL besides its member sets: two models
 /// with equal keys give equal flows for every member both have.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,9 +96,15 @@ impl<'a> AclCtx<'a> {
             AppliesTo::Group(g) => {
                 let pg = m.port_groups.get(&g)?;
                 let mut nodes = BTreeSet::new();
+                let mut last = None;
                 for id in &pg.ports {
                     if let Some(n) = m.ports.get(id).and_then(|p| p.node.as_deref()) {
-                        nodes.insert(n);
+                        // Ports of one node are mostly adjacent: skip the
+                        // set insert (a string search) for a repeat.
+                        if last != Some(n) {
+                            nodes.insert(n);
+                            last = Some(n);
+                        }
                         ports.insert(*id, n);
                     }
                 }
@@ -213,32 +229,75 @@ impl<'a> AclCtx<'a> {
         }
     }
 
-    /// The clause flows of peer prefix `net` (nothing unless it is one of
-    /// the ACL's peers), on every node of the ACL.
-    pub(crate) fn peer(&self, net: &IpNet, out: &mut Vec<(&'a str, FlowSpec)>) {
-        if !self.peer.is_some_and(|p| p.contains(net)) {
-            return;
+    /// The ACL's id.
+    pub(crate) fn id(&self) -> AclId {
+        self.acl.id
+    }
+
+    /// The nodes the ACL is on (sorted).
+    pub(crate) fn nodes(&self) -> &[&'a str] {
+        &self.nodes
+    }
+
+    /// The slots of peer prefix `net`'s clause flows, as (class, `arp`):
+    /// the IP flow, and the ARP flow when the ACL covers ARP and `net` is
+    /// IPv4. Two ACLs with equal [`PeerClass`]es put the clause flows of one
+    /// prefix in the same slots (their flows differ only in cookie and
+    /// actions, see [`peer_part`](Self::peer_part)).
+    pub(crate) fn peer_flows_of(&self, net: &IpNet) -> impl Iterator<Item = bool> {
+        let arp = self.covers_arp && matches!(net, IpNet::V4(_));
+        [false, true].into_iter().take(1 + usize::from(arp))
+    }
+
+    /// What decides the slot of a peer clause flow besides the prefix.
+    pub(crate) fn peer_class(&self) -> PeerClass {
+        PeerClass {
+            table: self.base.table(),
+            priority: self.base.priority(),
+            peer_is_dst: self.peer_is_dst,
         }
+    }
+
+    /// The clause flow of peer prefix `net` (the ARP one when `arp`),
+    /// without checking that `net` is a peer.
+    pub(crate) fn peer_flow(&self, net: &IpNet, arp: bool) -> FlowSpec {
         let clause = u8::from(self.port_dim) + 1;
-        let mut flows = vec![self.finish(self.base.clone().prefix(self.peer_is_dst, net), clause)];
-        if self.covers_arp
-            && let IpNet::V4(n) = net
-        {
-            let f = if self.peer_is_dst {
-                Field::ArpTpa
-            } else {
-                Field::ArpSpa
-            };
-            flows.push(
+        match net {
+            IpNet::V4(n) if arp => {
+                let f = if self.peer_is_dst {
+                    Field::ArpTpa
+                } else {
+                    Field::ArpSpa
+                };
                 self.finish(
                     self.base
                         .clone()
                         .arp()
                         .masked(f, v4(n.network()), v4(n.netmask())),
                     clause,
-                ),
-            );
+                )
+            }
+            _ => self.finish(self.base.clone().prefix(self.peer_is_dst, net), clause),
         }
+    }
+
+    /// This ACL's part (cookie and actions) of every peer clause flow.
+    pub(crate) fn peer_part(&self) -> Part {
+        let clause = u8::from(self.port_dim) + 1;
+        let f = self.finish(FlowBuilder::new(TableId(0), 0, self.base.cookie()), clause);
+        Part::new(f.cookie, &f.actions)
+    }
+
+    /// The clause flows of peer prefix `net` (nothing unless it is one of
+    /// the ACL's peers), on every node of the ACL.
+    pub(crate) fn peer(&self, net: &IpNet, out: &mut Vec<(&'a str, FlowSpec)>) {
+        if !self.peer.is_some_and(|p| p.contains(net)) {
+            return;
+        }
+        let flows: Vec<FlowSpec> = self
+            .peer_flows_of(net)
+            .map(|arp| self.peer_flow(net, arp))
+            .collect();
         for n in &self.nodes {
             for f in &flows {
                 out.push((*n, f.clone()));

@@ -61,9 +61,20 @@ impl Slot {
 /// `conjunction` action (the usual clause flow, millions of them on a large
 /// cluster) is kept inline, without a heap allocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Part {
+pub(crate) struct Part {
     cookie: Cookie,
     actions: PartActions,
+}
+
+impl Part {
+    /// The part of a flow with `cookie` and `actions` (what
+    /// [`NodeTable::add`] stores for it).
+    pub(crate) fn new(cookie: Cookie, actions: &[Action]) -> Part {
+        Part {
+            cookie,
+            actions: PartActions::of(actions),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,6 +312,66 @@ impl<U: Ord + Clone + core::fmt::Debug> NodeTable<U> {
             }
             e.flow.cookie = e.parts[0].1.cookie;
             return id;
+        }
+        merge(&mut e.flow, &e.parts, e.hard == 0);
+        id
+    }
+
+    /// Adds the parts of several units to the slot of `f` at once (its
+    /// cookie and actions are ignored: they come from the parts), the same
+    /// result as [`add`](Self::add) of each unit's flow but with one slot
+    /// lookup, one merge and no per-unit flow: a full compile builds a
+    /// clause flow shared by k ACLs (one peer address in k address sets)
+    /// once instead of k times. `parts` must be sorted by unit, without
+    /// duplicates. Returns the slot's id.
+    pub(crate) fn add_shared(&mut self, mut f: FlowSpec, parts: Vec<(U, Part)>) -> SlotId {
+        debug_assert!(parts.windows(2).all(|w| w[0].0 < w[1].0));
+        let hard = parts
+            .iter()
+            .filter(|(_, p)| !p.actions.is_conj_only())
+            .count() as u32;
+        let hash = slot_hash(&f);
+        let Some(id) = self.find(hash, &f) else {
+            let id = match self.free.pop() {
+                Some(id) => id,
+                None => {
+                    self.entries.push(None);
+                    (self.entries.len() - 1) as SlotId
+                }
+            };
+            merge(&mut f, &parts, hard == 0);
+            self.entries[id as usize] = Some(Entry {
+                flow: f,
+                parts: SmallVec::from_vec(parts),
+                hard,
+            });
+            let entries = &self.entries;
+            self.lookup
+                .insert_unique(hash, id, |id| Self::hash_of(entries, *id));
+            self.order.take();
+            self.live += 1;
+            return id;
+        };
+        let Some(e) = self.entries.get_mut(id as usize).and_then(Option::as_mut) else {
+            return id;
+        };
+        if e.parts.is_empty() {
+            // Reserved since a removal in this update: filled again.
+            self.live += 1;
+        }
+        for (unit, part) in parts {
+            let conj = part.actions.is_conj_only();
+            match e.parts.binary_search_by(|(u, _)| u.cmp(&unit)) {
+                Ok(i) => {
+                    let was = e.parts[i].1.actions.is_conj_only();
+                    e.hard = e.hard + u32::from(was) - u32::from(conj);
+                    e.parts[i].1 = part;
+                }
+                Err(i) => {
+                    e.hard += u32::from(!conj);
+                    e.parts.insert(i, (unit, part));
+                }
+            }
         }
         merge(&mut e.flow, &e.parts, e.hard == 0);
         id

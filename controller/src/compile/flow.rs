@@ -39,6 +39,21 @@ impl FlowBuilder {
         }
     }
 
+    /// The table.
+    pub(crate) fn table(&self) -> TableId {
+        self.spec.table
+    }
+
+    /// The priority.
+    pub(crate) fn priority(&self) -> u16 {
+        self.spec.priority.0
+    }
+
+    /// The cookie.
+    pub(crate) fn cookie(&self) -> Cookie {
+        self.spec.cookie
+    }
+
     /// Matches `field` exactly.
     pub(crate) fn m(mut self, field: Field, value: u128) -> FlowBuilder {
         self.spec.r#match.set_exact(field, value);
