@@ -137,6 +137,19 @@ impl<'a> AclCtx<'a> {
         }
     }
 
+    /// True if `other` differs from this context at most in its nodes
+    /// (then every member's flows on a node of both are the same).
+    pub(crate) fn same_but_nodes(&self, other: &AclCtx<'_>) -> bool {
+        self.acl == other.acl
+            && self.dual == other.dual
+            && self.peer.is_none() == other.peer.is_none()
+    }
+
+    /// The nodes of the ACL (sorted).
+    pub(crate) fn nodes(&self) -> &[&'a str] {
+        &self.nodes
+    }
+
     /// The peer prefixes (empty when any peer matches).
     pub(crate) fn peers(&self) -> impl Iterator<Item = &'a IpNet> + 'a {
         self.peer.into_iter().flatten()
@@ -216,6 +229,17 @@ impl<'a> AclCtx<'a> {
     /// The clause flows of peer prefix `net` (nothing unless it is one of
     /// the ACL's peers), on every node of the ACL.
     pub(crate) fn peer(&self, net: &IpNet, out: &mut Vec<(&'a str, FlowSpec)>) {
+        self.peer_on(net, &self.nodes, out);
+    }
+
+    /// [`peer`](Self::peer) on `nodes` only (nodes of the ACL or not: the
+    /// caller picks).
+    pub(crate) fn peer_on<'n>(
+        &self,
+        net: &IpNet,
+        nodes: &[&'n str],
+        out: &mut Vec<(&'n str, FlowSpec)>,
+    ) {
         if !self.peer.is_some_and(|p| p.contains(net)) {
             return;
         }
@@ -239,7 +263,7 @@ impl<'a> AclCtx<'a> {
                 ),
             );
         }
-        for n in &self.nodes {
+        for n in nodes {
             for f in &flows {
                 out.push((*n, f.clone()));
             }

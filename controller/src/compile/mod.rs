@@ -627,10 +627,19 @@ impl Compiler {
             self.apply_unit(&UnitKey::Acl(id), b, db, before, true);
             self.recompiled.push(UnitKey::Acl(id));
         }
+        // A context that changed only in its nodes (a pod of the ACL's
+        // group on a node new to it, or the last one leaving a node):
+        // every member's flows on the nodes of both are unchanged, so the
+        // members both have are only removed from the nodes lost and added
+        // on the nodes gained.
+        let nodes_only = match (&ca, &cb) {
+            (Some(x), Some(y)) => !same && x.same_but_nodes(y),
+            _ => false,
+        };
         let empty = BTreeSet::new();
         let pa = ca.as_ref().and_then(AclCtx::peer_set).unwrap_or(&empty);
         let pb = cb.as_ref().and_then(AclCtx::peer_set).unwrap_or(&empty);
-        let nets: Vec<IpNet> = if same {
+        let nets: Vec<IpNet> = if same || nodes_only {
             pa.symmetric_difference(pb).copied().collect()
         } else {
             pa.union(pb).copied().collect()
@@ -650,11 +659,35 @@ impl Compiler {
                 self.recompiled.push(u);
             }
         }
+        if let (true, Some(x), Some(y)) = (nodes_only, &ca, &cb) {
+            let lost: Vec<&str> = x
+                .nodes()
+                .iter()
+                .filter(|n| y.nodes().binary_search(n).is_err())
+                .copied()
+                .collect();
+            let gained: Vec<&str> = y
+                .nodes()
+                .iter()
+                .filter(|n| x.nodes().binary_search(n).is_err())
+                .copied()
+                .collect();
+            for net in pa.intersection(pb) {
+                fa.clear();
+                fb.clear();
+                x.peer_on(net, &lost, &mut fa);
+                y.peer_on(net, &gained, &mut fb);
+                let u = UnitKey::AclPeer(id, *net);
+                if self.replace(&u, &fa, &fb, before) {
+                    self.recompiled.push(u);
+                }
+            }
+        }
         let mut ports: BTreeSet<LogicalPortId> = BTreeSet::new();
         for (c, other) in [(&ca, &cb), (&cb, &ca)] {
             let Some(c) = c else { continue };
             for (p, n) in c.member_ports() {
-                if !same || other.as_ref().and_then(|o| o.port_node(p)) != Some(n) {
+                if !(same || nodes_only) || other.as_ref().and_then(|o| o.port_node(p)) != Some(n) {
                     ports.insert(p);
                 }
             }
