@@ -87,11 +87,16 @@
 //! The flows are produced by *units* ([`units::UnitKey`]: a node's
 //! defaults, a switch, a router, a pod port, an ACL, and the ACL's set
 //! members: one unit per peer address and per member port), each a pure
-//! function of its input. [`Compiler::update`] takes the new model, finds
-//! the units whose input changed (a linear scan that compares inputs
-//! against one precomputed [`units::Changes`] of the two models, which
-//! also names the address sets and port groups whose members changed; no
-//! flow is built for unchanged units), recompiles only those, re-merges
+//! function of its input. [`Compiler::update_with`] takes the new model
+//! and a [`ModelDelta`] (the keys of the objects that changed;
+//! [`Compiler::update`] computes it by comparing the two models), finds
+//! the units whose input may have changed (every node, switch and router
+//! unit, the changed ports, the ACLs reading a changed set or group through
+//! an index), keeps those whose input really differs (compared against one
+//! [`units::Changes`] of the two models, which also names the address sets
+//! and port groups whose members changed; no flow is built for unchanged
+//! units; the derived facts are patched from pod counts), recompiles only
+//! those, re-merges
 //! the flow slots they touched ([`assemble`]) and returns a per-node diff
 //! ([`NodeDiff`]: adds, deletes, modifies). For an ACL whose context (the
 //! ACL, its nodes, address families) is unchanged only the members that
