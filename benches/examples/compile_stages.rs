@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use weft_benches::thread_cpu;
 use weft_controller::compile::fixture::{PeerSpec, PodSpec, RuleSpec, Spec};
 use weft_controller::compile::{CompileConfig, Compiler};
-use weft_controller::model::{L4Protocol, LogicalModel};
+use weft_controller::model::{L4Protocol, LogicalModel, ModelDelta};
 use weft_controller::source::{Manifests, load_str};
 use weft_controller::translate::translate;
 
@@ -111,16 +111,33 @@ fn main() {
     );
     for (what, s) in &specs {
         let m = build(s);
-        let mut c = c.clone();
+        let delta = ModelDelta::between(c.model(), &m);
+        let mut c1 = c.clone();
         let t0 = thread_cpu();
-        let d = c.update(m);
+        let d = c1.update(m.clone());
         let t = thread_cpu() - t0;
         let n: usize = d.values().map(|x| x.len()).sum();
         println!(
             "{which}: {what} {:.3} ms, {n} flow changes on {} nodes, {} units recompiled",
             secs(t) * 1e3,
             d.len(),
-            c.recompiled().len()
+            c1.recompiled().len()
+        );
+        drop(c1);
+        // The same change with the delta given (what an incremental
+        // translation knows), and the old model dropped outside the timing.
+        let mut c2 = c.clone();
+        let t0 = thread_cpu();
+        let (d2, old) = c2.update_with(m, &delta);
+        let t = thread_cpu() - t0;
+        assert_eq!(d, d2, "update_with differs from update");
+        let t0 = thread_cpu();
+        drop(old);
+        let t_drop = thread_cpu() - t0;
+        println!(
+            "{which}: {what} with delta {:.3} ms (+ {:.3} ms dropping the old model)",
+            secs(t) * 1e3,
+            secs(t_drop) * 1e3,
         );
     }
 }

@@ -11,9 +11,9 @@ use proptest::prelude::*;
 use protocol::flow::FlowSpec;
 use weft_controller::compile::assemble::Slot;
 use weft_controller::compile::fixture::{PeerSpec, PodSpec, PolicySpec, RuleSpec, Spec};
-use weft_controller::compile::units::UnitKey;
+use weft_controller::compile::units::{Derived, UnitKey};
 use weft_controller::compile::{CompileConfig, Compiler, NodeDiff};
-use weft_controller::model::L4Protocol;
+use weft_controller::model::{L4Protocol, ModelDelta};
 
 #[derive(Debug, Clone)]
 enum Change {
@@ -206,16 +206,28 @@ proptest! {
         let mut spec = Spec::generate(2, 3, 3, 12, 3);
         let cfg = CompileConfig::default();
         let mut inc = Compiler::new(spec.build(), cfg.clone());
+        // The same steps through `update_with` with a delta naming more
+        // than changed (every port and ACL of both models): allowed, and
+        // must give the same tables.
+        let mut wide = inc.clone();
         let mut serial = 0;
         for c in &changes {
             let before = tables(&inc);
             apply(&mut spec, c, &mut serial);
             let model = spec.build();
             model.validate().unwrap();
+            let mut delta = ModelDelta::between(wide.model(), &model);
+            delta.ports.extend(wide.model().ports.keys().chain(model.ports.keys()));
+            delta.acls.extend(wide.model().acls.keys().chain(model.acls.keys()));
             let diffs = inc.update(model.clone());
+            // The patched derived facts equal the ones computed afresh.
+            prop_assert_eq!(inc.derived(), &Derived::of(&model), "after {:?}", c);
+            let (wide_diffs, _old) = wide.update_with(model.clone(), &delta);
+            prop_assert_eq!(&wide_diffs, &diffs, "update_with after {:?}", c);
             let full = Compiler::new(model, cfg.clone());
             let (got, want) = (tables(&inc), tables(&full));
             prop_assert_eq!(&got, &want, "after {:?}", c);
+            prop_assert_eq!(&tables(&wide), &want, "update_with after {:?}", c);
             // The diffs turn every old table into the new one.
             for (node, new) in &want {
                 let old = before.get(node).cloned().unwrap_or_default();

@@ -153,6 +153,19 @@ impl<'a> AclCtx<'a> {
         }
     }
 
+    /// True if `other` differs from this context at most in its nodes
+    /// (then every member's flows on a node of both are the same).
+    pub(crate) fn same_but_nodes(&self, other: &AclCtx<'_>) -> bool {
+        self.acl == other.acl
+            && self.dual == other.dual
+            && self.peer.is_none() == other.peer.is_none()
+    }
+
+    /// The nodes of the ACL (sorted).
+    pub(crate) fn nodes(&self) -> &[&'a str] {
+        &self.nodes
+    }
+
     /// The peer prefixes (empty when any peer matches).
     pub(crate) fn peers(&self) -> impl Iterator<Item = &'a IpNet> + 'a {
         self.peer.into_iter().flatten()
@@ -234,11 +247,6 @@ impl<'a> AclCtx<'a> {
         self.acl.id
     }
 
-    /// The nodes the ACL is on (sorted).
-    pub(crate) fn nodes(&self) -> &[&'a str] {
-        &self.nodes
-    }
-
     /// The slots of peer prefix `net`'s clause flows, as (class, `arp`):
     /// the IP flow, and the ARP flow when the ACL covers ARP and `net` is
     /// IPv4. Two ACLs with equal [`PeerClass`]es put the clause flows of one
@@ -291,6 +299,17 @@ impl<'a> AclCtx<'a> {
     /// The clause flows of peer prefix `net` (nothing unless it is one of
     /// the ACL's peers), on every node of the ACL.
     pub(crate) fn peer(&self, net: &IpNet, out: &mut Vec<(&'a str, FlowSpec)>) {
+        self.peer_on(net, &self.nodes, out);
+    }
+
+    /// [`peer`](Self::peer) on `nodes` only (nodes of the ACL or not: the
+    /// caller picks).
+    pub(crate) fn peer_on<'n>(
+        &self,
+        net: &IpNet,
+        nodes: &[&'n str],
+        out: &mut Vec<(&'n str, FlowSpec)>,
+    ) {
         if !self.peer.is_some_and(|p| p.contains(net)) {
             return;
         }
@@ -298,7 +317,7 @@ impl<'a> AclCtx<'a> {
             .peer_flows_of(net)
             .map(|arp| self.peer_flow(net, arp))
             .collect();
-        for n in &self.nodes {
+        for n in nodes {
             for f in &flows {
                 out.push((*n, f.clone()));
             }

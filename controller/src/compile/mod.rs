@@ -87,11 +87,16 @@
 //! The flows are produced by *units* ([`units::UnitKey`]: a node's
 //! defaults, a switch, a router, a pod port, an ACL, and the ACL's set
 //! members: one unit per peer address and per member port), each a pure
-//! function of its input. [`Compiler::update`] takes the new model, finds
-//! the units whose input changed (a linear scan that compares inputs
-//! against one precomputed [`units::Changes`] of the two models, which
-//! also names the address sets and port groups whose members changed; no
-//! flow is built for unchanged units), recompiles only those, re-merges
+//! function of its input. [`Compiler::update_with`] takes the new model
+//! and a [`ModelDelta`] (the keys of the objects that changed;
+//! [`Compiler::update`] computes it by comparing the two models), finds
+//! the units whose input may have changed (every node, switch and router
+//! unit, the changed ports, the ACLs reading a changed set or group through
+//! an index), keeps those whose input really differs (compared against one
+//! [`units::Changes`] of the two models, which also names the address sets
+//! and port groups whose members changed; no flow is built for unchanged
+//! units; the derived facts are patched from pod counts), recompiles only
+//! those, re-merges
 //! the flow slots they touched ([`assemble`]) and returns a per-node diff
 //! ([`NodeDiff`]: adds, deletes, modifies). For an ACL whose context (the
 //! ACL, its nodes, address families) is unchanged only the members that
@@ -127,7 +132,10 @@ use hashbrown::HashMap;
 use ipnet::IpNet;
 use units::{Derived, UnitKey};
 
-use crate::model::{AclId, LogicalModel, LogicalPortId, SourceKind, SourceRef};
+use crate::model::{
+    Acl, AclId, AddressSetId, AppliesTo, LogicalModel, LogicalPortId, ModelDelta, PortGroupId,
+    SourceKind, SourceRef,
+};
 
 /// Table numbers of the stages (see the module doc).
 pub mod table {
@@ -253,8 +261,57 @@ pub struct Compiler {
     tables: Vec<NodeTable<UnitKey>>,
     present: Vec<bool>,
     cookies: BTreeMap<Cookie, SourceRef>,
+    /// Which ACLs read which address set and port group.
+    acl_index: AclIndex,
     /// Units recompiled by the last [`update`](Self::update).
     recompiled: Vec<UnitKey>,
+}
+
+/// The ACLs that read each address set (as peer) and port group (as the
+/// ports they apply to), and those that apply to every pod: what turns a
+/// changed set, group or tenant node set into the ACLs to look at without
+/// scanning every ACL.
+#[derive(Debug, Clone, Default)]
+struct AclIndex {
+    by_set: BTreeMap<AddressSetId, BTreeSet<AclId>>,
+    by_group: BTreeMap<PortGroupId, BTreeSet<AclId>>,
+    all_pods: BTreeSet<AclId>,
+}
+
+impl AclIndex {
+    fn of(m: &LogicalModel) -> AclIndex {
+        let mut ix = AclIndex::default();
+        for a in m.acls.values() {
+            ix.step(a, true);
+        }
+        ix
+    }
+
+    /// Indexes `a` (`up`) or forgets it.
+    fn step(&mut self, a: &Acl, up: bool) {
+        fn put<K: Ord + Copy>(m: &mut BTreeMap<K, BTreeSet<AclId>>, k: K, id: AclId, up: bool) {
+            if up {
+                m.entry(k).or_default().insert(id);
+            } else if let Some(s) = m.get_mut(&k) {
+                s.remove(&id);
+                if s.is_empty() {
+                    m.remove(&k);
+                }
+            }
+        }
+        if let Some(s) = a.matches.peer {
+            put(&mut self.by_set, s, a.id, up);
+        }
+        match a.matches.applies_to {
+            AppliesTo::Group(g) => put(&mut self.by_group, g, a.id, up),
+            AppliesTo::AllPods if up => {
+                self.all_pods.insert(a.id);
+            }
+            AppliesTo::AllPods => {
+                self.all_pods.remove(&a.id);
+            }
+        }
+    }
 }
 
 /// `flows` cut into runs of one node (the ACL units emit node by node).
@@ -274,6 +331,91 @@ fn runs<'x, 'a>(flows: &'x [(&'a str, FlowSpec)]) -> Vec<(&'a str, &'x [(&'a str
 /// the flow before the update.
 type Before = BTreeMap<(u32, SlotId), Option<FlowSpec>>;
 
+/// The units other than ACLs whose input may differ between `a` and `b`
+/// (a superset, filtered by [`units::input_eq`]): every node, switch and
+/// router unit of either model (few), the changed ports, and every pod
+/// port of a switch whose fields, nodes or router leg changed or on a node
+/// whose underlay address changed.
+fn candidates(
+    a: &LogicalModel,
+    da: &Derived,
+    b: &LogicalModel,
+    db: &Derived,
+    delta: &ModelDelta,
+    ch: &units::Changes,
+) -> BTreeSet<UnitKey> {
+    let mut v: BTreeSet<UnitKey> = BTreeSet::new();
+    v.extend(
+        a.nodes
+            .keys()
+            .chain(b.nodes.keys())
+            .cloned()
+            .map(UnitKey::Node),
+    );
+    v.extend(
+        a.switches
+            .keys()
+            .chain(b.switches.keys())
+            .map(|s| UnitKey::Switch(*s)),
+    );
+    v.extend(
+        a.routers
+            .keys()
+            .chain(b.routers.keys())
+            .map(|r| UnitKey::Router(*r)),
+    );
+    let is_pod = |m: &LogicalModel, p: &LogicalPortId| {
+        m.ports
+            .get(p)
+            .is_some_and(|p| matches!(p.kind, crate::model::PortKind::Pod { .. }))
+    };
+    v.extend(
+        delta
+            .ports
+            .iter()
+            .filter(|p| is_pod(a, p) || is_pod(b, p))
+            .map(|p| UnitKey::Port(*p)),
+    );
+    // Switch-level inputs of the port units.
+    let sw = |m: &LogicalModel, s: &crate::model::DatapathId| {
+        m.switches
+            .get(s)
+            .map(|x| (x.id, x.node.clone(), x.router_port))
+    };
+    let switches: BTreeSet<crate::model::DatapathId> = a
+        .switches
+        .keys()
+        .chain(b.switches.keys())
+        .filter(|s| {
+            sw(a, s) != sw(b, s)
+                || da.switch_nodes.get(s) != db.switch_nodes.get(s)
+                || ch.legs_changed(**s)
+        })
+        .copied()
+        .collect();
+    let nodes: BTreeSet<&str> = delta
+        .nodes
+        .iter()
+        .filter(|n| {
+            a.nodes.get(*n).map(|x| x.underlay_ip) != b.nodes.get(*n).map(|x| x.underlay_ip)
+        })
+        .map(String::as_str)
+        .collect();
+    if !switches.is_empty() || !nodes.is_empty() {
+        for m in [a, b] {
+            v.extend(
+                m.pod_ports()
+                    .filter(|p| {
+                        switches.contains(&p.switch)
+                            || p.node.as_deref().is_some_and(|n| nodes.contains(n))
+                    })
+                    .map(|p| UnitKey::Port(p.id)),
+            );
+        }
+    }
+    v
+}
+
 impl Compiler {
     /// Compiles `model` from scratch.
     pub fn new(model: LogicalModel, cfg: CompileConfig) -> Compiler {
@@ -287,9 +429,10 @@ impl Compiler {
             tables: Vec::new(),
             present: Vec::new(),
             cookies: BTreeMap::new(),
+            acl_index: AclIndex::of(&model),
             recompiled: Vec::new(),
         };
-        c.register_cookies(&model);
+        c.register_cookies(&model, None);
         c.sync_nodes(&model);
         let mut sink = BTreeMap::new();
         for u in units::units(&model) {
@@ -383,43 +526,62 @@ impl Compiler {
 
     /// Moves to `model`, recompiling only the units whose input changed;
     /// returns the per-node changes (a node that left the model has all its
-    /// flows deleted; a new node gets all its flows as adds).
+    /// flows deleted; a new node gets all its flows as adds). Finds what
+    /// changed by comparing the two models ([`ModelDelta::between`],
+    /// O(model)); [`update_with`](Self::update_with) takes the delta from
+    /// the caller instead.
     pub fn update(&mut self, model: LogicalModel) -> BTreeMap<String, NodeDiff> {
-        let derived = Derived::of(&model);
-        self.register_cookies(&model);
+        let delta = ModelDelta::between(&self.model, &model);
+        self.update_with(model, &delta).0
+    }
+
+    /// [`update`](Self::update) for a caller that knows which objects
+    /// changed: `delta` names every object of the compiled model and
+    /// `model` whose value differs (more is allowed, fewer is not: an
+    /// unnamed change keeps its old flows). Costs O(change) plus
+    /// O(nodes + switches + routers): only the units of the named objects,
+    /// of the sets and groups they belong to and of the switches, routers
+    /// and nodes are compared; the derived facts are patched, not rebuilt.
+    ///
+    /// Returns the per-node changes and the model compiled before: freeing
+    /// it is O(model) (10,000 ports, their strings and sets), so the caller
+    /// chooses when (after pushing the changes to the nodes, or on another
+    /// thread).
+    pub fn update_with(
+        &mut self,
+        model: LogicalModel,
+        delta: &ModelDelta,
+    ) -> (BTreeMap<String, NodeDiff>, LogicalModel) {
         let old = std::mem::take(&mut self.model);
-        let old_d = std::mem::take(&mut self.derived);
+        let old_d = self.derived.clone();
+        let mut derived = std::mem::take(&mut self.derived);
+        for p in &delta.ports {
+            derived.patch(old.ports.get(p), model.ports.get(p));
+        }
+        self.register_cookies(&model, Some(delta));
+        for id in &delta.acls {
+            if let Some(a) = old.acls.get(id) {
+                self.acl_index.step(a, false);
+            }
+            if let Some(a) = model.acls.get(id) {
+                self.acl_index.step(a, true);
+            }
+        }
         // Flows of a node that left the model are removed with the units
         // (their node is gone from the new model's unit inputs).
         let mut before: Before = BTreeMap::new();
         self.sync_nodes(&model);
         self.recompiled.clear();
-        let ch = units::Changes::between(&old, &old_d, &model, &derived);
-        // The recorded units (every unit but the ACLs' members), then the
-        // new model's units that had no flow.
-        let is_acl = |u: &UnitKey| matches!(u, UnitKey::Acl(_));
-        let mut todo: Vec<UnitKey> = self
-            .units
-            .keys()
-            .filter(|u| !is_acl(u) && !units::input_eq(u, &old, &old_d, &model, &derived, &ch))
-            .cloned()
+        let ch = units::Changes::of(&old, &old_d, &model, &derived, delta);
+        let todo: Vec<UnitKey> = candidates(&old, &old_d, &model, &derived, delta, &ch)
+            .into_iter()
+            .filter(|u| !units::input_eq(u, &old, &old_d, &model, &derived, &ch))
             .collect();
-        for u in units::units(&model) {
-            if !is_acl(&u)
-                && !self.units.contains_key(&u)
-                && !units::input_eq(&u, &old, &old_d, &model, &derived, &ch)
-            {
-                todo.push(u);
-            }
-        }
         for u in todo {
             self.apply_unit(&u, &model, &derived, &mut before, true);
             self.recompiled.push(u);
         }
-        // ACLs: merge-walk of both models' ids.
-        let mut ids: Vec<AclId> = old.acls.keys().copied().collect();
-        ids.extend(model.acls.keys().filter(|a| !old.acls.contains_key(a)));
-        for id in ids {
+        for id in self.acl_candidates(&old, &old_d, &model, &derived, delta, &ch) {
             if units::input_eq(&UnitKey::Acl(id), &old, &old_d, &model, &derived, &ch) {
                 continue;
             }
@@ -446,7 +608,50 @@ impl Compiler {
         diffs.retain(|_, d| !d.is_empty());
         self.model = model;
         self.derived = derived;
-        diffs
+        (diffs, old)
+    }
+
+    /// The ACLs whose units may differ between `a` and `b`: the changed
+    /// ACLs, those reading a changed address set or port group (or a group
+    /// holding a port that moved), the `AllPods` ACLs when a tenant's
+    /// nodes changed, every ACL when the address families changed.
+    fn acl_candidates(
+        &self,
+        a: &LogicalModel,
+        da: &Derived,
+        b: &LogicalModel,
+        db: &Derived,
+        delta: &ModelDelta,
+        ch: &units::Changes,
+    ) -> BTreeSet<AclId> {
+        if da.dual_stack != db.dual_stack {
+            return a.acls.keys().chain(b.acls.keys()).copied().collect();
+        }
+        let mut ids: BTreeSet<AclId> = delta.acls.clone();
+        // The index holds the new model's ACLs; an ACL in both models
+        // reads the same set and group in both unless it is in the delta.
+        for s in &ch.sets_changed {
+            ids.extend(self.acl_index.by_set.get(s).into_iter().flatten());
+        }
+        let mut groups: BTreeSet<PortGroupId> = ch.groups_changed.clone();
+        for p in ch.moved() {
+            if a.ports.contains_key(p) {
+                // A port that moved node: the groups holding it.
+                groups.extend(
+                    a.port_groups
+                        .values()
+                        .filter(|g| g.ports.contains(p))
+                        .map(|g| g.id),
+                );
+            }
+        }
+        for g in &groups {
+            ids.extend(self.acl_index.by_group.get(g).into_iter().flatten());
+        }
+        if ch.tenant_nodes_changed() {
+            ids.extend(self.acl_index.all_pods.iter().copied());
+        }
+        ids
     }
 
     /// Brings the units of ACL `id` from model `a` to model `b`: the ACL's
@@ -472,10 +677,19 @@ impl Compiler {
             self.apply_unit(&UnitKey::Acl(id), b, db, before, true);
             self.recompiled.push(UnitKey::Acl(id));
         }
+        // A context that changed only in its nodes (a pod of the ACL's
+        // group on a node new to it, or the last one leaving a node):
+        // every member's flows on the nodes of both are unchanged, so the
+        // members both have are only removed from the nodes lost and added
+        // on the nodes gained.
+        let nodes_only = match (&ca, &cb) {
+            (Some(x), Some(y)) => !same && x.same_but_nodes(y),
+            _ => false,
+        };
         let empty = BTreeSet::new();
         let pa = ca.as_ref().and_then(AclCtx::peer_set).unwrap_or(&empty);
         let pb = cb.as_ref().and_then(AclCtx::peer_set).unwrap_or(&empty);
-        let nets: Vec<IpNet> = if same {
+        let nets: Vec<IpNet> = if same || nodes_only {
             pa.symmetric_difference(pb).copied().collect()
         } else {
             pa.union(pb).copied().collect()
@@ -495,11 +709,35 @@ impl Compiler {
                 self.recompiled.push(u);
             }
         }
+        if let (true, Some(x), Some(y)) = (nodes_only, &ca, &cb) {
+            let lost: Vec<&str> = x
+                .nodes()
+                .iter()
+                .filter(|n| y.nodes().binary_search(n).is_err())
+                .copied()
+                .collect();
+            let gained: Vec<&str> = y
+                .nodes()
+                .iter()
+                .filter(|n| x.nodes().binary_search(n).is_err())
+                .copied()
+                .collect();
+            for net in pa.intersection(pb) {
+                fa.clear();
+                fb.clear();
+                x.peer_on(net, &lost, &mut fa);
+                y.peer_on(net, &gained, &mut fb);
+                let u = UnitKey::AclPeer(id, *net);
+                if self.replace(&u, &fa, &fb, before) {
+                    self.recompiled.push(u);
+                }
+            }
+        }
         let mut ports: BTreeSet<LogicalPortId> = BTreeSet::new();
         for (c, other) in [(&ca, &cb), (&cb, &ca)] {
             let Some(c) = c else { continue };
             for (p, n) in c.member_ports() {
-                if !same || other.as_ref().and_then(|o| o.port_node(p)) != Some(n) {
+                if !(same || nodes_only) || other.as_ref().and_then(|o| o.port_node(p)) != Some(n) {
                     ports.insert(p);
                 }
             }
@@ -647,16 +885,16 @@ impl Compiler {
         self.units.insert(u.clone(), mine);
     }
 
-    fn register_cookies(&mut self, m: &LogicalModel) {
+    /// Registers the cookies of `m`'s objects: all of them, or with
+    /// `delta` those of the changed tenants, ports and ACLs and of every
+    /// switch and router (the others were registered before).
+    fn register_cookies(&mut self, m: &LogicalModel, delta: Option<&ModelDelta>) {
         let mut add = |s: &SourceRef| {
             self.cookies
                 .entry(cookie::cookie_of(s))
                 .or_insert_with(|| s.clone());
         };
         add(&SourceRef::cluster(SourceKind::Infrastructure, "pipeline"));
-        for t in m.tenants.values() {
-            add(&t.source);
-        }
         for s in m.switches.values() {
             add(&s.source);
         }
@@ -666,11 +904,26 @@ impl Compiler {
             }
             add(&SourceRef::cluster(SourceKind::Tenant, &r.tenant));
         }
-        for p in m.ports.values() {
-            add(&p.source);
-        }
-        for a in m.acls.values() {
-            add(&a.source);
+        match delta {
+            None => {
+                m.tenants.values().for_each(|t| add(&t.source));
+                m.ports.values().for_each(|p| add(&p.source));
+                m.acls.values().for_each(|a| add(&a.source));
+            }
+            Some(d) => {
+                d.tenants
+                    .iter()
+                    .filter_map(|t| m.tenants.get(t))
+                    .for_each(|t| add(&t.source));
+                d.ports
+                    .iter()
+                    .filter_map(|p| m.ports.get(p))
+                    .for_each(|p| add(&p.source));
+                d.acls
+                    .iter()
+                    .filter_map(|a| m.acls.get(a))
+                    .for_each(|a| add(&a.source));
+            }
         }
     }
 
@@ -683,6 +936,12 @@ impl Compiler {
     /// The model last compiled.
     pub fn model(&self) -> &LogicalModel {
         &self.model
+    }
+
+    /// The derived facts of [`model`](Self::model) (patched by each
+    /// update).
+    pub fn derived(&self) -> &Derived {
+        &self.derived
     }
 
     /// Node names with a table.

@@ -35,8 +35,8 @@ use super::flow::{self, FlowBuilder, bits, mac, v4, v6};
 use super::{CompileConfig, prio, reg, table};
 use crate::model::{
     Acl, AclAction, AclDirection, AclId, AclTier, AddressSetId, AppliesTo, DatapathId, L4Protocol,
-    LogicalModel, LogicalPort, LogicalPortId, PortGroupId, PortKind, SourceKind, SourceRef,
-    Traffic,
+    LogicalModel, LogicalPort, LogicalPortId, ModelDelta, PortGroupId, PortKind, SourceKind,
+    SourceRef, Traffic,
 };
 
 /// Identifies a compile unit.
@@ -59,6 +59,10 @@ pub enum UnitKey {
 }
 
 /// Facts derived from the whole model that several units read.
+///
+/// Kept with the pod counts behind each set, so that an update patches it
+/// with the ports that changed ([`Derived::patch`]) instead of recomputing
+/// it from every port.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Derived {
     /// Nodes with at least one pod of the tenant.
@@ -70,6 +74,55 @@ pub struct Derived {
     pub dual_stack: bool,
     /// Nodes with at least one pod (the nodes of an `AllPods` ACL).
     pub pod_nodes: BTreeSet<String>,
+    /// Pods per (tenant, node), (switch, node) and node, and pods with an
+    /// IPv6 address: the sets above are the non-zero counts.
+    counts: Counts,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Counts {
+    tenant_node: BTreeMap<String, BTreeMap<String, u32>>,
+    switch_node: BTreeMap<DatapathId, BTreeMap<String, u32>>,
+    node: BTreeMap<String, u32>,
+    v6: u32,
+}
+
+/// Counts one pod more (`up`) or less in `m[k]`; true if the count went
+/// from 0 to 1 or from 1 to 0 (the set of non-zero keys changed).
+fn count(m: &mut BTreeMap<String, u32>, k: &str, up: bool) -> bool {
+    match m.get_mut(k) {
+        Some(c) if up => {
+            *c += 1;
+            false
+        }
+        Some(c) => {
+            *c -= 1;
+            if *c == 0 {
+                m.remove(k);
+                return true;
+            }
+            false
+        }
+        None if up => {
+            m.insert(k.to_owned(), 1);
+            true
+        }
+        // Removing a pod that was never counted: a caller bug; ignored
+        // rather than underflowing.
+        None => false,
+    }
+}
+
+/// Adds (`up`) or removes `n` in the set `m[k]`, dropping an emptied set.
+fn toggle<K: Ord + Clone>(m: &mut BTreeMap<K, BTreeSet<String>>, k: &K, n: &str, up: bool) {
+    if up {
+        m.entry(k.clone()).or_default().insert(n.to_owned());
+    } else if let Some(s) = m.get_mut(k) {
+        s.remove(n);
+        if s.is_empty() {
+            m.remove(k);
+        }
+    }
 }
 
 impl Derived {
@@ -77,22 +130,61 @@ impl Derived {
     pub fn of(m: &LogicalModel) -> Derived {
         let mut d = Derived::default();
         for p in m.pod_ports() {
-            if let Some(n) = &p.node {
-                d.tenant_nodes
-                    .entry(p.tenant.clone())
-                    .or_default()
-                    .insert(n.clone());
-                d.switch_nodes
-                    .entry(p.switch)
-                    .or_default()
-                    .insert(n.clone());
-                if !d.pod_nodes.contains(n) {
-                    d.pod_nodes.insert(n.clone());
-                }
-            }
-            d.dual_stack |= p.ips.iter().any(IpAddr::is_ipv6);
+            d.step(p, true);
         }
         d
+    }
+
+    /// Moves the facts from a model with port `old` to one with port `new`
+    /// (the same port id; either may be absent). O(log model).
+    pub fn patch(&mut self, old: Option<&LogicalPort>, new: Option<&LogicalPort>) {
+        if old == new {
+            return;
+        }
+        if let Some(p) = old {
+            self.step(p, false);
+        }
+        if let Some(p) = new {
+            self.step(p, true);
+        }
+    }
+
+    /// Counts pod port `p` in (`up`) or out.
+    fn step(&mut self, p: &LogicalPort, up: bool) {
+        if !matches!(p.kind, PortKind::Pod { .. }) {
+            return;
+        }
+        if p.ips.iter().any(IpAddr::is_ipv6) {
+            if up {
+                self.counts.v6 += 1;
+            } else {
+                self.counts.v6 = self.counts.v6.saturating_sub(1);
+            }
+            self.dual_stack = self.counts.v6 > 0;
+        }
+        let Some(n) = p.node.as_deref() else { return };
+        let c = &mut self.counts;
+        let t = c.tenant_node.entry(p.tenant.clone()).or_default();
+        if count(t, n, up) {
+            toggle(&mut self.tenant_nodes, &p.tenant, n, up);
+        }
+        if t.is_empty() {
+            c.tenant_node.remove(&p.tenant);
+        }
+        let s = c.switch_node.entry(p.switch).or_default();
+        if count(s, n, up) {
+            toggle(&mut self.switch_nodes, &p.switch, n, up);
+        }
+        if s.is_empty() {
+            c.switch_node.remove(&p.switch);
+        }
+        if count(&mut c.node, n, up) {
+            if up {
+                self.pod_nodes.insert(n.to_owned());
+            } else {
+                self.pod_nodes.remove(n);
+            }
+        }
     }
 
     fn tenant(&self, t: &str) -> Option<&BTreeSet<String>> {
@@ -131,19 +223,27 @@ pub struct Changes {
 }
 
 impl Changes {
-    /// The differences between `a` and `b`.
+    /// The differences between `a` and `b` (compares every port, address
+    /// set and port group: O(model)).
     pub fn between(a: &LogicalModel, da: &Derived, b: &LogicalModel, db: &Derived) -> Changes {
-        let mut moved = BTreeSet::new();
-        for (id, pa) in &a.ports {
-            if b.ports.get(id).map(|x| &x.node) != Some(&pa.node) {
-                moved.insert(*id);
-            }
-        }
-        for id in b.ports.keys() {
-            if !a.ports.contains_key(id) {
-                moved.insert(*id);
-            }
-        }
+        Changes::of(a, da, b, db, &ModelDelta::between(a, b))
+    }
+
+    /// The differences between `a` and `b`, looking only at the objects
+    /// `delta` names (O(change), plus the routers' ports).
+    pub fn of(
+        a: &LogicalModel,
+        da: &Derived,
+        b: &LogicalModel,
+        db: &Derived,
+        delta: &ModelDelta,
+    ) -> Changes {
+        let moved = delta
+            .ports
+            .iter()
+            .filter(|id| a.ports.get(id).map(|x| &x.node) != b.ports.get(id).map(|x| &x.node))
+            .copied()
+            .collect();
         let legs = |m: &LogicalModel| {
             let mut l = BTreeMap::new();
             for r in m.routers.values() {
@@ -153,31 +253,23 @@ impl Changes {
             }
             l
         };
-        let mut sets_changed = BTreeSet::new();
-        for (id, sa) in &a.address_sets {
-            if b.address_sets
-                .get(id)
-                .is_none_or(|sb| sb.addresses != sa.addresses)
-            {
-                sets_changed.insert(*id);
-            }
-        }
-        for id in b.address_sets.keys() {
-            if !a.address_sets.contains_key(id) {
-                sets_changed.insert(*id);
-            }
-        }
-        let mut groups_changed = BTreeSet::new();
-        for (id, ga) in &a.port_groups {
-            if b.port_groups.get(id).is_none_or(|gb| gb.ports != ga.ports) {
-                groups_changed.insert(*id);
-            }
-        }
-        for id in b.port_groups.keys() {
-            if !a.port_groups.contains_key(id) {
-                groups_changed.insert(*id);
-            }
-        }
+        let sets_changed = delta
+            .address_sets
+            .iter()
+            .filter(|id| {
+                a.address_sets.get(id).map(|s| &s.addresses)
+                    != b.address_sets.get(id).map(|s| &s.addresses)
+            })
+            .copied()
+            .collect();
+        let groups_changed = delta
+            .port_groups
+            .iter()
+            .filter(|id| {
+                a.port_groups.get(id).map(|g| &g.ports) != b.port_groups.get(id).map(|g| &g.ports)
+            })
+            .copied()
+            .collect();
         Changes {
             moved,
             legs_a: legs(a),
@@ -186,6 +278,21 @@ impl Changes {
             sets_changed,
             groups_changed,
         }
+    }
+
+    /// Ports whose node differs (or that exist in one model only).
+    pub fn moved(&self) -> &BTreeSet<LogicalPortId> {
+        &self.moved
+    }
+
+    /// True if switch `s`'s first router leg differs.
+    pub fn legs_changed(&self, s: DatapathId) -> bool {
+        self.legs_a.get(&s) != self.legs_b.get(&s)
+    }
+
+    /// True if some tenant's node set differs.
+    pub fn tenant_nodes_changed(&self) -> bool {
+        !self.tenant_nodes_eq
     }
 }
 

@@ -26,6 +26,7 @@
 //! their switch peers point at each other.
 
 pub mod acl;
+pub mod delta;
 pub mod ids;
 pub mod network;
 pub mod source;
@@ -39,6 +40,7 @@ pub use acl::{
     Acl, AclAction, AclDirection, AclMatch, AclTier, AddressSet, AddressSetOrigin, AppliesTo,
     ICMP_RETURN, IpBlock, PortGroup, PortRange, Traffic,
 };
+pub use delta::ModelDelta;
 pub use ids::{
     AclId, AddressSetId, DatapathId, IdAllocator, IdSpaceFull, LogicalPortId, PortGroupId,
 };
