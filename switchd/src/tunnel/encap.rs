@@ -111,13 +111,13 @@ pub(crate) struct Template {
     /// IPv4: the one's complement sum of the 20 header bytes as in
     /// `bytes`, so the checksum is this plus TOS, total length and TTL.
     ip_sum: u16,
-    /// The pseudo-header sum of the addresses and protocol (UDP checksum:
-    /// plus the UDP length and the datagram).
-    pseudo_sum: u16,
-    /// The sum of the template's UDP and tunnel base header (16 bytes),
-    /// so the UDP checksum adds the per-packet fields by value instead of
-    /// reading back bytes just stored (a store-forwarding stall).
-    udp_tun_sum: u16,
+    /// The UDP checksum's constant part, not folded: the pseudo-header sum
+    /// of the addresses and protocol plus the sum of the template's UDP
+    /// and tunnel base header (16 bytes); per packet the UDP length (twice:
+    /// pseudo-header and header), the written fields by value (not read
+    /// back: a store-forwarding stall), the options and the inner frame
+    /// are added.
+    csum_base: u32,
 }
 
 impl Template {
@@ -172,8 +172,7 @@ impl Template {
             bytes: b,
             v6,
             ip_sum,
-            pseudo_sum,
-            udp_tun_sum,
+            csum_base: u32::from(pseudo_sum) + u32::from(udp_tun_sum),
         })
     }
 }
@@ -306,10 +305,10 @@ impl Tunnels {
         } else {
             0
         };
-        let (slots, opt_len, critical) = if present != 0 {
+        let (slots, opt_len, critical, opt_hdr_sum) = if present != 0 {
             self.tlv.encap_layout(present)
         } else {
-            (0, 0, false)
+            (0, 0, false, 0)
         };
         let ip_len = if t.v6 { IPV6_LEN } else { IPV4_LEN };
         let (udp_total, ip_total) = fits(u, ip_len, 8 + opt_len, pkt.len(), layers)?;
@@ -361,72 +360,105 @@ impl Tunnels {
         let Some(ut) = tail.first_chunk_mut::<{ UDP_LEN + 8 }>() else {
             return Err(EncapError::Drop(TunnelDrop::NoHeadroom));
         };
-        // The UDP header and tunnel header words not in the template, for
-        // the UDP checksum (16-bit words, summed by value).
-        let mut hsum = u32::from(t.udp_tun_sum)
-            + u32::from(src_port)
-            + u32::from(udp_total)
-            + (u32::from(vni[0]) << 8 | u32::from(vni[1]))
-            + (u32::from(vni[2]) << 8);
         ut[..2].copy_from_slice(&src_port.to_be_bytes());
         ut[4..6].copy_from_slice(&udp_total.to_be_bytes());
         ut[12..15].copy_from_slice(&vni);
-        if tp.kind == TunnelKind::Geneve {
-            // Version 0, options length in words; O and C flags.
-            ut[8] = (opt_len / 4) as u8;
-            ut[9] =
+        // Geneve: version 0, options length in words; O and C flags.
+        let (len_words, oc) = if tp.kind == TunnelKind::Geneve {
+            let oc =
                 if flags & TUN_FLAG_OAM != 0 { 0x80 } else { 0 } | if critical { 0x40 } else { 0 };
-            hsum += u32::from(ut[8]) << 8 | u32::from(ut[9]);
-            // Options in slot order: the prebuilt 4-byte header, then the
-            // slot value's low 4 or 8 bytes (`TlvMap::new` allows only
-            // these), as fixed-size writes.
-            let mut at = 0;
-            let mut bits = slots;
-            while bits != 0 {
-                let i = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                let h = self.tlv.header(i);
-                let v = key.tun_metadata(i);
-                hsum += (u32::from(h[0]) << 8 | u32::from(h[1]))
-                    + (u32::from(h[2]) << 8 | u32::from(h[3]))
-                    + (v & 0xffff) as u32
-                    + ((v >> 16) & 0xffff) as u32;
-                if h[3] != 1 {
-                    hsum += ((v >> 32) & 0xffff) as u32 + (v >> 48) as u32;
-                }
-                let dst = rest.get_mut(at..).unwrap_or_default();
-                if h[3] == 1 {
-                    if let Some(d) = dst.first_chunk_mut::<8>() {
-                        d[..4].copy_from_slice(&h);
-                        d[4..].copy_from_slice(&(v as u32).to_be_bytes());
-                    }
-                    at += 8;
-                } else {
-                    if let Some(d) = dst.first_chunk_mut::<12>() {
-                        d[..4].copy_from_slice(&h);
-                        d[4..].copy_from_slice(&v.to_be_bytes());
-                    }
-                    at += 12;
-                }
-            }
-        }
+            let len_words = (opt_len / 4) as u8;
+            ut[8] = len_words;
+            ut[9] = oc;
+            (len_words, oc)
+        } else {
+            (0, 0)
+        };
+        // The UDP checksum's terms known so far.
+        let hsum = t.csum_base
+            + u32::from(src_port)
+            + 2 * u32::from(udp_total)
+            + (u32::from(vni[0]) << 8 | u32::from(vni[1]))
+            + (u32::from(vni[2]) << 8)
+            + (u32::from(len_words) << 8 | u32::from(oc))
+            + opt_hdr_sum;
         // UDP checksum: always over IPv6 (RFC 8200), over IPv4 only with
         // `tun_flags` `csum`: the template's pseudo-header sum, the
-        // length, the headers just written (by value) and the inner frame.
+        // length, the header fields just written (by value, not read
+        // back), the option headers' sum from the layout, the option
+        // values (summed as they are written) and the inner frame.
         if t.v6 || flags & TUN_FLAG_CSUM != 0 {
+            // The option values' sum folded to 17 bits (only with options).
+            let opt_val_sum = if slots != 0 {
+                let s = self.write_options::<true>(slots, key, rest);
+                // s <= 2^64 - 1 -> <= 2^33 - 2 -> < 2^32 -> < 2^17.
+                let s = (s >> 32) + (s & 0xffff_ffff);
+                let s = ((s >> 32) + (s & 0xffff_ffff)) as u32;
+                (s >> 16) + (s & 0xffff)
+            } else {
+                0
+            };
             let inner = rest.get(opt_len..).unwrap_or_default();
-            // One fold at the end (at most ~20 16-bit terms: no overflow).
-            let sum = hsum
-                + u32::from(t.pseudo_sum)
-                + u32::from(udp_total)
-                + u32::from(checksum::data(inner));
+            // One fold at the end (a dozen terms below 2^18: no overflow).
+            let sum = hsum + opt_val_sum + u32::from(checksum::data(inner));
             let c = !checksum::combine(&[(sum & 0xffff) as u16, (sum >> 16) as u16]);
             // A computed zero is sent as all ones (RFC 768).
             let c = if c == 0 { 0xffff } else { c };
             ut[6..8].copy_from_slice(&c.to_be_bytes());
+        } else if slots != 0 {
+            self.write_options::<false>(slots, key, rest);
         }
         Ok(base + opt_len)
     }
+
+    /// Writes the Geneve options of the mapped, present `slots` at the
+    /// start of `out` in slot order: the prebuilt 4-byte header, then the
+    /// slot value's low 4 or 8 bytes (`TlvMap::new` allows only these), as
+    /// fixed-size writes. With `SUM`, returns the values' one's
+    /// complement sum as 64-bit words with end-around carry (the same sum
+    /// as over their 16-bit words, RFC 1071 2(B)); the headers' sum comes
+    /// with the layout.
+    #[inline(never)]
+    fn write_options<const SUM: bool>(&self, slots: u8, key: &FlowKey, out: &mut [u8]) -> u64 {
+        let mut sum = 0u64;
+        let mut at = 0;
+        let mut bits = slots;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let h = self.tlv.header(i);
+            let v = key.tun_metadata(i);
+            let dst = out.get_mut(at..).unwrap_or_default();
+            if h[3] == 1 {
+                if let Some(d) = dst.first_chunk_mut::<8>() {
+                    d[..4].copy_from_slice(&h);
+                    d[4..].copy_from_slice(&(v as u32).to_be_bytes());
+                }
+                if SUM {
+                    sum = add_carry(sum, v & 0xffff_ffff);
+                }
+                at += 8;
+            } else {
+                if let Some(d) = dst.first_chunk_mut::<12>() {
+                    d[..4].copy_from_slice(&h);
+                    d[4..].copy_from_slice(&v.to_be_bytes());
+                }
+                if SUM {
+                    sum = add_carry(sum, v);
+                }
+                at += 12;
+            }
+        }
+        sum
+    }
+}
+
+/// `a + b` with the carry out added back in (one's complement addition
+/// of 64-bit words).
+#[inline(always)]
+fn add_carry(a: u64, b: u64) -> u64 {
+    let (s, carry) = a.overflowing_add(b);
+    s + u64::from(carry)
 }
 
 /// The UDP and outer IP lengths if the outer packet fits the underlay

@@ -448,6 +448,13 @@ pub struct TlvMap {
     /// By slot: the encoded 4-byte option header (class, type, length in
     /// words), copied as is in front of the data.
     headers: [[u8; 4]; TUN_METADATA_SLOTS],
+    /// Encap's option layout by presence mask, one table per nibble
+    /// (slots 0-3, slots 4-7) so that two loads and an add replace a walk
+    /// over the bits: for the mapped slots of the nibble, the encoded
+    /// length in bytes `<< 24` plus the one's complement sum of their
+    /// option headers as 16-bit words (at most 4 * 0x1fffe < 2^19, so the
+    /// two halves add without carrying into the length).
+    layout: [[u32; 16]; 2],
 }
 
 /// A tunnel configuration that cannot be used; the message names the
@@ -532,6 +539,21 @@ impl TlvMap {
             m.headers[usize::from(t.slot)] = [c[0], c[1], t.r#type, t.len / 4];
             m.ids[usize::from(t.slot)] = u32::from(t.class) << 8 | u32::from(t.r#type);
         }
+        for (half, table) in m.layout.iter_mut().enumerate() {
+            for (nibble, e) in table.iter_mut().enumerate() {
+                for bit in 0..4 {
+                    let slot = 4 * half + bit;
+                    if nibble & (1 << bit) == 0 || m.mapped & (1 << slot) == 0 {
+                        continue;
+                    }
+                    let h = m.headers[slot];
+                    let len = 4 + 4 * u32::from(h[3]);
+                    *e += (len << 24)
+                        + (u32::from(h[0]) << 8 | u32::from(h[1]))
+                        + (u32::from(h[2]) << 8 | u32::from(h[3]));
+                }
+            }
+        }
         for (slot, s) in m.slots.iter().enumerate() {
             let Some((class, kind, len)) = *s else {
                 continue;
@@ -570,20 +592,20 @@ impl TlvMap {
     }
 
     /// The mapped slots of `present` (a `tun_metadata` presence mask),
-    /// the options' total encoded length and whether one is critical.
+    /// the options' total encoded length, whether one is critical and the
+    /// one's complement sum of their option headers (16-bit words, not
+    /// folded): two table loads (`layout`), no walk over the bits.
     #[inline]
-    pub(crate) fn encap_layout(&self, present: u8) -> (u8, usize, bool) {
+    pub(crate) fn encap_layout(&self, present: u8) -> (u8, usize, bool, u32) {
         let slots = present & self.mapped;
-        // A walk over the set bits: `count_ones` without the popcnt
-        // instruction (baseline x86-64) measured slower for two options.
-        let mut len = 0;
-        let mut bits = slots;
-        while bits != 0 {
-            let i = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            len += 4 + 4 * usize::from(self.headers.get(i).map_or(0, |h| h[3]));
-        }
-        (slots, len, slots & self.critical != 0)
+        let [lo, hi] = &self.layout;
+        let e = lo[usize::from(slots & 0x0f)] + hi[usize::from(slots >> 4)];
+        (
+            slots,
+            (e >> 24) as usize,
+            slots & self.critical != 0,
+            e & 0x00ff_ffff,
+        )
     }
 
     /// The encoded option header of mapped slot `i`.
