@@ -1128,6 +1128,8 @@ struct Groups {
     n: usize,
     /// Group index by a hash of the path key (may be stale: checked).
     hint: [u8; GROUP_HINTS],
+    /// The group the last hit joined (may be stale: checked).
+    last: usize,
     credits: Credits,
 }
 
@@ -1140,6 +1142,8 @@ struct Group {
     len: u8,
     head: [u64; emc::HEAD],
     flat: bool,
+    /// Its path id ([`Emc::path_id`]; 0: compare the path key).
+    id: u64,
     packets: u64,
     /// Bytes at entry.
     bytes: u64,
@@ -1151,6 +1155,7 @@ impl Group {
         len: 0,
         head: [0; emc::HEAD],
         flat: false,
+        id: 0,
         packets: 0,
         bytes: 0,
     };
@@ -1163,6 +1168,7 @@ impl Groups {
             g: [Group::EMPTY; BATCH_MAX],
             n: 0,
             hint: [u8::MAX; GROUP_HINTS],
+            last: usize::MAX,
             credits: Credits::new(),
         }
     }
@@ -1193,8 +1199,10 @@ impl Groups {
     }
 
     /// One more hit of `len` bytes on `slot` (`flat`: a flat hit, whose
-    /// table lookups the group counts).
-    #[inline]
+    /// table lookups the group counts). First the group the previous hit
+    /// joined, by slot or one-word path id (many flows through the same
+    /// rule: the common case), then the hinted group by path key.
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn add(
         &mut self,
@@ -1203,6 +1211,31 @@ impl Groups {
         counters: &mut WorkerCounters,
         slot: usize,
         flat: bool,
+        len: u64,
+        now_ms: u64,
+    ) {
+        let id = emc.path_id(slot);
+        if let Some(e) = self.g.get_mut(..self.n).and_then(|l| l.get_mut(self.last))
+            && (e.slot == slot || (id != 0 && e.id == id))
+        {
+            e.packets += 1;
+            e.bytes += len;
+            return;
+        }
+        self.add_hinted(pl, emc, counters, slot, flat, id, len, now_ms);
+    }
+
+    /// [`add`](Self::add) past the last group.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn add_hinted(
+        &mut self,
+        pl: &Pipeline,
+        emc: &Emc,
+        counters: &mut WorkerCounters,
+        slot: usize,
+        flat: bool,
+        id: u64,
         len: u64,
         now_ms: u64,
     ) {
@@ -1220,6 +1253,7 @@ impl Groups {
             {
                 e.packets += 1;
                 e.bytes += len;
+                self.last = g;
             }
             _ => {
                 if self.n == BATCH_MAX {
@@ -1234,10 +1268,12 @@ impl Groups {
                         len: n,
                         head,
                         flat,
+                        id,
                         packets: 1,
                         bytes: len,
                     };
                     *h = self.n as u8;
+                    self.last = self.n;
                     self.n += 1;
                 }
             }
