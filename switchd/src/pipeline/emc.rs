@@ -319,6 +319,17 @@ fn key_eq(e: &EmcKey, k: &FlowKey) -> bool {
     diff == 0
 }
 
+/// See [`Emc::path_id`]: `n` steps of which the first is `step0` (a step
+/// is 56 bits, see [`Step`]).
+#[inline]
+fn path_id(n: usize, step0: u64, flat: bool) -> u64 {
+    const STEP_BITS: u64 = (1 << 56) - 1;
+    if n > 1 {
+        return 0;
+    }
+    1 << 63 | u64::from(flat) << 62 | (n as u64) << 56 | (step0 & STEP_BITS)
+}
+
 /// Rule credits of a batch's cache hits, merged by rule: every hit group
 /// of a batch adds its path here and each distinct rule's atomic counters
 /// are updated once per batch (a relaxed `fetch_add` on a shared counter
@@ -424,12 +435,15 @@ const _: () = assert!(std::mem::size_of::<Entry>() == 128);
 #[repr(C, align(64))]
 struct Flat {
     head: [u64; HEAD],
+    /// The path id ([`Emc::path_id`]).
+    id: u64,
     ops: [FlatOp; MAX_FLAT],
 }
 
 impl Flat {
     const EMPTY: Flat = Flat {
         head: [0; HEAD],
+        id: 0,
         ops: [FlatOp::Emit(protocol::flow::PortNo(0)); MAX_FLAT],
     };
 }
@@ -552,6 +566,16 @@ impl Emc {
         (n, self.flats.get(i).map_or([0; HEAD], |f| f.head))
     }
 
+    /// Slot `i`'s path id: for a path of at most one step, the step, the
+    /// length and the flat-ness packed in one word with the top bit set,
+    /// so equal ids are exactly equal [`path_key`](Self::path_key)s with
+    /// the same flat-ness (a group's one-word check, one load from the
+    /// line a flat hit already read); 0 for a longer path.
+    #[inline]
+    pub(crate) fn path_id(&self, i: usize) -> u64 {
+        self.flats.get(i).map_or(0, |f| f.id)
+    }
+
     /// The flat action list of slot `i` and whether its translation ended
     /// in a table miss, if it has one.
     #[inline]
@@ -616,6 +640,7 @@ impl Emc {
             if let (Some(dst), Some(src)) = (f.head.get_mut(..h), rec.steps.get(..h)) {
                 dst.copy_from_slice(src);
             }
+            f.id = path_id(n, f.head[0], rec.flat_ok);
             if let (true, Some(dst), Some(src)) =
                 (rec.flat_ok, f.ops.get_mut(..nf), rec.flat.get(..nf))
             {
