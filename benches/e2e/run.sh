@@ -8,7 +8,8 @@
 #                                           # every scenario forwards and the report builds
 #                                           # (of the two-node rows only 2node-weft-geneve)
 #   options: --reps N  --duration S  --scenarios a,b,...  --out DIR  --no-build
-#            --profile (also perf-record weft-switchd under the 64-byte load)
+#            --profile (also perf-record weft-switchd under the 64-byte load, and
+#                       both two-node weft-switchds under TCP x1)
 #            --profile-only --out DIR (only that, into an existing results dir)
 #
 # Topology (per scenario, namespaces weft-bench-<pid>-{sw,p1,p2}):
@@ -643,6 +644,49 @@ EOF
     teardown
 }
 
+# One perf profile of both weft-switchd processes (2node-weft-geneve) under
+# the single-stream TCP load: where the two-node TCP row's time goes. Both
+# switches share CPU 1, as in the measured rows; the profile also counts
+# the kernel work done in their context (AF_PACKET send, veth, softirq).
+profile_weft_2node_tcp() {
+    log "[profile] perf record of both weft-switchds under TCP x1 (2node-weft-geneve)"
+    make_namespaces
+    SW_PID="" SW_PID2=""
+    scenario_2node-weft-geneve
+    connectivity || { fail "profile 2node: no connectivity"; teardown; return 0; }
+    local ev=cycles
+    if perf stat -e instructions true 2>&1 | grep 'not supported' >/dev/null; then ev=cpu-clock; fi
+    ip netns exec "$NS_P2" iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
+    local srv=$!
+    PIDS+=("$srv")
+    local i
+    for i in $(seq 50); do
+        nsx "$NS_P2" ss -ltn 2>/dev/null | grep -q ':5201 ' && break
+        sleep 0.05
+    done
+    nsx "$NS_P1" iperf3 -c 10.244.0.2 -p 5201 -t $((DUR + 2)) -P 1 >"$TMP/iperf-profile.txt" 2>&1 &
+    local cli=$!
+    PIDS+=("$cli")
+    sleep 1
+    perf record -e "$ev" -F 4000 -p "$SW_PID,$SW_PID2" -o "$TMP/perf2.data" -- sleep "$DUR" >/dev/null 2>&1
+    wait "$cli" 2>/dev/null || true
+    forget_pid "$cli"
+    kill "$srv" 2>/dev/null || true
+    wait "$srv" 2>/dev/null || true
+    forget_pid "$srv"
+    {
+        echo "# perf record -e $ev -F 4000 -p <both weft-switchds> -- sleep $DUR, iperf3 -P 1 p1 -> p2 (2node-weft-geneve)"
+        echo "# $(date -u +%FT%TZ), $(nproc) CPUs, load: $(uptime | sed 's/.*load average/load average/')"
+        echo "# iperf3 (sender side): $(grep -E 'sender' "$TMP/iperf-profile.txt" | tail -1 | tr -s ' ')"
+        echo "## by shared object"
+        perf report -i "$TMP/perf2.data" --stdio --no-children --sort dso 2>/dev/null | grep -v -e '^#' -e '^$' | sed 's/[[:space:]-]*$//' | head -12 || true
+        echo "## top symbols"
+        perf report -i "$TMP/perf2.data" --stdio --no-children --sort dso,symbol 2>/dev/null | grep -v -e '^#' -e '^$' | sed 's/[[:space:]-]*$//' | head -45 || true
+    } > "$OUT/profile-weft-2node-tcp1.txt"
+    log "profile summary in $OUT/profile-weft-2node-tcp1.txt"
+    teardown
+}
+
 # --- machine details ------------------------------------------------------------
 uptime_before=$(uptime)
 write_machine() {
@@ -683,11 +727,12 @@ for rep in $(seq "$REPS"); do
     done
 done
 if [ "$PROFILE" = 2 ]; then
-    # Only the profile, into an existing results directory.
+    # Only the profiles, into an existing results directory.
     profile_weft
+    profile_weft_2node_tcp
     exit 0
 fi
-[ "$PROFILE" = 0 ] || profile_weft
+[ "$PROFILE" = 0 ] || { profile_weft; profile_weft_2node_tcp; }
 write_machine
 "$REPORT" "$OUT"
 if [ "$MODE" = check ]; then
