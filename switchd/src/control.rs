@@ -1826,6 +1826,24 @@ mod tests {
         }
     }
 
+    /// A controller over `dir` starting from `st`, with a [`NullDatapath`]
+    /// (or the one given, to look at its `sent` frames), and its pipeline.
+    fn null_controller(
+        st: SwitchState,
+        dir: &Path,
+        dp: Option<NullDatapath>,
+    ) -> (Controller, Arc<SharedPipeline>) {
+        let pl = Controller::empty_pipeline().unwrap();
+        let c = Controller::start(
+            st,
+            dir.to_path_buf(),
+            Arc::clone(&pl),
+            Box::new(dp.unwrap_or_default()),
+        )
+        .unwrap();
+        (c, pl)
+    }
+
     fn flows(lines: &[&str]) -> Vec<FlowSpec> {
         lines.iter().map(|l| parse_flow(l).unwrap()).collect()
     }
@@ -1839,14 +1857,7 @@ mod tests {
         broadcast::Sender<Body>,
     ) {
         let st = SwitchState::load(dir).unwrap().unwrap_or_default();
-        let pl = Controller::empty_pipeline().unwrap();
-        let c = Controller::start(
-            st,
-            dir.to_path_buf(),
-            Arc::clone(&pl),
-            Box::new(NullDatapath::default()),
-        )
-        .unwrap();
+        let (c, pl) = null_controller(st, dir, None);
         let ctl = Arc::new(Mutex::new(c));
         let sock = dir.join("s.sock");
         let l = bind(&sock).unwrap();
@@ -2099,14 +2110,7 @@ mod tests {
     fn port_add_and_del_are_journalled_and_survive_a_restart() {
         use crate::state::{JOURNAL_FILE, STATE_FILE};
         let dir = tempfile::tempdir().unwrap();
-        let pl = Controller::empty_pipeline().unwrap();
-        let mut c = Controller::start(
-            SwitchState::default(),
-            dir.path().to_path_buf(),
-            Arc::clone(&pl),
-            Box::new(NullDatapath::default()),
-        )
-        .unwrap();
+        let (mut c, _) = null_controller(SwitchState::default(), dir.path(), None);
         let add = |c: &mut Controller, name: &str| {
             c.handle(&Body::PortAdd {
                 name: name.into(),
@@ -2130,13 +2134,7 @@ mod tests {
         assert_eq!(back.ofports.get("p1"), Some(&PortNo(1)), "number reserved");
         // A restarted switch opens p2 again and gives p1 its number back.
         drop(c);
-        let mut c = Controller::start(
-            back,
-            dir.path().to_path_buf(),
-            Arc::clone(&pl),
-            Box::new(NullDatapath::default()),
-        )
-        .unwrap();
+        let (mut c, _) = null_controller(back, dir.path(), None);
         assert_eq!(add(&mut c, "p3"), Body::PortAdded { port: PortNo(3) });
         assert_eq!(add(&mut c, "p1"), Body::PortAdded { port: PortNo(1) });
         // The replayed journal was compacted by the first change after the
@@ -2149,14 +2147,7 @@ mod tests {
     fn tunnels_underlay_and_node_table() {
         use protocol::ctl::{NodeEntry, TunnelConfig, UnderlayConfig};
         let dir = tempfile::tempdir().unwrap();
-        let pl = Controller::empty_pipeline().unwrap();
-        let mut c = Controller::start(
-            SwitchState::default(),
-            dir.path().to_path_buf(),
-            Arc::clone(&pl),
-            Box::new(NullDatapath::default()),
-        )
-        .unwrap();
+        let (mut c, pl) = null_controller(SwitchState::default(), dir.path(), None);
         let add = |c: &mut Controller, name: &str, kind: PortKind, req: Option<u32>| {
             c.handle(&Body::PortAdd {
                 name: name.into(),
@@ -2378,14 +2369,7 @@ mod tests {
     fn per_port_offloads_option() {
         use protocol::ctl::{PortOffloadInfo, PortOptions, TunnelConfig};
         let dir = tempfile::tempdir().unwrap();
-        let pl = Controller::empty_pipeline().unwrap();
-        let mut c = Controller::start(
-            SwitchState::default(),
-            dir.path().to_path_buf(),
-            Arc::clone(&pl),
-            Box::new(NullDatapath::default()),
-        )
-        .unwrap();
+        let (mut c, _) = null_controller(SwitchState::default(), dir.path(), None);
         let with = |name: &str, kind: PortKind, port: u32, offloads: bool| Body::PortAddWith {
             name: name.into(),
             kind,
@@ -2440,13 +2424,7 @@ mod tests {
         assert!(!st.ports["plain"].options.offloads);
         assert!(st.ports["fast"].options.offloads);
         let text = st.to_json().unwrap();
-        let c = Controller::start(
-            st,
-            dir.path().to_path_buf(),
-            Arc::clone(&pl),
-            Box::new(NullDatapath::default()),
-        )
-        .unwrap();
+        let (c, _) = null_controller(st, dir.path(), None);
         let mut got = c.dump_port_offloads();
         got.sort_by(|a, b| a.name.cmp(&b.name));
         assert_eq!(got, expected);
@@ -2479,16 +2457,9 @@ mod tests {
     #[test]
     fn counters_carry_across_publishes() {
         let dir = tempfile::tempdir().unwrap();
-        let pl = Controller::empty_pipeline().unwrap();
         let dp = NullDatapath::default();
         let sent = Arc::clone(&dp.sent);
-        let mut c = Controller::start(
-            SwitchState::default(),
-            dir.path().to_path_buf(),
-            Arc::clone(&pl),
-            Box::new(dp),
-        )
-        .unwrap();
+        let (mut c, pl) = null_controller(SwitchState::default(), dir.path(), Some(dp));
         let r = c.handle(&Body::AddFlows {
             flows: flows(&["in_port=1,actions=output:2", "in_port=2,actions=output:1"]),
         });
