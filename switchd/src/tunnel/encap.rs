@@ -452,32 +452,37 @@ impl Tunnels {
     #[inline(never)]
     fn write_options<const SUM: bool>(&self, slots: u8, key: &FlowKey, out: &mut [u8]) -> u64 {
         let mut sum = 0u64;
-        let mut at = 0;
+        let mut out = out;
         let mut bits = slots;
         while bits != 0 {
-            let i = bits.trailing_zeros() as usize;
+            // Slot numbers are 0..8 (`u8` bits): masked, no bounds checks.
+            let i = (bits.trailing_zeros() & 7) as usize;
             bits &= bits - 1;
             let h = self.tlv.header(i);
             let v = key.tun_metadata(i);
-            let dst = out.get_mut(at..).unwrap_or_default();
+            // The options area was sized from the same slots
+            // (`encap_layout`): it always has room.
             if h[3] == 1 {
-                if let Some(d) = dst.first_chunk_mut::<8>() {
-                    d[..4].copy_from_slice(&h);
-                    d[4..].copy_from_slice(&(v as u32).to_be_bytes());
-                }
+                let Some((d, tail)) = core::mem::take(&mut out).split_first_chunk_mut::<8>() else {
+                    break;
+                };
+                d[..4].copy_from_slice(&h);
+                d[4..].copy_from_slice(&(v as u32).to_be_bytes());
+                out = tail;
                 if SUM {
                     sum = add_carry(sum, v & 0xffff_ffff);
                 }
-                at += 8;
             } else {
-                if let Some(d) = dst.first_chunk_mut::<12>() {
-                    d[..4].copy_from_slice(&h);
-                    d[4..].copy_from_slice(&v.to_be_bytes());
-                }
+                let Some((d, tail)) = core::mem::take(&mut out).split_first_chunk_mut::<12>()
+                else {
+                    break;
+                };
+                d[..4].copy_from_slice(&h);
+                d[4..].copy_from_slice(&v.to_be_bytes());
+                out = tail;
                 if SUM {
                     sum = add_carry(sum, v);
                 }
-                at += 12;
             }
         }
         sum
