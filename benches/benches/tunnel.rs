@@ -9,6 +9,11 @@
 //! integer updates): the decap key is not reset per iteration (decap
 //! writes the same tunnel fields into it every time; the pipeline's
 //! per-packet key reset belongs to extraction, measured in `extract`).
+//! No frame copy or buffer reset is in the loop: besides encap or decap,
+//! one iteration is the call, one `PacketBuf` offset move (with its
+//! bounds and offload checks, as the pipeline's `emit_tunnel` does after
+//! sending) and `black_box`, about 35 instructions by cachegrind
+//! (`examples/tunnel_count`).
 //!
 //! Scenarios: Geneve with 0 and 2 options (4 and 8 data bytes, mapped to
 //! `tun_metadata0/1`) and VXLAN, each over an IPv4 underlay (no UDP

@@ -6,13 +6,39 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use protocol::flow::FlowKey;
 use protocol::flow::PortNo;
-use protocol::flow::key::{TUN_FLAG_CSUM, TUN_FLAG_DONT_FRAGMENT, TUN_FLAG_KEY, TUN_FLAG_OAM};
+use protocol::flow::key::{
+    TUN_FLAG_CSUM, TUN_FLAG_DONT_FRAGMENT, TUN_FLAG_KEY, TUN_FLAG_OAM, slots,
+};
 use protocol::wire::{EtherType, IpProtocol, geneve, vxlan};
 
 use super::{ETH_LEN, IPV4_LEN, IPV6_LEN, TunnelDrop, TunnelKind, TunnelPort, Tunnels, UDP_LEN};
 use crate::buf::PacketBuf;
 
 /// The outcome of [`Tunnels::decap`].
+/// The key word of `tun_metadata0` (slot `i` is the word after `i`).
+const META_WORD: usize = FlowKey::tun_metadata_slot(0).word as usize;
+
+/// The key layout `decap` writes whole words of: `tun_src`/`tun_dst` as
+/// the low/high halves of one word; `tun_flags`, `tun_tos`, `tun_ttl`,
+/// `tun_metadata_present` at bits 0, 16, 24, 32 of one word; the option
+/// slots in consecutive words.
+const _: () = {
+    assert!(slots::tun_src.word == slots::tun_dst.word);
+    assert!(slots::tun_src.shift == 0 && slots::tun_dst.shift == 32);
+    assert!(slots::tun_flags.word == slots::tun_tos.word);
+    assert!(slots::tun_flags.word == slots::tun_ttl.word);
+    assert!(slots::tun_flags.word == slots::tun_metadata_present.word);
+    assert!(slots::tun_flags.shift == 0 && slots::tun_flags.width == 16);
+    assert!(slots::tun_tos.shift == 16 && slots::tun_ttl.shift == 24);
+    assert!(slots::tun_metadata_present.shift == 32);
+    assert!(slots::tun_metadata_present.width == 8);
+    let mut i = 0;
+    while i < protocol::flow::key::TUN_METADATA_SLOTS {
+        assert!(FlowKey::tun_metadata_slot(i).word as usize == META_WORD + i);
+        i += 1;
+    }
+};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Decap {
     /// Not tunnel traffic for a local endpoint: the packet is unchanged.
@@ -335,11 +361,16 @@ impl Tunnels {
             return Decap::Drop(TunnelDrop::CriticalOption);
         }
 
-        // Committed: fill the key and strip the outer headers.
+        // Committed: fill the key and strip the outer headers. Fields
+        // that share a key word are written as that word (one store
+        // instead of a read-modify-write per field; the layout is checked
+        // at compile time below `META_WORD`): the IPv4 pair, and flags,
+        // TOS, TTL and the present bits (ORed in, as `set_tun_metadata`
+        // does; the word's unused top bits kept).
         match (o.remote, o.local) {
             (IpAddr::V4(s), IpAddr::V4(d)) => {
-                key.set_tun_src(s);
-                key.set_tun_dst(d);
+                key.0[usize::from(slots::tun_src.word)] =
+                    u64::from(u32::from(s)) | u64::from(u32::from(d)) << 32;
             }
             (IpAddr::V6(s), IpAddr::V6(d)) => {
                 key.set_tun_ipv6_src(s);
@@ -348,15 +379,18 @@ impl Tunnels {
             _ => {}
         }
         key.set_tun_id(u64::from(vni));
-        key.set_tun_flags(flags);
-        key.set_tun_tos(o.tos);
-        key.set_tun_ttl(o.ttl);
+        let w = &mut key.0[usize::from(slots::tun_flags.word)];
+        *w = (*w & !0xffff_ffff)
+            | u64::from(found) << 32
+            | u64::from(o.ttl) << 24
+            | u64::from(o.tos) << 16
+            | u64::from(flags);
         let mut bits = found;
         while bits != 0 {
             let i = bits.trailing_zeros() as usize;
             bits &= bits - 1;
-            if let Some(v) = meta.get(i) {
-                key.set_tun_metadata(i, *v);
+            if let (Some(v), Some(m)) = (meta.get(i), key.0.get_mut(META_WORD + i)) {
+                *m = *v;
             }
         }
         let outer_len = tun_start + tun_len;

@@ -608,10 +608,10 @@ impl TlvMap {
         )
     }
 
-    /// The encoded option header of mapped slot `i`.
+    /// The encoded option header of mapped slot `i` (masked to 0..8).
     #[inline]
     pub(crate) fn header(&self, i: usize) -> [u8; 4] {
-        self.headers.get(i).copied().unwrap_or_default()
+        self.headers[i & (TUN_METADATA_SLOTS - 1)]
     }
 
     /// The slot and data length an option `{class, type}` maps to: a
