@@ -106,6 +106,12 @@ pub trait Datapath: Send {
     fn vnet_hdr(&self, _ofport: PortNo) -> Option<bool> {
         None
     }
+    /// What serves an open port when it can differ from its kind: for an
+    /// `afxdp` port, `afxdp (...)` or `afpacket (fallback: REASON)`;
+    /// `None` otherwise.
+    fn backend(&self, _ofport: PortNo) -> Option<String> {
+        None
+    }
     /// Stops forwarding on `ofport` and closes it.
     fn close_port(&mut self, ofport: PortNo);
     /// Latest counters of open ports.

@@ -809,11 +809,16 @@ pub enum PortKind {
     Geneve(TunnelConfig),
     /// A VXLAN tunnel port (RFC 7348).
     Vxlan(TunnelConfig),
+    /// An existing interface (a pod's veth end) read and written through
+    /// an AF_XDP socket fed by an XDP program (OVS `afxdp`); falls back to
+    /// `AF_PACKET` where AF_XDP cannot be set up. Appended in version 4
+    /// (an older server answers a `PortAdd` with it as undecodable).
+    AfXdp,
 }
 
 impl PortKind {
     /// Lower-case name as in `ovs-vsctl` (`tap`, `afpacket`, `internal`,
-    /// `geneve`, `vxlan`).
+    /// `geneve`, `vxlan`, `afxdp`).
     pub fn name(&self) -> &'static str {
         match self {
             PortKind::Tap => "tap",
@@ -821,6 +826,7 @@ impl PortKind {
             PortKind::Internal => "internal",
             PortKind::Geneve(_) => "geneve",
             PortKind::Vxlan(_) => "vxlan",
+            PortKind::AfXdp => "afxdp",
         }
     }
 }

@@ -231,6 +231,7 @@ fn port_kind() -> impl Strategy<Value = PortKind> {
         Just(PortKind::Internal),
         tunnel().prop_map(PortKind::Geneve),
         tunnel().prop_map(PortKind::Vxlan),
+        Just(PortKind::AfXdp),
     ]
 }
 
