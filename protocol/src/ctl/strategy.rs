@@ -579,6 +579,17 @@ pub(crate) fn body() -> impl Strategy<Value = Body> {
         )
         .prop_map(Body::PortOffloads)
         .boxed(),
+        Just(Body::DumpPortBackends).boxed(),
+        vec(
+            (port(), name(), name()).prop_map(|(port, name, backend)| PortBackendInfo {
+                port,
+                name,
+                backend,
+            }),
+            0..4,
+        )
+        .prop_map(Body::PortBackends)
+        .boxed(),
         (any::<[u64; 3]>(), vec((name(), any::<u64>()), 0..4))
             .prop_map(|(c, d)| {
                 Body::Stats(DatapathStats {
