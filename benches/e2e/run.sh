@@ -8,7 +8,8 @@
 #                                           # every scenario forwards and the report builds
 #                                           # (of the two-node rows only 2node-weft-geneve)
 #   options: --reps N  --duration S  --scenarios a,b,...  --out DIR  --no-build
-#            --profile (also perf-record weft-switchd under the 64-byte load, and
+#            --profile (also perf-record weft-switchd under the 64-byte load
+#                       with afpacket and with afxdp ports, and
 #                       both two-node weft-switchds under TCP x1)
 #            --profile-only --out DIR (only that, into an existing results dir)
 #
@@ -21,7 +22,9 @@
 #
 # Scenarios: bridge (Linux bridge), ovs-afpacket / ovs-tap (Open vSwitch
 # userspace datapath, datapath_type=netdev, private ovsdb-server and
-# ovs-vswitchd in a temp dir), weft-afpacket / weft-tap (weft-switchd), and
+# ovs-vswitchd in a temp dir), weft-afpacket / weft-tap / weft-afxdp
+# (weft-switchd; afxdp = AF_XDP copy mode on the veths, native XDP; the
+# row fails if the ports fell back to AF_PACKET), and
 # weft-afpacket-acl{10,1k,10k} (the same plus an ACL of /32 matches in five
 # masks that the bench traffic probes and misses; see gen_acl). Both OVS
 # and weft get the same two port-to-port flows; the bridge learns MACs.
@@ -75,7 +78,7 @@ cd "$ROOT"
 . scripts/lib.sh
 
 MODE=full REPS=3 DUR=5 WARM=1 RR_COUNT=10000 OUT="" BUILD=1 PROFILE=0
-SCENARIOS_DEFAULT="bridge,ovs-afpacket,ovs-tap,weft-afpacket,weft-tap,weft-afpacket-acl10,weft-afpacket-acl1k,weft-afpacket-acl10k,2node-kernel-vxlan,2node-ovs-geneve,2node-weft-geneve"
+SCENARIOS_DEFAULT="bridge,ovs-afpacket,ovs-tap,weft-afpacket,weft-tap,weft-afxdp,weft-afpacket-acl10,weft-afpacket-acl1k,weft-afpacket-acl10k,2node-kernel-vxlan,2node-ovs-geneve,2node-weft-geneve"
 SCENARIOS=$SCENARIOS_DEFAULT
 user_reps="" user_dur="" user_scen=""
 while [ $# -gt 0 ]; do
@@ -344,10 +347,10 @@ EOF
 }
 scenario_weft() { # port type, flow count
     start_weft
-    if [ "$1" = afpacket ]; then
+    if [ "$1" = afpacket ] || [ "$1" = afxdp ]; then
         make_veths
-        weftctl add-port sw-p1 --type afpacket --ofport 1 >/dev/null
-        weftctl add-port sw-p2 --type afpacket --ofport 2 >/dev/null
+        weftctl add-port sw-p1 --type "$1" --ofport 1 >/dev/null
+        weftctl add-port sw-p2 --type "$1" --ofport 2 >/dev/null
     else
         weftctl add-port wtap1 --type tap --ofport 1 >/dev/null
         weftctl add-port wtap2 --type tap --ofport 2 >/dev/null
@@ -362,10 +365,20 @@ scenario_weft() { # port type, flow count
     # offload as with the bridge. WEFT_BENCH_OFFLOADS=off restores the old
     # setting (veth offloads off) for comparison.
     [ "$1" = afpacket ] && [ "${WEFT_BENCH_OFFLOADS:-on}" = off ] && offloads_off
+    if [ "$1" = afxdp ]; then
+        # AF_XDP carries no checksum metadata: the pods complete their
+        # checksums (OVS documents the same for AF_XDP on veth). With XDP
+        # attached the kernel also stops offering GSO to the pods.
+        nsx "$NS_P1" ethtool -K "$PIF1" tx off >/dev/null
+        nsx "$NS_P2" ethtool -K "$PIF2" tx off >/dev/null
+        weftctl show | grep -q 'backend="afxdp' ||
+            die "weft-afxdp: ports fell back to AF_PACKET: $(weftctl show)"
+    fi
     return 0
 }
 scenario_weft-afpacket() { scenario_weft afpacket 2; }
 scenario_weft-tap() { scenario_weft tap 2; }
+scenario_weft-afxdp() { scenario_weft afxdp 2; }
 scenario_weft-afpacket-acl10() { scenario_weft afpacket 10; }
 scenario_weft-afpacket-acl1k() { scenario_weft afpacket 1000; }
 scenario_weft-afpacket-acl10k() { scenario_weft afpacket 10000; }
@@ -612,11 +625,13 @@ run_scenario() { # name rep
     teardown
 }
 
-# One perf profile of weft-switchd forwarding 64-byte frames (weft-afpacket).
-profile_weft() {
-    log "[profile] perf record of weft-switchd under the 64-byte load"
+# One perf profile of weft-switchd forwarding 64-byte frames
+# (weft-afpacket, or with `afxdp` weft-afxdp).
+profile_weft() { # port type (afpacket by default)
+    local pt=${1:-afpacket}
+    log "[profile] perf record of weft-switchd ($pt ports) under the 64-byte load"
     make_namespaces
-    scenario_weft afpacket 2
+    scenario_weft "$pt" 2
     connectivity || { fail "profile: no connectivity"; teardown; return 0; }
     local ev=cycles
     # Hardware events are often missing in VMs and containers.
@@ -633,14 +648,14 @@ EOF
     stop_trafgen "$tg"
     forget_pid "$tg"
     {
-        echo "# perf record -e $ev -F 4000 -p <weft-switchd> -- sleep $DUR, 64-byte UDP load (weft-afpacket)"
+        echo "# perf record -e $ev -F 4000 -p <weft-switchd> -- sleep $DUR, 64-byte UDP load (weft-$pt)"
         echo "# $(date -u +%FT%TZ), $(nproc) CPUs, load: $(uptime | sed 's/.*load average/load average/')"
         echo "## by shared object"
         perf report -i "$TMP/perf.data" --stdio --no-children --sort dso 2>/dev/null | grep -v -e '^#' -e '^$' | sed 's/[[:space:]-]*$//' | head -12 || true
         echo "## top symbols"
         perf report -i "$TMP/perf.data" --stdio --no-children --sort dso,symbol 2>/dev/null | grep -v -e '^#' -e '^$' | sed 's/[[:space:]-]*$//' | head -45 || true
-    } > "$OUT/profile-weft-afpacket.txt"
-    log "profile summary in $OUT/profile-weft-afpacket.txt"
+    } > "$OUT/profile-weft-$pt.txt"
+    log "profile summary in $OUT/profile-weft-$pt.txt"
     teardown
 }
 
@@ -719,7 +734,7 @@ IFS=, read -r -a scen_list <<< "$SCENARIOS"
 for rep in $(seq "$REPS"); do
     for s in "${scen_list[@]}"; do
         case $s in
-            bridge|ovs-afpacket|ovs-tap|weft-afpacket|weft-tap|weft-afpacket-acl10|weft-afpacket-acl1k|weft-afpacket-acl10k) ;;
+            bridge|ovs-afpacket|ovs-tap|weft-afpacket|weft-tap|weft-afxdp|weft-afpacket-acl10|weft-afpacket-acl1k|weft-afpacket-acl10k) ;;
             2node-kernel-vxlan|2node-ovs-geneve|2node-weft-geneve) ;;
             *) die "unknown scenario $s (known: $SCENARIOS_DEFAULT)" ;;
         esac
@@ -729,10 +744,11 @@ done
 if [ "$PROFILE" = 2 ]; then
     # Only the profiles, into an existing results directory.
     profile_weft
+    profile_weft afxdp
     profile_weft_2node_tcp
     exit 0
 fi
-[ "$PROFILE" = 0 ] || { profile_weft; profile_weft_2node_tcp; }
+[ "$PROFILE" = 0 ] || { profile_weft; profile_weft afxdp; profile_weft_2node_tcp; }
 write_machine
 "$REPORT" "$OUT"
 if [ "$MODE" = check ]; then

@@ -63,9 +63,10 @@ use std::sync::{Arc, Mutex};
 
 use protocol::ctl::{
     Body, BundleId, ChangeCounts, CookieInfo, CtlError, DatapathStats, DropCount, FlowChange,
-    FlowEntryStats, FlowFilter, FlowRemoved, FrameDecoder, FrameError, Message, NodeEntry,
-    PacketIn, PortInfo, PortKind, PortOffloadInfo, PortOptions, PortRef, PortStats, RemovedReason,
-    TableStat, TraceInput, UnderlayConfig, decode_message, encode_frame, negotiate,
+    FlowEntryStats, FlowFilter, FlowRemoved, FrameDecoder, FrameError, MAX_BACKEND_LEN, Message,
+    NodeEntry, PacketIn, PortBackendInfo, PortInfo, PortKind, PortOffloadInfo, PortOptions,
+    PortRef, PortStats, RemovedReason, TableStat, TraceInput, UnderlayConfig, decode_message,
+    encode_frame, negotiate,
 };
 use protocol::flow::{FlowSpec, PortNo, TableId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -104,6 +105,12 @@ pub trait Datapath: Send {
     /// port's device; `None` for a port without a device (tunnel) or not
     /// open.
     fn vnet_hdr(&self, _ofport: PortNo) -> Option<bool> {
+        None
+    }
+    /// What serves an open port when it can differ from its kind: for an
+    /// `afxdp` port, `afxdp (...)` or `afpacket (fallback: REASON)`;
+    /// `None` otherwise.
+    fn backend(&self, _ofport: PortNo) -> Option<String> {
         None
     }
     /// Stops forwarding on `ofport` and closes it.
@@ -150,6 +157,8 @@ pub struct NullDatapath {
     pub vnet: BTreeMap<PortNo, bool>,
     /// Frames transmitted, shared so a test can look at them.
     pub sent: SentFrames,
+    /// Open `afxdp` ports ("served" by `afxdp (null datapath)`).
+    pub afxdp: BTreeMap<PortNo, ()>,
 }
 
 /// Frames a [`NullDatapath`] was asked to transmit, in order.
@@ -170,11 +179,20 @@ impl Datapath for NullDatapath {
         if !matches!(kind, PortKind::Geneve(_) | PortKind::Vxlan(_)) {
             self.vnet.insert(ofport, options.offloads);
         }
+        if *kind == PortKind::AfXdp {
+            self.afxdp.insert(ofport, ());
+        }
         Ok(())
     }
     fn close_port(&mut self, ofport: PortNo) {
         self.open.remove(&ofport);
         self.vnet.remove(&ofport);
+        self.afxdp.remove(&ofport);
+    }
+    fn backend(&self, ofport: PortNo) -> Option<String> {
+        self.afxdp
+            .contains_key(&ofport)
+            .then(|| "afxdp (null datapath)".to_owned())
     }
     fn vnet_hdr(&self, ofport: PortNo) -> Option<bool> {
         self.vnet.get(&ofport).copied()
@@ -655,6 +673,35 @@ impl Controller {
             .collect()
     }
 
+    /// `afxdp` ports and what serves them (AF_XDP or the AF_PACKET
+    /// fallback, see `crate::worker`); `not open` for one whose device
+    /// is not open.
+    fn dump_port_backends(&self) -> Vec<PortBackendInfo> {
+        self.state
+            .ports
+            .values()
+            .filter(|p| p.kind == PortKind::AfXdp)
+            .map(|p| {
+                let mut backend = self
+                    .datapath
+                    .backend(p.ofport)
+                    .unwrap_or_else(|| "not open".to_owned());
+                if backend.len() > MAX_BACKEND_LEN {
+                    let mut cut = MAX_BACKEND_LEN;
+                    while !backend.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    backend.truncate(cut);
+                }
+                PortBackendInfo {
+                    port: p.ofport,
+                    name: p.name.clone(),
+                    backend,
+                }
+            })
+            .collect()
+    }
+
     fn find_port(&self, r: &PortRef) -> Option<&PortEntry> {
         match r {
             PortRef::Name(n) => self.state.ports.get(n),
@@ -1084,6 +1131,7 @@ impl Controller {
                 more: false,
             },
             Body::DumpPorts => Body::Ports(self.dump_ports()),
+            Body::DumpPortBackends => Body::PortBackends(self.dump_port_backends()),
             Body::SetCookieInfo { entries, replace } => {
                 if *replace {
                     self.cookies.clear();
@@ -1731,6 +1779,11 @@ async fn connection(
             },
             body => lock(&ctl).handle(&body),
         };
+        let reply = if version.unwrap_or(0) < 4 {
+            for_old_client(reply)
+        } else {
+            reply
+        };
         if let Body::Flows { entries, .. } = reply {
             let n = entries.len();
             let mut chunks = entries.chunks(DUMP_CHUNK).peekable();
@@ -1760,6 +1813,23 @@ async fn connection(
         } else {
             send(&mut stream, id, reply).await?;
         }
+    }
+}
+
+/// A reply as a client of protocol version 3 or lower can decode it:
+/// `afxdp` ports (version 4) are listed as `afpacket`, the kind that
+/// serves them as far as such a client can tell.
+fn for_old_client(reply: Body) -> Body {
+    match reply {
+        Body::Ports(mut ps) => {
+            for p in &mut ps {
+                if p.kind == PortKind::AfXdp {
+                    p.kind = PortKind::AfPacket;
+                }
+            }
+            Body::Ports(ps)
+        }
+        b => b,
     }
 }
 
@@ -1866,6 +1936,75 @@ mod tests {
         let (events, _) = broadcast::channel(EVENT_QUEUE);
         tokio::spawn(serve(l, Arc::clone(&ctl), events.clone()));
         (sock, ctl, pl, events)
+    }
+
+    /// An `afxdp` port (protocol version 4): `DumpPortBackends` says what
+    /// serves it; a version-3 client sees it as `afpacket` in `Ports`, a
+    /// version-4 client as `afxdp`; it cannot be the underlay.
+    #[tokio::test]
+    async fn afxdp_port_backend_and_old_clients() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sock, _ctl, _pl, _events) = server(dir.path()).await;
+        let mut c4 = Client::connect(&sock, false).await;
+        let r = c4
+            .req(Body::Hello {
+                versions: vec![3, 4],
+                client: "test".into(),
+            })
+            .await;
+        assert!(matches!(r, Body::HelloReply { version: 4, .. }), "{r:?}");
+        let r = c4
+            .req(Body::PortAdd {
+                name: "x1".into(),
+                kind: PortKind::AfXdp,
+                requested_ofport: None,
+            })
+            .await;
+        assert_eq!(r, Body::PortAdded { port: PortNo(1) });
+        c4.req(Body::PortAdd {
+            name: "p2".into(),
+            kind: PortKind::AfPacket,
+            requested_ofport: None,
+        })
+        .await;
+        assert_eq!(
+            c4.req(Body::DumpPortBackends).await,
+            Body::PortBackends(vec![PortBackendInfo {
+                port: PortNo(1),
+                name: "x1".into(),
+                backend: "afxdp (null datapath)".into(),
+            }])
+        );
+        let kinds = |b: Body| match b {
+            Body::Ports(ps) => ps.into_iter().map(|p| p.kind).collect::<Vec<_>>(),
+            b => panic!("{b:?}"),
+        };
+        assert_eq!(
+            kinds(c4.req(Body::DumpPorts).await),
+            // By name: p2, x1.
+            vec![PortKind::AfPacket, PortKind::AfXdp]
+        );
+        let mut c3 = Client::connect(&sock, false).await;
+        c3.req(Body::Hello {
+            versions: vec![3],
+            client: "old".into(),
+        })
+        .await;
+        assert_eq!(
+            kinds(c3.req(Body::DumpPorts).await),
+            vec![PortKind::AfPacket, PortKind::AfPacket]
+        );
+        let r = c4
+            .req(Body::SetUnderlay(Some(UnderlayConfig {
+                port: "x1".into(),
+                host_port: "p2".into(),
+                local_ip: None,
+            })))
+            .await;
+        assert!(
+            matches!(&r, Body::Error(e) if e.to_string().contains("not an afpacket port")),
+            "{r:?}"
+        );
     }
 
     #[tokio::test]

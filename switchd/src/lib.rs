@@ -3,8 +3,9 @@
 //! Layers, outside in (see `ARCHITECTURE.md`):
 //!
 //! * [`buf`]: packet buffers with headroom and a per-worker pool.
-//! * [`port`]: TAP, AF_PACKET and in-memory ports behind one batch trait;
-//!   `port/sys.rs` is the only module allowed `unsafe`.
+//! * [`port`]: TAP, AF_PACKET, AF_XDP and in-memory ports behind one
+//!   batch trait; `port/sys.rs` and its child `port/sys/xsk.rs` are the
+//!   only modules allowed `unsafe`.
 //! * [`pipeline`]: the multi-table classifier and action execution
 //!   with OpenFlow semantics as OVS implements them, sans-IO, so that
 //!   `weftctl trace`, the benches and the fuzzers drive the real code.

@@ -75,7 +75,7 @@ use crate::control::Datapath;
 use crate::offload::{Gso, Offload};
 use crate::pipeline::normal::MacEvent;
 use crate::pipeline::{OutputSink, SharedPipeline, WorkerCounters, WorkerState};
-use crate::port::{AfPacketPort, LinkInfo, Port, TapPort, TxOffload, link_info, transmit};
+use crate::port::{AfPacketPort, LinkInfo, Port, TapPort, TxOffload, XskPort, link_info, transmit};
 use crate::state::unix_ms;
 use crate::tunnel::TunnelEvent;
 
@@ -544,6 +544,51 @@ pub struct Workers {
     /// Whether the kernel accepted the vnet header on each open port with
     /// a device ([`Port::offloads`] of its first queue).
     vnet: BTreeMap<PortNo, bool>,
+    /// What actually serves each open `afxdp` port (AF_XDP, or the
+    /// AF_PACKET fallback and why).
+    backend: BTreeMap<PortNo, String>,
+}
+
+/// Opens an `afxdp` port: an [`XskPort`] for the first worker (the
+/// interface's receive queue 0) and, with more workers, AF_PACKET sockets
+/// for the others (they transmit on them; they receive only frames the XDP
+/// program passes, see `crate::port::XskPort`). If AF_XDP cannot be set
+/// up, the whole port is AF_PACKET, with one warning naming the failed
+/// step and errno. Returns the handles and what serves the port.
+fn open_afxdp(name: &str, n: usize, offload: bool) -> Result<(Vec<Box<dyn Port>>, String), String> {
+    let boxed = |v: Vec<AfPacketPort>| {
+        v.into_iter()
+            .map(|p| Box::new(p) as Box<dyn Port>)
+            .collect::<Vec<_>>()
+    };
+    let forced = std::env::var("WEFT_AFXDP").is_ok_and(|v| v == "off");
+    let xsk = if forced {
+        Err("disabled by WEFT_AFXDP=off".to_owned())
+    } else {
+        XskPort::open(name)
+    };
+    match xsk {
+        Ok(x) => {
+            let backend = format!(
+                "afxdp ({} mode, {} XDP)",
+                if x.zerocopy() { "zero-copy" } else { "copy" },
+                if x.native() { "native" } else { "generic" }
+            );
+            let mut handles: Vec<Box<dyn Port>> = vec![Box::new(x)];
+            if n > 1 {
+                let rest = AfPacketPort::open_group_with(name, n - 1, offload)
+                    .map_err(|e| format!("{name}: AF_PACKET sockets for workers 2..{n}: {e}"))?;
+                handles.extend(boxed(rest));
+            }
+            Ok((handles, backend))
+        }
+        Err(reason) => {
+            tracing::warn!(port = name, %reason, "AF_XDP set-up failed; the port uses AF_PACKET");
+            let ports =
+                AfPacketPort::open_group_with(name, n, offload).map_err(|e| e.to_string())?;
+            Ok((boxed(ports), format!("afpacket (fallback: {reason})")))
+        }
+    }
 }
 
 impl Workers {
@@ -584,6 +629,7 @@ impl Workers {
             tunnel_events: Some(te_rx),
             links: BTreeMap::new(),
             vnet: BTreeMap::new(),
+            backend: BTreeMap::new(),
         })
     }
 
@@ -737,6 +783,11 @@ impl Datapath for Workers {
                 .into_iter()
                 .map(|p| Box::new(p) as Box<dyn Port>)
                 .collect(),
+            PortKind::AfXdp => {
+                let (handles, backend) = open_afxdp(name, n, offload)?;
+                self.backend.insert(ofport, backend);
+                handles
+            }
             // An internal port is a TAP the host stack uses (OVS `internal`);
             // it survives a crash of the switch with the host's addresses
             // (persistent while the port exists; `port::tap` module doc).
@@ -781,6 +832,7 @@ impl Datapath for Workers {
     fn close_port(&mut self, ofport: PortNo) {
         self.links.remove(&ofport);
         self.vnet.remove(&ofport);
+        self.backend.remove(&ofport);
         for w in &self.workers {
             let _ = w.send(WorkerCmd::DelPort { ofport });
         }
@@ -818,6 +870,10 @@ impl Datapath for Workers {
 
     fn vnet_hdr(&self, ofport: PortNo) -> Option<bool> {
         self.vnet.get(&ofport).copied()
+    }
+
+    fn backend(&self, ofport: PortNo) -> Option<String> {
+        self.backend.get(&ofport).cloned()
     }
 
     fn link(&self, ofport: PortNo) -> Option<LinkInfo> {

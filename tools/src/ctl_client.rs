@@ -146,6 +146,11 @@ pub(crate) struct Output {
 pub(crate) enum PortType {
     /// An existing interface through an AF_PACKET socket.
     Afpacket,
+    /// An existing interface (a pod's veth) through an AF_XDP socket and
+    /// an XDP redirect program; falls back to AF_PACKET if AF_XDP cannot
+    /// be set up (`show` says which serves it). The peer must complete
+    /// its checksums (`ethtool -K PEER tx off`).
+    Afxdp,
     /// A TAP device created by switchd.
     Tap,
     /// The host stack's port: a TAP created by switchd, `LOCAL` if it is
@@ -610,14 +615,40 @@ fn vnet_text(o: Option<&PortOffloadInfo>) -> String {
     }
 }
 
-/// [`port_json`] plus the offload fields when the server reported them.
-fn port_json_with(p: &PortInfo, o: Option<&PortOffloadInfo>) -> serde_json::Value {
+/// [`port_json`] plus the offload fields and the backend (`afxdp`
+/// ports) when the server reported them.
+fn port_json_with(
+    p: &PortInfo,
+    o: Option<&PortOffloadInfo>,
+    backend: Option<&String>,
+) -> serde_json::Value {
     let mut v = port_json(p);
     if let (Some(o), Some(m)) = (o, v.as_object_mut()) {
         m.insert("offloads".into(), json!(o.requested));
         m.insert("vnet_hdr".into(), json!(o.vnet_hdr));
     }
+    if let (Some(b), Some(m)) = (backend, v.as_object_mut()) {
+        m.insert("backend".into(), json!(b));
+    }
     v
+}
+
+/// What serves each `afxdp` port (`afxdp (...)`, or `afpacket
+/// (fallback: REASON)`), by port number; empty from a server older than
+/// protocol version 4.
+fn port_backends(c: &mut Client) -> Result<std::collections::BTreeMap<PortNo, String>> {
+    if c.version < 4 {
+        return Ok(std::collections::BTreeMap::new());
+    }
+    match c.request(Body::DumpPortBackends)? {
+        Body::PortBackends(p) => Ok(p.into_iter().map(|b| (b.port, b.backend)).collect()),
+        b => bail!("unexpected reply: {b}"),
+    }
+}
+
+/// ` backend="..."` for a port the server reported a backend for.
+fn backend_text(b: Option<&String>) -> String {
+    b.map_or_else(String::new, |b| format!(" backend={b:?}"))
 }
 
 fn ports(c: &mut Client) -> Result<Vec<PortInfo>> {
@@ -710,6 +741,7 @@ pub(crate) fn run(socket: &Path, cmd: &SocketCommand) -> Result<ExitCode> {
             };
             let kind = match kind {
                 PortType::Afpacket => PortKind::AfPacket,
+                PortType::Afxdp => PortKind::AfXdp,
                 PortType::Tap => PortKind::Tap,
                 PortType::Internal => PortKind::Internal,
                 PortType::Geneve => PortKind::Geneve(cfg),
@@ -730,6 +762,13 @@ pub(crate) fn run(socket: &Path, cmd: &SocketCommand) -> Result<ExitCode> {
                         .ok_or_else(|| anyhow!("--ofport {s}: expected a number or LOCAL"))?,
                 ),
             };
+            if kind == PortKind::AfXdp && c.version < 4 {
+                bail!(
+                    "--type afxdp needs protocol version 4; {} speaks {}",
+                    c.server,
+                    c.version
+                );
+            }
             // Without --offloads the version-1 request (any server); with
             // it, PortAddWith (version 3).
             let req = match offloads {
@@ -773,10 +812,11 @@ pub(crate) fn run(socket: &Path, cmd: &SocketCommand) -> Result<ExitCode> {
         SocketCommand::DumpPorts { out } => {
             let ps = ports(&mut c)?;
             let offl = port_offloads(&mut c)?;
+            let backends = port_backends(&mut c)?;
             if out.json {
                 let v: Vec<_> = ps
                     .iter()
-                    .map(|p| port_json_with(p, offl.get(&p.port)))
+                    .map(|p| port_json_with(p, offl.get(&p.port), backends.get(&p.port)))
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
@@ -784,12 +824,13 @@ pub(crate) fn run(socket: &Path, cmd: &SocketCommand) -> Result<ExitCode> {
                 for p in &ps {
                     let s = &p.stats;
                     println!(
-                        "  port {:>2}({}): addr={} mtu={}{}\n           rx pkts={}, bytes={}, drop={}, errs={}\n           tx pkts={}, bytes={}, drop={}, errs={}",
+                        "  port {:>2}({}): addr={} mtu={}{}{}\n           rx pkts={}, bytes={}, drop={}, errs={}\n           tx pkts={}, bytes={}, drop={}, errs={}",
                         p.port.0,
                         p.name,
                         p.mac.map_or_else(|| "none".to_owned(), |m| m.to_string()),
                         p.mtu,
                         vnet_text(offl.get(&p.port)),
+                        backend_text(backends.get(&p.port)),
                         s.rx_packets,
                         s.rx_bytes,
                         s.rx_dropped,
@@ -805,12 +846,13 @@ pub(crate) fn run(socket: &Path, cmd: &SocketCommand) -> Result<ExitCode> {
         SocketCommand::Show { out } => {
             let ps = ports(&mut c)?;
             let offl = port_offloads(&mut c)?;
+            let backends = port_backends(&mut c)?;
             let t = tunnels(&mut c)?;
             let ns = nodes(&mut c)?;
             if out.json {
                 let v: Vec<_> = ps
                     .iter()
-                    .map(|p| port_json_with(p, offl.get(&p.port)))
+                    .map(|p| port_json_with(p, offl.get(&p.port), backends.get(&p.port)))
                     .collect();
                 let n: Vec<_> = ns
                     .iter()
@@ -832,8 +874,9 @@ pub(crate) fn run(socket: &Path, cmd: &SocketCommand) -> Result<ExitCode> {
                         _ => String::new(),
                     };
                     let vnet = vnet_text(offl.get(&p.port));
+                    let backend = backend_text(backends.get(&p.port));
                     println!(
-                        " {}({}): addr={} mtu={} type={} link={} config={}{}{vnet}{opts}",
+                        " {}({}): addr={} mtu={} type={}{backend} link={} config={}{}{vnet}{opts}",
                         p.port,
                         p.name,
                         p.mac.map_or_else(|| "none".to_owned(), |m| m.to_string()),

@@ -55,10 +55,10 @@ pub use frame::{
 };
 pub use msg::{
     Body, BodyKind, BundleId, ChangeCounts, CookieInfo, DatapathStats, DropCount, FlowChange,
-    FlowEntryStats, FlowFilter, FlowModify, FlowRemoved, MAX_NAME_LEN, MAX_VERSIONS_OFFERED,
-    MIN_PROTOCOL_VERSION, Message, NeighbourOrigin, NextHopInfo, NodeEntry, PROTOCOL_VERSION,
-    PacketIn, PortConfig, PortInfo, PortKind, PortOffloadInfo, PortOptions, PortRef, PortStats,
-    RemovedReason, TableStat, TlvMapping, TraceInput, TraceOutput, TraceReport, TraceRule,
-    TraceRuleHit, TunnelConfig, TunnelPortInfo, TunnelStatus, UnderlayConfig, negotiate,
-    supported_versions,
+    FlowEntryStats, FlowFilter, FlowModify, FlowRemoved, MAX_BACKEND_LEN, MAX_NAME_LEN,
+    MAX_VERSIONS_OFFERED, MIN_PROTOCOL_VERSION, Message, NeighbourOrigin, NextHopInfo, NodeEntry,
+    PROTOCOL_VERSION, PacketIn, PortBackendInfo, PortConfig, PortInfo, PortKind, PortOffloadInfo,
+    PortOptions, PortRef, PortStats, RemovedReason, TableStat, TlvMapping, TraceInput, TraceOutput,
+    TraceReport, TraceRule, TraceRuleHit, TunnelConfig, TunnelPortInfo, TunnelStatus,
+    UnderlayConfig, negotiate, supported_versions,
 };

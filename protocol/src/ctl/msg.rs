@@ -45,6 +45,7 @@
 //! | `TraceDetailed` (v3) | `TraceReport` |
 //! | `PortAddWith` (v3) | `PortAdded` |
 //! | `DumpPortOffloads` (v3) | `PortOffloads` |
+//! | `DumpPortBackends` (v4) | `PortBackends` |
 //!
 //! # Versions
 //!
@@ -65,6 +66,13 @@
 //!   / `PortOffloads` (what each port asked for and what the kernel
 //!   accepted). `PortAdd` and `Ports` keep their version-1 shape, so older
 //!   clients are served unchanged; `PortAdd` means default options.
+//! * 4: appends [`PortKind::AfXdp`] (variant 5 of `PortKind`) and tags 51
+//!   and 52, `DumpPortBackends` / `PortBackends` (whether an `afxdp` port
+//!   runs on AF_XDP or fell back to AF_PACKET, and why). Older clients are
+//!   served unchanged (a server lists an `afxdp` port to a client of
+//!   version 3 or lower as `afpacket`, a kind it can decode); a client
+//!   checks the negotiated version before sending `afxdp` or the new
+//!   request.
 //!
 //! Any request may instead get `Error(CtlError)`. A request that changes
 //! flows is applied atomically: either all of it is published in one
@@ -83,7 +91,7 @@ use crate::flow::{
 use crate::wire::EthernetAddress;
 
 /// The protocol version this build speaks best.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 /// The oldest protocol version this build still speaks.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;
 /// At most this many versions in [`Body::Hello`]`.versions`.
@@ -430,12 +438,18 @@ pub enum Body {
     DumpPortOffloads,
     /// Tag 50. Reply to `DumpPortOffloads`, one entry per port.
     PortOffloads(Vec<PortOffloadInfo>),
+    // ---- version 4: AF_XDP ports ----
+    /// Tag 51. Request: what actually serves each port whose backend can
+    /// differ from its kind (`afxdp`: AF_XDP, or the AF_PACKET fallback).
+    DumpPortBackends,
+    /// Tag 52. Reply to `DumpPortBackends`.
+    PortBackends(Vec<PortBackendInfo>),
 }
 
 impl Body {
     /// Number of tags this version knows: a tag `>= TAG_COUNT` is
     /// [`CodecError::UnknownBody`](super::CodecError::UnknownBody).
-    pub const TAG_COUNT: u32 = 51;
+    pub const TAG_COUNT: u32 = 53;
 
     /// The wire tag (variant index).
     pub fn tag(&self) -> u32 {
@@ -491,6 +505,8 @@ impl Body {
             Body::PortAddWith { .. } => 48,
             Body::DumpPortOffloads => 49,
             Body::PortOffloads(_) => 50,
+            Body::DumpPortBackends => 51,
+            Body::PortBackends(_) => 52,
         }
     }
 
@@ -548,13 +564,15 @@ impl Body {
             Body::PortAddWith { .. } => "PortAddWith",
             Body::DumpPortOffloads => "DumpPortOffloads",
             Body::PortOffloads(_) => "PortOffloads",
+            Body::DumpPortBackends => "DumpPortBackends",
+            Body::PortBackends(_) => "PortBackends",
         }
     }
 
     /// Request, reply or event.
     pub fn kind(&self) -> BodyKind {
         match self.tag() {
-            1..=3 | 27..=34 | 42 | 43 | 45 | 47 | 50 => BodyKind::Reply,
+            1..=3 | 27..=34 | 42 | 43 | 45 | 47 | 50 | 52 => BodyKind::Reply,
             35..=36 => BodyKind::Event,
             _ => BodyKind::Request,
         }
@@ -590,6 +608,16 @@ impl Body {
             Body::PortOffloads(ps) => ps
                 .iter()
                 .try_for_each(|p| name("PortOffloads.name", &p.name)),
+            Body::PortBackends(ps) => ps.iter().try_for_each(|p| {
+                name("PortBackends.name", &p.name)?;
+                if p.backend.len() > MAX_BACKEND_LEN {
+                    return Err(CtlError::LimitExceeded {
+                        what: "PortBackends.backend".into(),
+                        limit: MAX_BACKEND_LEN as u64,
+                    });
+                }
+                Ok(())
+            }),
             Body::SetNodes { nodes, .. } | Body::Nodes(nodes) => nodes
                 .iter()
                 .try_for_each(|node| name("node name", &node.name)),
@@ -644,6 +672,7 @@ impl fmt::Display for Body {
                 options.offloads
             ),
             Body::PortOffloads(p) => write!(f, " ports={}", p.len()),
+            Body::PortBackends(p) => write!(f, " ports={}", p.len()),
             Body::PortDel { port } | Body::PortMod { port, .. } => write!(f, " port={port}"),
             Body::PacketOut {
                 in_port, packet, ..
@@ -809,11 +838,16 @@ pub enum PortKind {
     Geneve(TunnelConfig),
     /// A VXLAN tunnel port (RFC 7348).
     Vxlan(TunnelConfig),
+    /// An existing interface (a pod's veth end) read and written through
+    /// an AF_XDP socket fed by an XDP program (OVS `afxdp`); falls back to
+    /// `AF_PACKET` where AF_XDP cannot be set up. Appended in version 4
+    /// (an older server answers a `PortAdd` with it as undecodable).
+    AfXdp,
 }
 
 impl PortKind {
     /// Lower-case name as in `ovs-vsctl` (`tap`, `afpacket`, `internal`,
-    /// `geneve`, `vxlan`).
+    /// `geneve`, `vxlan`, `afxdp`).
     pub fn name(&self) -> &'static str {
         match self {
             PortKind::Tap => "tap",
@@ -821,6 +855,7 @@ impl PortKind {
             PortKind::Internal => "internal",
             PortKind::Geneve(_) => "geneve",
             PortKind::Vxlan(_) => "vxlan",
+            PortKind::AfXdp => "afxdp",
         }
     }
 }
@@ -882,6 +917,22 @@ pub struct PortOffloadInfo {
     /// Whether the kernel accepted the vnet header on the open device
     /// (`None`: no device, i.e. a tunnel port, or not open).
     pub vnet_hdr: Option<bool>,
+}
+
+/// Longest [`PortBackendInfo::backend`] text, in bytes.
+pub const MAX_BACKEND_LEN: usize = 512;
+
+/// A port in a `PortBackends` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortBackendInfo {
+    /// OpenFlow port number.
+    pub port: PortNo,
+    /// Interface name.
+    pub name: String,
+    /// What serves it, e.g. `afxdp (copy mode, native XDP)` or
+    /// `afpacket (fallback: BPF_LINK_CREATE(xdp): ...)` (at most
+    /// [`MAX_BACKEND_LEN`] bytes).
+    pub backend: String,
 }
 
 /// A port in a `Ports` reply.
@@ -1201,39 +1252,49 @@ mod tests {
     #[test]
     fn negotiate_picks_highest_common() {
         assert_eq!(negotiate(&[1]), Ok(1));
-        assert_eq!(negotiate(&[4, 1, 2]), Ok(2));
+        assert_eq!(negotiate(&[5, 1, 2]), Ok(2));
         assert_eq!(negotiate(&[3, 1, 2]), Ok(3));
-        assert_eq!(negotiate(&[4, 1, 2, 3]), Ok(3));
-        assert_eq!(negotiate(&[1, 4]), Ok(1));
+        assert_eq!(negotiate(&[5, 1, 2, 3]), Ok(3));
+        assert_eq!(negotiate(&[4, 1, 2, 3]), Ok(4));
+        assert_eq!(negotiate(&[1, 5]), Ok(1));
         assert_eq!(negotiate(&[0, 1]), Ok(1));
         assert_eq!(negotiate(&[PROTOCOL_VERSION, 9]), Ok(PROTOCOL_VERSION));
     }
 
     #[test]
     fn negotiate_mismatch() {
-        let e = negotiate(&[4, 5]).unwrap_err();
+        let e = negotiate(&[5, 6]).unwrap_err();
         assert_eq!(
             e,
             CtlError::VersionMismatch {
-                offered: vec![4, 5],
-                supported: vec![1, 2, 3]
+                offered: vec![5, 6],
+                supported: vec![1, 2, 3, 4]
             }
         );
         assert_eq!(
             e.to_string(),
-            "version mismatch: peer offered [4, 5], this side supports [1, 2, 3]"
+            "version mismatch: peer offered [5, 6], this side supports [1, 2, 3, 4]"
         );
         assert_eq!(
             negotiate(&[]),
             Err(CtlError::VersionMismatch {
                 offered: vec![],
-                supported: vec![1, 2, 3]
+                supported: vec![1, 2, 3, 4]
             })
         );
         assert_eq!(
             negotiate(&[0]).unwrap_err().to_string(),
-            "version mismatch: peer offered [0], this side supports [1, 2, 3]"
+            "version mismatch: peer offered [0], this side supports [1, 2, 3, 4]"
         );
+    }
+
+    #[test]
+    fn afxdp_is_port_kind_variant_5() {
+        // Appended: the older kinds keep their postcard indices.
+        let enc = |k: &PortKind| postcard::to_allocvec(k).unwrap();
+        assert_eq!(enc(&PortKind::AfPacket), vec![1]);
+        assert_eq!(enc(&PortKind::AfXdp), vec![5]);
+        assert_eq!(PortKind::AfXdp.name(), "afxdp");
     }
 
     #[test]
@@ -1250,7 +1311,7 @@ mod tests {
 
     #[test]
     fn supported_range() {
-        assert_eq!(supported_versions(), vec![1, 2, 3]);
+        assert_eq!(supported_versions(), vec![1, 2, 3, 4]);
         const { assert!(MIN_PROTOCOL_VERSION <= PROTOCOL_VERSION) };
     }
 

@@ -231,6 +231,7 @@ fn port_kind() -> impl Strategy<Value = PortKind> {
         Just(PortKind::Internal),
         tunnel().prop_map(PortKind::Geneve),
         tunnel().prop_map(PortKind::Vxlan),
+        Just(PortKind::AfXdp),
     ]
 }
 
@@ -577,6 +578,17 @@ pub(crate) fn body() -> impl Strategy<Value = Body> {
             0..4,
         )
         .prop_map(Body::PortOffloads)
+        .boxed(),
+        Just(Body::DumpPortBackends).boxed(),
+        vec(
+            (port(), name(), name()).prop_map(|(port, name, backend)| PortBackendInfo {
+                port,
+                name,
+                backend,
+            }),
+            0..4,
+        )
+        .prop_map(Body::PortBackends)
         .boxed(),
         (any::<[u64; 3]>(), vec((name(), any::<u64>()), 0..4))
             .prop_map(|(c, d)| {

@@ -18,6 +18,8 @@
 //!
 //! * [`AfPacketPort`]: an existing interface (veth end, NIC) through an
 //!   `AF_PACKET` socket, `recvmmsg`/`sendmmsg` batches.
+//! * [`XskPort`]: an existing interface (a pod's veth end) through an
+//!   AF_XDP socket fed by an XDP redirect program (copy mode on veth).
 //! * [`TapPort`]: a TAP device (the switch owns the fd; the netdev may live in
 //!   a pod's namespace).
 //! * [`MemoryPort`]: two in-memory queues, for tests and benches.
@@ -40,13 +42,14 @@
 //! interface was deleted, its descriptor is bad) and the worker should remove
 //! it.
 //!
-//! `sys.rs` is the only module of the crate allowed `unsafe`; everything
-//! else here is safe code.
+//! `sys.rs` (with its child `sys/xsk.rs`) is the only module of the crate
+//! allowed `unsafe`; everything else here is safe code.
 
 mod af_packet;
 mod memory;
 mod sys;
 mod tap;
+mod xsk;
 
 use std::fmt;
 use std::io;
@@ -59,6 +62,7 @@ pub use af_packet::AfPacketPort;
 pub use memory::{MemoryPort, MemoryPortHandle};
 pub use sys::{LinkInfo, disable_offloads, enter_netns, link_info};
 pub use tap::TapPort;
+pub use xsk::XskPort;
 
 /// What kind of device backs a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,6 +71,8 @@ pub enum PortKind {
     Tap,
     /// An existing interface through an `AF_PACKET` socket ([`AfPacketPort`]).
     AfPacket,
+    /// An existing interface through an AF_XDP socket ([`XskPort`]).
+    AfXdp,
     /// In-memory queues ([`MemoryPort`]).
     Memory,
 }
@@ -76,6 +82,7 @@ impl fmt::Display for PortKind {
         f.write_str(match self {
             PortKind::Tap => "tap",
             PortKind::AfPacket => "af_packet",
+            PortKind::AfXdp => "af_xdp",
             PortKind::Memory => "memory",
         })
     }

@@ -1,4 +1,5 @@
-//! The only module of weft-switchd allowed `unsafe`: thin, safe wrappers over
+//! The only module of weft-switchd allowed `unsafe` (with its child
+//! `sys/xsk.rs`, the AF_XDP sockets and XDP program): thin, safe wrappers over
 //! the Linux calls the ports need that no safe crate offers (AF_PACKET socket
 //! options, `recvmmsg`/`sendmmsg` with `PACKET_AUXDATA`, the `SIOCETHTOOL`
 //! ioctl), plus the safe `nix`/`socket2` calls they sit beside, so that every
@@ -20,6 +21,8 @@ use std::ptr;
 use socket2::{Domain, Socket, Type};
 
 use crate::buf::{BATCH_MAX, PacketBuf};
+
+pub(crate) mod xsk;
 
 /// Turns a C return value into `io::Result`, reading `errno` on `-1`.
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {

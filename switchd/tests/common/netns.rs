@@ -239,6 +239,18 @@ pub fn in_netns<T: Send + 'static>(
     })
 }
 
+/// True if `dev` in `ns` has an XDP program attached (`ip -d link show`
+/// prints `prog/xdp` and an `xdp`/`xdpgeneric`/`xdpdrv` attribute).
+pub fn has_xdp(ns: &str, dev: &str) -> bool {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-d", "link", "show", "dev", dev])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ip link show {dev} in {ns}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.contains("prog/xdp") || text.split_whitespace().any(|w| w.starts_with("xdp"))
+}
+
 /// Turns the offloads of interface `dev` in `ns` off (AF_PACKET ports
 /// need complete frames; see `switchd::port::disable_offloads`).
 pub fn no_offloads(ns: &str, dev: &str) {
