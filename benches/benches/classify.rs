@@ -250,10 +250,15 @@ fn bench_emc(c: &mut Criterion) {
             let mut sink = Count::default();
             let mut next = 0usize;
             // One batch: copy 32 frames in (as a receive would), process.
+            // The frame index wraps by compare, not `%` (a division per
+            // packet was harness time, not the switch's).
             let mut run = |ws: &mut WorkerState, sink: &mut Count| {
                 for b in &mut bufs {
-                    b.set_from_slice(&frames[next % frames.len()]);
+                    b.set_from_slice(&frames[next]);
                     next += 1;
+                    if next == frames.len() {
+                        next = 0;
+                    }
                 }
                 pl.process_batch(black_box(&mut bufs), PortNo(1), 0, ws, sink);
             };
