@@ -328,14 +328,29 @@ fn be16(b: &[u8], at: usize) -> u16 {
 /// packets are handled. Never panics, never allocates.
 #[inline(always)]
 pub fn extract(frame: &[u8], cfg: &ExtractConfig, key: &mut FlowKey) -> Extracted {
+    extract_shaped(frame, cfg, key).0
+}
+
+/// [`extract`], and whether the frame took the single-step path for
+/// untagged TCP/UDP over IPv4 without options: if `true`, every packet
+/// word of `key` outside [`FAST_WORDS`] is zero (a cache can then hash
+/// and compare only those words). `false` says nothing about the key.
+#[inline(always)]
+pub fn extract_shaped(frame: &[u8], cfg: &ExtractConfig, key: &mut FlowKey) -> (Extracted, bool) {
     if let Some(layers) = extract_fast(frame, key) {
-        return Extracted {
+        let ex = Extracted {
             layers,
             error: None,
         };
+        return (ex, true);
     }
-    extract_general(frame, cfg, key)
+    (extract_general(frame, cfg, key), false)
 }
+
+/// The packet words `extract_fast` may set (Ethernet addresses and type,
+/// IPv4 pair, protocol/TOS/TTL, L4 ports and TCP flags); it writes every
+/// other packet word as zero.
+pub const FAST_WORDS: [usize; 5] = [25, 26, 28, 33, 34];
 
 /// The frame the data path sees most, in one step: untagged Ethernet II,
 /// IPv4 without options and not a fragment, a complete TCP or UDP header.
@@ -1621,10 +1636,21 @@ mod tests {
                     let stale = FlowKey([!0; crate::flow::key::FLOW_WORDS]);
                     let cfg = ExtractConfig::default();
                     let (mut a, mut b) = (stale, stale);
-                    let fast = extract(&f, &cfg, &mut a);
+                    let (fast, shaped) = extract_shaped(&f, &cfg, &mut a);
                     let general = extract_general(&f, &cfg, &mut b);
                     prop_assert_eq!(fast, general);
                     prop_assert_eq!(a, b);
+                    // The promise of `extract_shaped`: only `FAST_WORDS`
+                    // can be non-zero.
+                    if shaped {
+                        for (i, w) in
+                            a.0.iter()
+                                .enumerate()
+                                .skip(crate::flow::key::FIRST_PACKET_WORD)
+                        {
+                            prop_assert!(FAST_WORDS.contains(&i) || *w == 0, "word {}", i);
+                        }
+                    }
                     Ok(())
                 },
             )
@@ -1633,6 +1659,7 @@ mod tests {
         let f = cat(&[&eth(0x0800), &ipv4(6, 0, &tcp(0x012, 0))]);
         let mut k = FlowKey::default();
         assert_eq!(extract_fast(&f, &mut k).map(|l| l.l7), Some(54));
+        assert!(extract_shaped(&f, &ExtractConfig::default(), &mut k).1);
         let f = cat(&[&eth(0x0800), &ipv4(17, 0x4000, &udp(1, 2, &[0; 20]))]);
         assert_eq!(extract_fast(&f, &mut k).map(|l| l.l7), Some(42));
     }

@@ -16,7 +16,9 @@ pub mod field;
 pub mod key;
 
 pub use action::{Action, ControllerReason, SubField};
-pub use extract::{ExtractConfig, ExtractError, Extracted, Layer, Layers, extract};
+pub use extract::{
+    ExtractConfig, ExtractError, Extracted, FAST_WORDS, Layer, Layers, extract, extract_shaped,
+};
 pub use field::{Field, FieldFormat, FieldInfo, Prereq};
 pub use key::{FLOW_WORDS, FlowKey, FlowMask, NUM_REGS, Slot, TUN_METADATA_SLOTS};
 

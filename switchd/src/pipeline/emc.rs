@@ -69,13 +69,22 @@
 //! A fresh key has words 1..=24 (metadata, registers, tunnel) zero (no port
 //! type sets tunnel fields before the pipeline), so an entry stores and
 //! compares only word 0 (`in_port`) and words 25..=38 (L2..L4): 15 words,
-//! 120 bytes. The hash covers only the words that vary between flows in
-//! practice (addresses, ports, `in_port`, EtherType, protocol: see
-//! `hash_words`), four independent folded multiplies, never the whole
-//! 312-byte key, and
-//! both hash and compare read the packet's key in place ([`key_hash`],
-//! `key_eq`: an OR of XORs over fixed-size arrays, no `memcmp` call, no
-//! bounds checks); the 15-word entry key is built only on insertion.
+//! 120 bytes, kept in [`ORDER`]: `in_port` and the five words the
+//! extraction fast path can set ([`protocol::flow::FAST_WORDS`]) first,
+//! in the tag's cache line. A key whose other nine words are zero is
+//! *compact* (every untagged TCP/UDP over IPv4 frame, known from
+//! [`protocol::flow::extract_shaped`] without reading the key; any other
+//! packet is checked word by word). The hash carries that fact in bit 1,
+//! and the hash is the tag, so equal tags mean both keys are compact or
+//! neither is: a compact probe compares six words, any other all fifteen,
+//! and a compact key can never match a full one. The hash covers only
+//! the words that vary between flows in practice (addresses, ports,
+//! `in_port`, EtherType, protocol: see `hash_words`), two seeded
+//! two-word multiplies and a final one, never the whole 312-byte key, and
+//! skips the words a compact key has zero (same value). Hash and compare
+//! read the packet's key in place ([`key_hash`], `key_eq`: an OR of XORs,
+//! no `memcmp` call, no bounds checks); the entry key is built only on
+//! insertion.
 //!
 //! # Bounds
 //!
@@ -127,8 +136,33 @@ const NO_FLAT: u8 = u8::MAX;
 const KEY_WORDS: usize = 15;
 /// First packet word of the key.
 const FIRST_PACKET_WORD: usize = protocol::flow::key::FIRST_PACKET_WORD;
+/// Leading words of an entry key that a compact key can have non-zero:
+/// `in_port` and [`protocol::flow::FAST_WORDS`].
+const COMPACT: usize = 6;
+/// The key word held at each position of an entry key: the compact words
+/// first (they share the tag's cache line), then the rest.
+const ORDER: [usize; KEY_WORDS] = {
+    let f = protocol::flow::FAST_WORDS;
+    [
+        0, f[0], f[1], f[2], f[3], f[4], 27, 29, 30, 31, 32, 35, 36, 37, 38,
+    ]
+};
+// `ORDER` names word 0 and each packet word exactly once.
+const _: () = {
+    let mut seen = [false; 39];
+    let mut i = 0;
+    while i < KEY_WORDS {
+        assert!(ORDER[i] == 0 || ORDER[i] >= FIRST_PACKET_WORD);
+        assert!(!seen[ORDER[i]]);
+        seen[ORDER[i]] = true;
+        i += 1;
+    }
+    assert!(protocol::flow::key::FLOW_WORDS == FIRST_PACKET_WORD + KEY_WORDS - 1);
+};
+/// Hash bit that marks a compact key (bit 0 is always set, see [`Emc::find`]).
+const COMPACT_BIT: u32 = 2;
 
-/// The key words an entry compares.
+/// The key words an entry compares, in [`ORDER`].
 pub(crate) type EmcKey = [u64; KEY_WORDS];
 
 /// One recorded lookup, packed in a `u64`: rule index (bits 0..32, all
@@ -238,15 +272,23 @@ pub(crate) fn cacheable(k: &FlowKey) -> bool {
         .is_some_and(|w| w.iter().fold(0, |a, b| a | b) == 0)
 }
 
-/// The entry words of `k` (see the module doc).
+/// The entry words of `k` (see the module doc), in [`ORDER`].
 #[inline]
 pub(crate) fn emc_key(k: &FlowKey) -> EmcKey {
-    let mut out = [0u64; KEY_WORDS];
-    out[0] = k.0[0];
-    for (o, w) in out[1..].iter_mut().zip(&k.0[FIRST_PACKET_WORD..]) {
-        *o = *w;
-    }
-    out
+    ORDER.map(|i| k.0.get(i).copied().unwrap_or(0))
+}
+
+/// True if `k` is *compact*: every packet word outside
+/// [`protocol::flow::FAST_WORDS`] is zero (always so after the extraction
+/// fast path; checked word by word for any other packet).
+#[inline]
+pub(crate) fn is_compact(k: &FlowKey) -> bool {
+    ORDER
+        .get(COMPACT..)
+        .unwrap_or_default()
+        .iter()
+        .fold(0, |a, &i| a | k.0.get(i).copied().unwrap_or(0))
+        == 0
 }
 
 /// Per-group seeds (digits of pi), so equal values in different groups
@@ -262,60 +304,92 @@ const MUL: u64 = 0x9e37_79b9_7f4a_7c15;
 /// 32-bit hash of the entry words (tests: the same as [`key_hash`]).
 #[cfg(test)]
 fn emc_hash(w: &EmcKey) -> u32 {
-    hash_words(w[0], w.get(1..).unwrap_or_default())
+    let mut k = FlowKey::default();
+    for (i, v) in ORDER.iter().zip(w) {
+        k.0[*i] = *v;
+    }
+    let compact = is_compact(&k);
+    finish_hash(hash_words(&k, compact), compact)
 }
 
 /// 32-bit hash of `k`'s entry words, read in place (the same value as
-/// `emc_hash(&emc_key(k))`, without building the entry key).
-#[inline]
-pub(crate) fn key_hash(k: &FlowKey) -> u32 {
-    let (_, packet) = k.0.split_at(FIRST_PACKET_WORD);
-    hash_words(k.0[0], packet)
+/// `emc_hash(&emc_key(k))`, without building the entry key), with bit 0
+/// set and bit 1 ([`COMPACT_BIT`]) saying whether `k` is compact.
+/// `compact`: the caller knows `k` is (the extraction fast path wrote
+/// it); otherwise the words are checked. Either way the value depends
+/// on the key alone.
+#[inline(always)]
+pub(crate) fn key_hash(k: &FlowKey, compact: bool) -> u32 {
+    debug_assert!(!compact || is_compact(k));
+    if compact {
+        finish_hash(hash_words(k, true), true)
+    } else {
+        let c = is_compact(k);
+        finish_hash(hash_words(k, c), c)
+    }
+}
+
+#[inline(always)]
+fn finish_hash(h: u32, compact: bool) -> u32 {
+    (h & !COMPACT_BIT) | 1 | if compact { COMPACT_BIT } else { 0 }
 }
 
 /// The hash proper, as OVS hashes the 5-tuple and compares the whole
-/// miniflow: only the words that vary between flows in practice, four
-/// folded multiplies (independent, so they overlap) and a final one. The
-/// IPv4 pair (or ARP SPA/TPA); the L4 ports and TCP flags with `in_port`
-/// in the word's free top 16 bits; the MACs, EtherType and VLAN tags
-/// rotated into one word; the IPv6 pair and the proto/TOS/TTL/fragment
-/// word likewise. Words combined with different rotations, never a plain
-/// XOR, which would give both directions of a flow the same hash. The ARP
+/// miniflow: only the words that vary between flows in practice, two
+/// seeded 64 x 64 -> 128-bit multiplies of two words each, folded
+/// (independent, so they overlap), and a final one. The IPv4 pair (or
+/// ARP SPA/TPA) times the L4 ports and TCP flags (with `in_port` in that
+/// word's free top 16 bits); the MACs, EtherType and VLAN tags rotated
+/// into one word times the IPv6 pair and the proto/TOS/TTL/fragment word
+/// rotated into another. Words combined
+/// with different rotations, never a plain XOR, which would give both
+/// directions of a flow the same hash. The ARP
 /// and ND hardware addresses and the ND target are left out (they go with
 /// MACs and addresses that are hashed). The comparison still covers all
 /// 15 words, so a weaker hash can only cost a collision, never a wrong
-/// hit.
+/// hit. `compact`: `k` is compact (its other words are zero, so they are
+/// not read: the value is the same).
 #[inline(always)]
-fn hash_words(w0: u64, packet: &[u64]) -> u32 {
-    let fold = |x: u64, s: u64| {
-        let p = u128::from(x ^ s) * u128::from(MUL);
-        (p as u64) ^ ((p >> 64) as u64)
+fn hash_words(k: &FlowKey, compact: bool) -> u32 {
+    let w0 = k.0[0];
+    let w = |i: usize| {
+        let at = FIRST_PACKET_WORD + i;
+        if compact && !protocol::flow::FAST_WORDS.contains(&at) {
+            0
+        } else {
+            k.0.get(at).copied().unwrap_or(0)
+        }
     };
-    let w = |i: usize| packet.get(i).copied().unwrap_or(0);
     let l2 = w(0) ^ w(1).rotate_left(16) ^ w(2).rotate_left(40);
     let l3 = w(4)
         ^ w(5).rotate_left(17)
         ^ w(6).rotate_left(31)
         ^ w(7).rotate_left(47)
         ^ w(8).rotate_left(8);
-    let acc = fold(w(3), SEEDS[0])
-        .wrapping_add(fold(w(9) ^ (w0 << 48), SEEDS[1]))
-        .wrapping_add(fold(l2, SEEDS[2]))
-        .wrapping_add(fold(l3, SEEDS[3]));
+    // Two words per multiply (both factors seeded), not XORed together
+    // first: XOR-combining the address and port words made whole sets of
+    // flows collide exactly.
+    let mum = |a: u64, b: u64| {
+        let p = u128::from(a) * u128::from(b);
+        (p as u64) ^ ((p >> 64) as u64)
+    };
+    let acc = mum(w(3) ^ SEEDS[0], w(9) ^ (w0 << 48) ^ SEEDS[1])
+        .wrapping_add(mum(l2 ^ SEEDS[2], l3 ^ SEEDS[3]));
     let p = u128::from(acc) * u128::from(MUL);
     ((p as u64) ^ ((p >> 64) as u64)) as u32
 }
 
-/// True if entry key `e` holds `k`'s entry words. Branch-free OR of XORs
-/// over fixed-size arrays (vectorised, no `memcmp` call, no bounds checks).
+/// True if entry key `e` holds `k`'s entry words; `compact`: both keys
+/// are compact (equal tags say so), so only the first [`COMPACT`] words
+/// can differ. Branch-free OR of XORs, no `memcmp` call, no bounds checks.
 #[inline(always)]
-fn key_eq(e: &EmcKey, k: &FlowKey) -> bool {
-    let (_, packet) = k.0.split_at(FIRST_PACKET_WORD);
+fn key_eq(e: &EmcKey, k: &FlowKey, compact: bool) -> bool {
+    let n = if compact { COMPACT } else { KEY_WORDS };
     let diff = e
         .iter()
-        .skip(1)
-        .zip(packet)
-        .fold(e[0] ^ k.0[0], |a, (x, y)| a | (x ^ y));
+        .zip(ORDER)
+        .take(n)
+        .fold(0, |a, (x, i)| a | (x ^ k.0.get(i).copied().unwrap_or(0)));
     diff == 0
 }
 
@@ -336,7 +410,7 @@ fn path_id(n: usize, step0: u64, flat: bool) -> u64 {
 /// costs about 20 cycles; with many flows through a few rules this was a
 /// fifth of a hit's cost when done once per group). On the stack, fixed
 /// size; when full it is applied and reused.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Credits {
     /// (step bits without the length delta, packets, bytes).
     e: [(u64, u64, u64); CREDITS],
@@ -388,6 +462,12 @@ impl Credits {
         }
     }
 
+    /// True if nothing is pending (every batch ends with [`apply`](Self::apply)).
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
     /// Credits every rule and empties the accumulator.
     #[inline]
     pub(crate) fn apply(&mut self, pl: &super::Pipeline, now_ms: u64) {
@@ -402,8 +482,7 @@ impl Credits {
 #[derive(Debug, Clone, Copy)]
 #[repr(C, align(64))]
 struct Entry {
-    key: EmcKey,
-    /// Hash tag, `0` for empty (tags have bit 0 set).
+    /// Hash tag ([`key_hash`]), `0` for empty (tags have bit 0 set).
     tag: u32,
     /// Recorded path length.
     len: u8,
@@ -412,15 +491,17 @@ struct Entry {
     /// The translation ended in a table miss (the verdict of a flat hit
     /// that sends nothing).
     missed: bool,
+    /// In [`ORDER`]: the tag and the compact words share the first line.
+    key: EmcKey,
 }
 
 impl Entry {
     const EMPTY: Entry = Entry {
-        key: [0; KEY_WORDS],
         tag: 0,
         len: 0,
         flat: NO_FLAT,
         missed: false,
+        key: [0; KEY_WORDS],
     };
 }
 
@@ -520,23 +601,35 @@ impl Emc {
         true
     }
 
-    #[inline]
+    /// The two candidate slots of hash `h` (from [`key_hash`]) and its
+    /// tag (the hash itself: bit 0 set, bit 1 the compact flag, so equal
+    /// tags mean both keys are compact or neither is).
+    #[inline(always)]
     fn slots(&self, h: u32) -> (usize, usize, u32) {
-        let tag = h | 1;
-        let a = (h >> 1) as usize & self.mask;
+        let a = (h >> 2) as usize & self.mask;
         let b = (h.rotate_left(15) as usize) & self.mask;
-        (a, b, tag)
+        (a, b, h)
     }
 
-    /// The slot holding `key`, if any.
-    #[inline]
+    /// The slot holding `key` (whose [`key_hash`] is `h`), if any: a tag
+    /// compare, then [`COMPACT`] words for a compact key (the tag says the
+    /// entry's other words are zero too), all 15 otherwise.
+    #[inline(always)]
     pub(crate) fn find(&self, h: u32, key: &FlowKey) -> Option<usize> {
         let (a, b, tag) = self.slots(h);
-        [a, b].into_iter().find(|&i| {
+        let compact = h & COMPACT_BIT != 0;
+        let hit = |i: usize| {
             self.entries
                 .get(i)
-                .is_some_and(|e| e.tag == tag && key_eq(&e.key, key))
-        })
+                .is_some_and(|e| e.tag == tag && key_eq(&e.key, key, compact))
+        };
+        if hit(a) {
+            Some(a)
+        } else if hit(b) {
+            Some(b)
+        } else {
+            None
+        }
     }
 
     /// The recorded path of slot `i` (a short one from the line that
@@ -676,7 +769,8 @@ mod tests {
         k.set_tp_dst(80);
         let w = emc_key(&k);
         let h = emc_hash(&w);
-        assert_eq!(key_hash(&k), h);
+        assert_eq!(key_hash(&k, false), h);
+        assert_eq!(key_hash(&k, true), h);
         assert_eq!(e.find(h, &k), None);
         let mut rec = PathRec::new();
         rec.push(Step::new(0, Some(4), 0));
@@ -687,7 +781,7 @@ mod tests {
         k.set_tp_dst(81);
         let w2 = emc_key(&k);
         assert_ne!(emc_hash(&w2), h);
-        assert_eq!(key_hash(&k), emc_hash(&w2));
+        assert_eq!(key_hash(&k, false), emc_hash(&w2));
         assert_eq!(e.find(emc_hash(&w2), &k), None);
         // Every entry word takes part in the comparison.
         let mut k3 = k;
@@ -802,11 +896,94 @@ mod tests {
         }
     }
 
+    /// Compact and full keys: the compact flag is part of the tag, so a
+    /// key that equals a compact entry in the compact words but has any
+    /// other word set never matches it (nor the reverse), whichever way
+    /// its hash was computed; every word of a full key is compared.
+    #[test]
+    fn compact_and_full_keys_never_match_each_other() {
+        let mut e = Emc::new(64);
+        e.sync(1);
+        let mut k = FlowKey::default();
+        k.set_in_port(3);
+        k.set_dl_type(0x0800);
+        k.set_nw_proto(6);
+        k.set_tp_dst(80);
+        assert!(is_compact(&k));
+        let h = key_hash(&k, true);
+        assert_eq!(h & COMPACT_BIT, COMPACT_BIT);
+        let mut rec = PathRec::new();
+        rec.push(Step::new(0, Some(4), 0));
+        let i = e.victim(h);
+        e.insert_at(i, h, &emc_key(&k), &rec, false);
+        assert_eq!(e.find(h, &k), Some(i));
+        // Each non-compact word alone makes a different, full key.
+        for &w in &ORDER[COMPACT..] {
+            let mut f = k;
+            f.0[w] = 1 << (w % 64);
+            assert!(!is_compact(&f));
+            let hf = key_hash(&f, false);
+            assert_eq!(hf & COMPACT_BIT, 0, "word {w}");
+            assert_eq!(e.find(hf, &f), None, "word {w}");
+            // Even with the compact key's hash, the tag or the words differ.
+            assert_eq!(e.find(h & !COMPACT_BIT, &f), None, "word {w}");
+            let j = e.victim(hf);
+            e.insert_at(j, hf, &emc_key(&f), &rec, false);
+            assert_eq!(e.find(hf, &f), Some(j), "word {w}");
+            assert_eq!(e.find(h, &k), Some(i), "word {w}");
+            // A full key differing in one non-compact word is another key.
+            let mut g = f;
+            g.0[w] = 2 << (w % 64);
+            assert_eq!(e.find(key_hash(&g, false), &g), None, "word {w}");
+            e.sync(2);
+            e.sync(1);
+            let i2 = e.victim(h);
+            e.insert_at(i2, h, &emc_key(&k), &rec, false);
+            assert_eq!(e.find(h, &k), Some(i2));
+        }
+    }
+
+    /// No structured collisions: 32,768 TCP flows that differ in source
+    /// port and destination address together (the miss bench's set) and
+    /// 32,768 that differ in both addresses give (nearly) as many distinct
+    /// 32-bit hashes; an XOR of the address and port words before the
+    /// multiply once made whole sets of such flows collide exactly.
+    #[test]
+    fn hash_has_no_structured_collisions() {
+        for variant in 0..2 {
+            let mut seen = std::collections::HashSet::new();
+            for i in 0..32_768u32 {
+                let mut k = FlowKey::default();
+                k.set_in_port(1);
+                k.set_dl_type(0x0800);
+                k.set_nw_proto(6);
+                let dst = 0x0af4_0000 | (i % 8) << 8 | (i * 7 % 250 + 1);
+                if variant == 0 {
+                    k.set_nw_src(core::net::Ipv4Addr::new(10, 244, 0, 1));
+                    k.set_nw_dst(dst.into());
+                    k.set_tp_src((1024 + i / 8) as u16);
+                } else {
+                    k.set_nw_src((0x0a00_0000 | i).into());
+                    k.set_nw_dst((0x0a01_0000 | (i ^ 0x5a5a) & 0xffff).into());
+                    k.set_tp_src(40000);
+                }
+                k.set_tp_dst(80);
+                seen.insert(key_hash(&k, false));
+            }
+            // A random 32-bit hash collides ~0.1 times on 32,768 keys.
+            assert!(
+                seen.len() >= 32_768 - 4,
+                "variant {variant}: {}",
+                seen.len()
+            );
+        }
+    }
+
     #[test]
     fn disabled_cache_finds_nothing() {
         let e = Emc::new(0);
         assert!(!e.enabled());
         let k = FlowKey::default();
-        assert_eq!(e.find(key_hash(&k), &k), None);
+        assert_eq!(e.find(key_hash(&k, false), &k), None);
     }
 }

@@ -79,7 +79,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use protocol::flow::{
     ControllerReason, Cookie, ExtractConfig, FlowKey, FlowSpec, Layer, Layers, PortNo, TableId,
-    extract, key::NW_FRAG_ANY,
+    extract, extract_shaped, key::NW_FRAG_ANY,
 };
 
 use crate::buf::{BATCH_MAX, PacketBuf};
@@ -566,8 +566,9 @@ impl Pipeline {
         w: &mut Io<'_, O, T>,
     ) -> Verdict {
         clear_metadata(key);
-        match self.ingress(pkt, in_port, rx_no_receive, key, w) {
-            Ok((layers, _)) => self.translate(pkt, key, set, layers, w, PathMode::Live).0,
+        let underlay = self.tunnels.underlay().is_some();
+        match self.ingress(pkt, in_port, rx_no_receive, underlay, key, w) {
+            Ok((layers, _, _)) => self.translate(pkt, key, set, layers, w, PathMode::Live).0,
             Err(v) => finish(w.counters, w.trace, v),
         }
     }
@@ -612,7 +613,16 @@ impl Pipeline {
         // The receive port's `no-receive`, once per batch (a packet
         // decapsulated to a tunnel port looks its port up itself).
         let rx_no_receive = self.port_config(in_port).is_some_and(|c| c.no_receive);
-        let keys = &mut scratch.keys[..];
+        let BatchScratch {
+            keys,
+            clean,
+            groups,
+        } = scratch;
+        let keys = &mut keys[..];
+        if !emc.enabled() || self.tunnels.underlay().is_some() {
+            // The one-pass loops below use (and dirty) key 0.
+            clean[0] = false;
+        }
         if !emc.enabled() {
             if let Some(key) = keys.first_mut() {
                 for pkt in pkts.iter_mut() {
@@ -622,11 +632,11 @@ impl Pipeline {
             return;
         }
         emc.sync(self.uid);
-        let mut groups = Groups::new();
+        groups.reset();
         if self.tunnels.underlay().is_some() {
             if let Some(key) = keys.first_mut() {
                 for pkt in pkts.iter_mut() {
-                    match self.prepare(pkt, in_port, rx_no_receive, key, &mut w) {
+                    match self.prepare(pkt, in_port, rx_no_receive, true, false, key, &mut w) {
                         Prep::Done => {}
                         Prep::Live(layers) => {
                             self.translate(pkt, key, &mut set, layers, &mut w, PathMode::Live);
@@ -634,7 +644,7 @@ impl Pipeline {
                         Prep::Cached(layers, h) => {
                             let found = emc.find(h, key);
                             let c = Cached { layers, h, found };
-                            self.run_cached(pkt, key, &mut set, c, emc, &mut groups, &mut w);
+                            let _ = self.run_cached(pkt, key, &mut set, c, emc, groups, &mut w);
                         }
                     }
                 }
@@ -643,8 +653,13 @@ impl Pipeline {
             for chunk in pkts.chunks_mut(BATCH_MAX) {
                 // Pass 1: stages 1 to 3 and the hash of every packet...
                 let mut prep = [Prep::Done; BATCH_MAX];
-                for ((pkt, key), p) in chunk.iter_mut().zip(keys.iter_mut()).zip(&mut prep) {
-                    *p = self.prepare(pkt, in_port, rx_no_receive, key, &mut w);
+                for (((pkt, key), p), &c) in chunk
+                    .iter_mut()
+                    .zip(keys.iter_mut())
+                    .zip(&mut prep)
+                    .zip(clean.iter())
+                {
+                    *p = self.prepare(pkt, in_port, rx_no_receive, false, c, key, &mut w);
                 }
                 // ...then every cache probe, back to back.
                 let mut found = [None; BATCH_MAX];
@@ -653,23 +668,34 @@ impl Pipeline {
                         *f = emc.find(h, key);
                     }
                 }
-                // Pass 2: execution in arrival order.
+                // Pass 2: execution in arrival order (the arrays by
+                // reference: moving them in cost two 512-byte copies).
                 let mut inserted = false;
-                for (((pkt, key), p), f) in
-                    chunk.iter_mut().zip(keys.iter_mut()).zip(prep).zip(found)
+                for ((((pkt, key), &p), &f), c) in chunk
+                    .iter_mut()
+                    .zip(keys.iter_mut())
+                    .zip(&prep)
+                    .zip(&found)
+                    .zip(clean.iter_mut())
                 {
-                    match p {
-                        Prep::Done => {}
+                    // Whether the key's metadata words stay zero: an early
+                    // drop and a flat hit write none (pass 1 then skips
+                    // clearing them next time); a translation may.
+                    *c = match p {
+                        Prep::Done => true,
                         Prep::Live(layers) => {
                             self.translate(pkt, key, &mut set, layers, &mut w, PathMode::Live);
+                            false
                         }
                         Prep::Cached(layers, h) => {
                             let found = if inserted { emc.find(h, key) } else { f };
                             let c = Cached { layers, h, found };
-                            inserted |=
-                                self.run_cached(pkt, key, &mut set, c, emc, &mut groups, &mut w);
+                            let (ins, flat) =
+                                self.run_cached(pkt, key, &mut set, c, emc, groups, &mut w);
+                            inserted |= ins;
+                            flat
                         }
-                    }
+                    };
                 }
             }
         }
@@ -679,29 +705,41 @@ impl Pipeline {
     /// Stages 1 to 3 of a batch packet into `key`: a dropped packet is
     /// counted here ([`Prep::Done`]); a decapsulated one (tunnel fields in
     /// its key, see [`emc::cacheable`]) takes the full translation; any
-    /// other gets its cache hash.
+    /// other gets its cache hash. `clean`: the key's metadata words are
+    /// already zero (see [`BatchScratch`]).
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn prepare<O: OutputSink, T: TraceSink>(
         &self,
         pkt: &mut PacketBuf,
         in_port: PortNo,
         rx_no_receive: bool,
+        underlay: bool,
+        clean: bool,
         key: &mut FlowKey,
         w: &mut Io<'_, O, T>,
     ) -> Prep {
-        clear_metadata(key);
-        match self.ingress(pkt, in_port, rx_no_receive, key, w) {
+        if !clean {
+            clear_metadata(key);
+        }
+        debug_assert!(
+            key.0
+                .get(1..protocol::flow::key::FIRST_PACKET_WORD)
+                .is_some_and(|m| m.iter().all(|w| *w == 0))
+                && key.0[0] >> 32 == 0
+        );
+        match self.ingress(pkt, in_port, rx_no_receive, underlay, key, w) {
             Err(v) => {
                 finish(w.counters, w.trace, v);
                 Prep::Done
             }
-            Ok((layers, true)) => Prep::Live(layers),
-            Ok((layers, false)) => {
+            Ok((layers, true, _)) => Prep::Live(layers),
+            Ok((layers, false, compact)) => {
                 // Words 1..=24 were zeroed above and only decapsulation
                 // sets any (tunnel fields), so "not decapsulated" implies
                 // `cacheable` without reading 24 words per packet.
                 debug_assert!(cacheable(key));
-                Prep::Cached(layers, key_hash(key))
+                Prep::Cached(layers, key_hash(key, compact))
             }
         }
     }
@@ -709,7 +747,8 @@ impl Pipeline {
     /// Stage 4 onwards of a cacheable packet whose cache probe gave
     /// `c.found`: a hit runs the flat list or replays the path and joins
     /// its slot's group; a miss translates, records and inserts. Returns
-    /// true if it inserted (which may replace an entry).
+    /// whether it inserted (which may replace an entry) and whether it
+    /// was a flat hit (which writes header words of the key only).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn run_cached<'p, O: OutputSink, T: TraceSink>(
@@ -721,7 +760,7 @@ impl Pipeline {
         emc: &mut Emc,
         groups: &mut Groups,
         w: &mut Io<'_, O, T>,
-    ) -> bool {
+    ) -> (bool, bool) {
         let Cached { layers, h, found } = c;
         let now_ms = w.now_ms;
         let base_len = pkt.len();
@@ -733,7 +772,7 @@ impl Pipeline {
             let mut rec = PathRec::new();
             let (v, _) = self.translate(pkt, key, set, layers, w, PathMode::Record(&mut rec));
             if rec.uncacheable {
-                return false;
+                return (false, false);
             }
             let slot = emc.victim(h);
             // Hits so far on the slot being replaced are credited before
@@ -741,7 +780,7 @@ impl Pipeline {
             groups.flush_slot(self, emc, w.counters, slot, now_ms);
             let missed = v.reason == Some(DropReason::TableMiss);
             emc.insert_at(slot, h, &ek, &rec, missed);
-            return true;
+            return (true, false);
         };
         w.counters.emc_hits += 1;
         let flat = emc.flat(slot);
@@ -796,13 +835,16 @@ impl Pipeline {
                 now_ms,
             );
         }
-        false
+        (false, is_flat)
     }
 
     /// Stages 1 to 3: counts the packet, extracts its key, applies the
-    /// early drops. `rx_no_receive` is `in_port`'s `no-receive` setting.
-    /// `Ok` holds the layers and whether the packet was decapsulated (its
-    /// key has tunnel fields); `Err` the verdict of a dropped packet.
+    /// early drops. `rx_no_receive` is `in_port`'s `no-receive` setting,
+    /// `underlay` whether an underlay is configured (known per batch).
+    /// `Ok` holds the layers, whether the packet was decapsulated (its
+    /// key has tunnel fields) and whether extraction took the fast path
+    /// (the key is compact, see [`emc::key_hash`]); `Err` the verdict of a
+    /// dropped packet.
     /// Inlined into the batch loops (the per-packet call and its register
     /// saves were a tenth of a cache hit); the underlay part is a call of
     /// its own, made only with an underlay configured.
@@ -812,25 +854,30 @@ impl Pipeline {
         pkt: &mut PacketBuf,
         in_port: PortNo,
         rx_no_receive: bool,
+        underlay: bool,
         key: &mut FlowKey,
         w: &mut Io<'_, O, T>,
-    ) -> Result<(Layers, bool), Verdict> {
+    ) -> Result<(Layers, bool, bool), Verdict> {
         w.counters.packets += 1;
         w.counters.bytes += pkt.len() as u64;
-        let (in_port, decap_note) = if self.tunnels.underlay().is_some() {
+        debug_assert_eq!(underlay, self.tunnels.underlay().is_some());
+        let (in_port, decap_note) = if underlay {
             self.ingress_underlay(pkt, in_port, key, w)?
         } else {
             (in_port, None)
         };
         let trace = &mut *w.trace;
         key.set_in_port(in_port.0);
-        let ex = extract(pkt.data(), &self.extract, key);
+        let (ex, compact) = extract_shaped(pkt.data(), &self.extract, key);
         trace.begin(in_port, key);
         let decapsulated = decap_note.is_some();
         if let Some(n) = decap_note {
             trace.note(n);
         }
-        let early = if let Some(e) = ex.error
+        // A compact key (extraction fast path) has no error and no
+        // fragment bits: two tests fewer on the common path.
+        let early = if !compact
+            && let Some(e) = ex.error
             && e.layer != Layer::L4
         {
             trace.note(TraceNote::Malformed(e));
@@ -842,7 +889,10 @@ impl Pipeline {
         } {
             trace.note(TraceNote::NoReceive);
             Some(DropReason::NoReceive)
-        } else if key.nw_frag() & NW_FRAG_ANY != 0 && self.config.frag_mode == FragMode::Drop {
+        } else if !compact
+            && key.nw_frag() & NW_FRAG_ANY != 0
+            && self.config.frag_mode == FragMode::Drop
+        {
             trace.note(TraceNote::FragmentDropped);
             Some(DropReason::Fragment)
         } else {
@@ -854,7 +904,7 @@ impl Pipeline {
                 packet_ins: 0,
                 reason: Some(r),
             }),
-            None => Ok((ex.layers, decapsulated)),
+            None => Ok((ex.layers, decapsulated, compact && !decapsulated)),
         }
     }
 
@@ -1099,17 +1149,26 @@ struct Cached {
 }
 
 /// Per-worker scratch of [`Pipeline::process_batch`]: one key per packet
-/// of a batch (pass 1 extracts all of them before pass 2 executes any).
-/// Allocated once; 32 x 312 bytes.
+/// of a batch (pass 1 extracts all of them before pass 2 executes any),
+/// and the batch's hit groups (reset, not rebuilt, per batch: building
+/// and moving the 3.5 KB value cost some 25 instructions per packet).
+/// Allocated once; 32 x 312 bytes and the groups.
 #[derive(Debug, Clone)]
 pub struct BatchScratch {
     keys: Box<[FlowKey]>,
+    /// Per key: its words 0..=24 are zero but for `in_port` (its last
+    /// packet was an early drop or a flat hit, which write no metadata,
+    /// register or tunnel word), so pass 1 need not clear them again.
+    clean: [bool; BATCH_MAX],
+    groups: Box<Groups>,
 }
 
 impl Default for BatchScratch {
     fn default() -> Self {
         BatchScratch {
             keys: vec![FlowKey::default(); BATCH_MAX].into_boxed_slice(),
+            clean: [false; BATCH_MAX],
+            groups: Box::new(Groups::new()),
         }
     }
 }
@@ -1123,6 +1182,7 @@ impl Default for BatchScratch {
 /// holds, and the same flat-ness), not only of one entry: 32 distinct
 /// flows through one rule are one group, so the crediting walk is paid
 /// once per batch, not once per packet. A longer path groups by slot.
+#[derive(Debug, Clone)]
 struct Groups {
     g: [Group; BATCH_MAX],
     n: usize,
@@ -1130,11 +1190,21 @@ struct Groups {
     hint: [u8; GROUP_HINTS],
     /// The group the last hit joined (may be stale: checked).
     last: usize,
+    /// The current run: hits since the last one that went to
+    /// [`add_hinted`](Self::add_hinted), all on group `last`, whose
+    /// representative slot and path id are kept here (`usize::MAX` and 0
+    /// when there is no run), so a hit like the previous one costs two
+    /// compares and two adds; settled into the group before anything
+    /// else reads or moves groups.
+    run_slot: usize,
+    run_id: u64,
+    run_packets: u64,
+    run_bytes: u64,
     credits: Credits,
 }
 
 /// Pending credits of one group.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 struct Group {
     /// The representative slot (its path is credited).
     slot: usize,
@@ -1169,8 +1239,44 @@ impl Groups {
             n: 0,
             hint: [u8::MAX; GROUP_HINTS],
             last: usize::MAX,
+            run_slot: usize::MAX,
+            run_id: 0,
+            run_packets: 0,
+            run_bytes: 0,
             credits: Credits::new(),
         }
+    }
+
+    /// Empty for a new batch (the group array's stale entries past `n`
+    /// are never read; hints are checked against `n`).
+    #[inline]
+    fn reset(&mut self) {
+        self.n = 0;
+        self.hint = [u8::MAX; GROUP_HINTS];
+        self.last = usize::MAX;
+        self.end_run();
+        debug_assert!(self.credits.is_empty());
+    }
+
+    /// Adds the current run's hits to its group.
+    #[inline]
+    fn settle(&mut self) {
+        if self.run_packets != 0 {
+            if let Some(e) = self.g.get_mut(..self.n).and_then(|l| l.get_mut(self.last)) {
+                e.packets += self.run_packets;
+                e.bytes += self.run_bytes;
+            }
+            self.run_packets = 0;
+            self.run_bytes = 0;
+        }
+    }
+
+    /// Settles and ends the current run (before groups move).
+    #[inline]
+    fn end_run(&mut self) {
+        self.settle();
+        self.run_slot = usize::MAX;
+        self.run_id = 0;
     }
 
     /// A finished group: its path's rules are credited, and for a flat
@@ -1215,14 +1321,18 @@ impl Groups {
         now_ms: u64,
     ) {
         let id = emc.path_id(slot);
-        if let Some(e) = self.g.get_mut(..self.n).and_then(|l| l.get_mut(self.last))
-            && (e.slot == slot || (id != 0 && e.id == id))
-        {
-            e.packets += 1;
-            e.bytes += len;
+        if slot == self.run_slot || (id != 0 && id == self.run_id) {
+            self.run_packets += 1;
+            self.run_bytes += len;
             return;
         }
+        self.settle();
         self.add_hinted(pl, emc, counters, slot, flat, id, len, now_ms);
+        // A new run on the group just joined or opened.
+        if let Some(e) = self.g.get(..self.n).and_then(|l| l.get(self.last)) {
+            self.run_slot = e.slot;
+            self.run_id = e.id;
+        }
     }
 
     /// [`add`](Self::add) past the last group.
@@ -1292,6 +1402,7 @@ impl Groups {
         slot: usize,
         now_ms: u64,
     ) {
+        self.end_run();
         let mut g = 0;
         while g < self.n {
             match self.g.get(g) {
@@ -1310,10 +1421,12 @@ impl Groups {
 
     /// End of the batch: every group credited, every rule counter updated.
     #[inline]
-    fn finish(mut self, pl: &Pipeline, emc: &Emc, counters: &mut WorkerCounters, now_ms: u64) {
+    fn finish(&mut self, pl: &Pipeline, emc: &Emc, counters: &mut WorkerCounters, now_ms: u64) {
+        self.end_run();
         for e in self.g.get(..self.n).unwrap_or_default() {
             Self::flush(pl, emc, &mut self.credits, counters, e, now_ms);
         }
+        self.n = 0;
         self.credits.apply(pl, now_ms);
     }
 }
