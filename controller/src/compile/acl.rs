@@ -296,6 +296,24 @@ impl<'a> AclCtx<'a> {
         Part::new(f.cookie, &f.actions)
     }
 
+    /// The clause flow of port `p` (the slot of every ACL with the same
+    /// [`PeerClass`]: the port register, from the direction, is part of
+    /// it), without checking that `p` is a member.
+    pub(crate) fn port_flow(&self, p: LogicalPortId) -> FlowSpec {
+        let b = self
+            .base
+            .clone()
+            .m(Field::Reg(self.port_reg), u128::from(p.0));
+        self.finish(b, 1)
+    }
+
+    /// This ACL's part (cookie and actions) of every member port clause
+    /// flow.
+    pub(crate) fn port_part(&self) -> Part {
+        let f = self.finish(FlowBuilder::new(TableId(0), 0, self.base.cookie()), 1);
+        Part::new(f.cookie, &f.actions)
+    }
+
     /// The clause flows of peer prefix `net` (nothing unless it is one of
     /// the ACL's peers), on every node of the ACL.
     pub(crate) fn peer(&self, net: &IpNet, out: &mut Vec<(&'a str, FlowSpec)>) {
@@ -330,11 +348,7 @@ impl<'a> AclCtx<'a> {
         let Some(node) = self.port_node(p) else {
             return;
         };
-        let b = self
-            .base
-            .clone()
-            .m(Field::Reg(self.port_reg), u128::from(p.0));
-        out.push((node, self.finish(b, 1)));
+        out.push((node, self.port_flow(p)));
     }
 }
 
