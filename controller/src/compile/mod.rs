@@ -341,6 +341,13 @@ struct NodeWork {
     ports: Vec<(u32, LogicalPortId)>,
 }
 
+/// The contexts of `acls` (those that compile to flows), in order.
+fn contexts<'a>(acls: &[&'a Acl], m: &'a LogicalModel, d: &'a Derived) -> Vec<AclCtx<'a>> {
+    acls.iter()
+        .filter_map(|acl| AclCtx::of(acl, m, d))
+        .collect()
+}
+
 /// Adds the member units' flows of one node (see
 /// [`Compiler::with_threads`]): parts grouped by slot, one
 /// [`NodeTable::add_shared`] per slot. A fixed hasher: the order slots get
@@ -524,12 +531,29 @@ impl Compiler {
             }
         }
         // Each ACL's context once, for its own unit and its members (the
-        // same flows as `units::compile_unit`, which would compute it again).
-        let ctxs: Vec<AclCtx> = model
-            .acls
-            .values()
-            .filter_map(|acl| AclCtx::of(acl, &model, &derived))
-            .collect();
+        // same flows as `units::compile_unit`, which would compute it again),
+        // on the threads too (one chunk of ACLs each, concatenated in ACL
+        // order): a port-group ACL looks up the node of every member port.
+        let acls: Vec<&Acl> = model.acls.values().collect();
+        let threads = threads.max(1);
+        let chunk = acls.len().div_ceil(threads).max(1);
+        let ctxs: Vec<AclCtx> = {
+            let (model, derived) = (&model, &derived);
+            let of = move |part| contexts(part, model, derived);
+            let mut parts = acls.chunks(chunk);
+            let first = parts.next();
+            std::thread::scope(|s| {
+                let rest: Vec<_> = parts.map(|p| s.spawn(move || of(p))).collect();
+                let mut all = first.map(of).unwrap_or_default();
+                for h in rest {
+                    match h.join() {
+                        Ok(v) => all.extend(v),
+                        Err(e) => std::panic::resume_unwind(e),
+                    }
+                }
+                all
+            })
+        };
         let mut buf = Vec::new();
         for ctx in &ctxs {
             buf.clear();
