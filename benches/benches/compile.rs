@@ -5,10 +5,13 @@
 //! and the same cluster as Kubernetes YAML, `Spec::manifests_yaml`).
 //!
 //! Every number is the **thread CPU time** of the benchmark thread
-//! (`weft_benches::thread_cpu`): the machine is shared with other builds,
-//! and the work is single-threaded. Per-iteration set-up (cloning the
-//! input, the previous compiler state) and dropping the result are not
-//! timed.
+//! (`weft_benches::thread_cpu`: the machine is shared with other builds),
+//! except the full compiles (`full`, `compile_translated`): `Compiler::new`
+//! fills the node tables on one thread per core, so those two report
+//! **wall-clock time** (`Instant`), and `full_1thread` the thread CPU time
+//! of the same compile on one thread (`Compiler::with_threads(.., 1)`: the
+//! total work). Per-iteration set-up (cloning the input, the previous
+//! compiler state) and dropping the result are not timed.
 //!
 //! The whole path from manifests to flows, one stage per bench:
 //!
@@ -18,7 +21,8 @@
 //! - `translate`: `translate::translate` of those objects into the logical
 //!   model (topology, policy, services, `validate`).
 //! - `compile_translated`: `Compiler::new` on that model: every node's flow
-//!   table, cookies, the per-slot unit bookkeeping for incremental updates.
+//!   table, cookies, the per-slot unit bookkeeping for incremental updates
+//!   (wall time, parallel over nodes).
 //! - `pod_add_translated`: one pod more, the slow way: `translate` of the
 //!   whole new object set + `Compiler::update`. The controller binary
 //!   translates incrementally (`translate::incremental::Translator`, the
@@ -28,7 +32,8 @@
 //! The compiler alone on the fixture's own model (`Spec::build`: no return
 //! traffic ACLs, so fewer flows than the translated model):
 //!
-//! - `full`: `Compiler::new`.
+//! - `full`: `Compiler::new` (wall time, parallel over nodes).
+//! - `full_1thread`: the same on one thread (thread CPU time).
 //! - `pod_add`: `Compiler::update` with one more pod (label and namespace
 //!   that policies select and name as peers).
 //! - `policy_change`: `Compiler::update` with one policy's peers and port
@@ -38,7 +43,7 @@
 //! models.
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use weft_benches::thread_cpu;
@@ -70,6 +75,24 @@ fn timed<I, O>(iters: u64, mut setup: impl FnMut() -> I, mut run: impl FnMut(I) 
         let t0 = thread_cpu();
         let out = black_box(run(black_box(input)));
         total += thread_cpu().saturating_sub(t0);
+        drop(out);
+    }
+    total
+}
+
+/// Times `run` like [`timed`], in wall-clock time (for work spread over
+/// threads, where the bench thread's CPU time would miss the others').
+fn timed_wall<I, O>(
+    iters: u64,
+    mut setup: impl FnMut() -> I,
+    mut run: impl FnMut(I) -> O,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let input = setup();
+        let t0 = Instant::now();
+        let out = black_box(run(black_box(input)));
+        total += t0.elapsed();
         drop(out);
     }
     total
@@ -130,8 +153,13 @@ fn bench(c: &mut Criterion) {
         .model;
     once("translate", t0);
     let t0 = thread_cpu();
+    let w0 = Instant::now();
     let tcompiled = Compiler::new(tmodel.clone(), cfg.clone());
-    once("compile_translated", t0);
+    once("compile_translated (this thread's CPU)", t0);
+    eprintln!(
+        "once compile_translated: {:.3} s wall",
+        w0.elapsed().as_secs_f64()
+    );
     eprintln!(
         "manifests: {} bytes, {} objects ({} pods, {} policies)",
         yaml.len(),
@@ -201,7 +229,7 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|n| timed(n, || (), |()| translate(&objects)))
     });
     g.bench_function("compile_translated", |b| {
-        b.iter_custom(|n| timed(n, || tmodel.clone(), |m| Compiler::new(m, cfg.clone())))
+        b.iter_custom(|n| timed_wall(n, || tmodel.clone(), |m| Compiler::new(m, cfg.clone())))
     });
     g.bench_function("pod_add_translated", |b| {
         b.iter_custom(|n| {
@@ -219,7 +247,16 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("full", |b| {
-        b.iter_custom(|n| timed(n, || model.clone(), |m| Compiler::new(m, cfg.clone())))
+        b.iter_custom(|n| timed_wall(n, || model.clone(), |m| Compiler::new(m, cfg.clone())))
+    });
+    g.bench_function("full_1thread", |b| {
+        b.iter_custom(|n| {
+            timed(
+                n,
+                || model.clone(),
+                |m| Compiler::with_threads(m, cfg.clone(), 1),
+            )
+        })
     });
     g.bench_function("pod_add", |b| {
         b.iter_custom(|n| {

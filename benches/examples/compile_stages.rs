@@ -5,10 +5,13 @@
 //!
 //! ```text
 //! cargo build --profile bench -p weft-benches --example compile_stages
-//! /usr/bin/time -v target/release/examples/compile_stages fixture|translated
+//! /usr/bin/time -v target/release/examples/compile_stages fixture|translated [THREADS]
 //! ```
 //!
-//! Prints the thread CPU time of `Compiler::new`, of `Compiler::update`
+//! Prints the wall time, the process CPU time (every thread) and the
+//! calling thread's CPU time of `Compiler::new` (parallel over nodes; with
+//! `THREADS`, `Compiler::with_threads(.., THREADS)`: 1 gives the serial
+//! cost), and the thread CPU time of `Compiler::update`
 //! with one pod added, one pod removed, one pod relabelled, one policy
 //! changed (the same changes as `benches/compile.rs`) and with nothing
 //! changed (`noop`: the floor, comparing the two models), on the fixture's own model
@@ -17,7 +20,7 @@
 
 use std::time::{Duration, Instant};
 
-use weft_benches::thread_cpu;
+use weft_benches::{process_cpu, thread_cpu};
 use weft_controller::compile::fixture::{PeerSpec, PodSpec, RuleSpec, Spec};
 use weft_controller::compile::{CompileConfig, Compiler};
 use weft_controller::model::{L4Protocol, LogicalModel, ModelDelta};
@@ -59,6 +62,7 @@ fn secs(d: Duration) -> f64 {
 
 fn main() {
     let which = std::env::args().nth(1).unwrap_or_else(|| "fixture".into());
+    let threads: Option<usize> = std::env::args().nth(2).and_then(|t| t.parse().ok());
     let base = Spec::generate(1, 50, 100, 10_000, 1_000);
     let mut added = base.clone();
     added.pods.push(PodSpec {
@@ -97,15 +101,22 @@ fn main() {
     let cfg = CompileConfig::default();
     let rss0 = status_mb("VmRSS:");
     let w0 = Instant::now();
+    let p0 = process_cpu();
     let t0 = thread_cpu();
-    let c = Compiler::new(m0, cfg);
+    let c = match threads {
+        Some(n) => Compiler::with_threads(m0, cfg, n),
+        None => Compiler::new(m0, cfg),
+    };
     let full = thread_cpu() - t0;
+    let all = process_cpu() - p0;
     let wall = w0.elapsed();
     let total: usize = c.nodes().map(|n| c.flow_count(n)).sum();
     println!(
-        "{which}: full {:.3} s CPU ({:.3} s wall), {total} flows; RSS {rss0:.0} MB before, {:.0} MB after, peak {:.0} MB",
-        secs(full),
+        "{which}: full {:.3} s wall, {:.3} s CPU of all threads, {:.3} s CPU of this thread (threads: {}), {total} flows; RSS {rss0:.0} MB before, {:.0} MB after, peak {:.0} MB",
         secs(wall),
+        secs(all),
+        secs(full),
+        threads.map_or_else(|| "one per core".to_owned(), |n| n.to_string()),
         status_mb("VmRSS:"),
         status_mb("VmHWM:")
     );

@@ -16,6 +16,14 @@ pub fn thread_cpu() -> std::time::Duration {
         .unwrap_or_default()
 }
 
+/// CPU time of the whole process, every thread
+/// (`CLOCK_PROCESS_CPUTIME_ID`): the total work of a parallel stage.
+pub fn process_cpu() -> std::time::Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
+        .map(std::time::Duration::from)
+        .unwrap_or_default()
+}
+
 /// Fixed-count mode for instruction counting (`perf stat`), where
 /// criterion's adaptive iteration counts would make totals meaningless:
 /// with `WEFT_BENCH_FIXED=<id>:<batches>` set (`id` as criterion prints it,

@@ -32,7 +32,7 @@
 //! the address families); when that context changes every unit of the ACL
 //! is recomputed, and only flows that really differ are replaced.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use ipnet::IpNet;
 use protocol::flow::{Action, Field, FlowSpec, TableId};
@@ -51,8 +51,9 @@ pub(crate) struct AclCtx<'a> {
     acl: &'a Acl,
     /// Nodes with at least one port the ACL applies to (sorted).
     nodes: Vec<&'a str>,
-    /// Member ports by port (their node), for a port-group ACL.
-    ports: BTreeMap<LogicalPortId, &'a str>,
+    /// Member ports with their node, sorted by port, for a port-group ACL
+    /// (a vector: built in group order, no tree inserts).
+    ports: Vec<(LogicalPortId, &'a str)>,
     port_dim: bool,
     /// The peer prefixes (None = any peer); never empty.
     peer: Option<&'a BTreeSet<IpNet>>,
@@ -90,7 +91,7 @@ impl<'a> AclCtx<'a> {
     /// (no port on any node, an empty peer set, a missing group or set).
     pub(crate) fn of(acl: &'a Acl, m: &'a LogicalModel, d: &'a Derived) -> Option<AclCtx<'a>> {
         let (tbl, next, port_reg, peer_is_dst) = acl_stage(acl.direction);
-        let mut ports = BTreeMap::new();
+        let mut ports = Vec::new();
         let (nodes, port_dim): (Vec<&str>, bool) = match acl.matches.applies_to {
             AppliesTo::AllPods => (d.pod_nodes.iter().map(String::as_str).collect(), false),
             AppliesTo::Group(g) => {
@@ -105,7 +106,7 @@ impl<'a> AclCtx<'a> {
                             nodes.insert(n);
                             last = Some(n);
                         }
-                        ports.insert(*id, n);
+                        ports.push((*id, n));
                     }
                 }
                 (nodes.into_iter().collect(), true)
@@ -183,7 +184,11 @@ impl<'a> AclCtx<'a> {
 
     /// The node of member port `p`.
     pub(crate) fn port_node(&self, p: LogicalPortId) -> Option<&'a str> {
-        self.ports.get(&p).copied()
+        self.ports
+            .binary_search_by_key(&p, |(q, _)| *q)
+            .ok()
+            .and_then(|i| self.ports.get(i))
+            .map(|(_, n)| *n)
     }
 
     /// A finished flow: a conjunction clause, or the verdict when plain.
@@ -296,6 +301,24 @@ impl<'a> AclCtx<'a> {
         Part::new(f.cookie, &f.actions)
     }
 
+    /// The clause flow of port `p` (the slot of every ACL with the same
+    /// [`PeerClass`]: the port register, from the direction, is part of
+    /// it), without checking that `p` is a member.
+    pub(crate) fn port_flow(&self, p: LogicalPortId) -> FlowSpec {
+        let b = self
+            .base
+            .clone()
+            .m(Field::Reg(self.port_reg), u128::from(p.0));
+        self.finish(b, 1)
+    }
+
+    /// This ACL's part (cookie and actions) of every member port clause
+    /// flow.
+    pub(crate) fn port_part(&self) -> Part {
+        let f = self.finish(FlowBuilder::new(TableId(0), 0, self.base.cookie()), 1);
+        Part::new(f.cookie, &f.actions)
+    }
+
     /// The clause flows of peer prefix `net` (nothing unless it is one of
     /// the ACL's peers), on every node of the ACL.
     pub(crate) fn peer(&self, net: &IpNet, out: &mut Vec<(&'a str, FlowSpec)>) {
@@ -330,11 +353,7 @@ impl<'a> AclCtx<'a> {
         let Some(node) = self.port_node(p) else {
             return;
         };
-        let b = self
-            .base
-            .clone()
-            .m(Field::Reg(self.port_reg), u128::from(p.0));
-        out.push((node, self.finish(b, 1)));
+        out.push((node, self.port_flow(p)));
     }
 }
 

@@ -237,6 +237,36 @@ impl<U: Ord + Clone + core::fmt::Debug> NodeTable<U> {
             .copied()
     }
 
+    /// Stores `e` under a new id (a free one if any) for a slot not in
+    /// the table; `hash` is the slot's hash. Returns the id.
+    fn insert_new(&mut self, hash: u64, e: Entry<U>) -> SlotId {
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => {
+                self.entries.push(None);
+                (self.entries.len() - 1) as SlotId
+            }
+        };
+        self.entries[id as usize] = Some(e);
+        let entries = &self.entries;
+        self.lookup
+            .insert_unique(hash, id, |id| Self::hash_of(entries, *id));
+        self.order.take();
+        self.live += 1;
+        id
+    }
+
+    /// The entry of found slot `id`, counted live again if it was reserved
+    /// (no parts: emptied since the last [`recycle`](Self::recycle)); the
+    /// caller adds at least one part.
+    fn refill(&mut self, id: SlotId) -> Option<&mut Entry<U>> {
+        let e = self.entries.get_mut(id as usize).and_then(Option::as_mut)?;
+        if e.parts.is_empty() {
+            self.live += 1;
+        }
+        Some(e)
+    }
+
     /// Adds `unit`'s flow. Returns its slot's id.
     pub fn add(&mut self, unit: &U, f: &FlowSpec) -> SlotId {
         let part = Part {
@@ -245,27 +275,17 @@ impl<U: Ord + Clone + core::fmt::Debug> NodeTable<U> {
         };
         let hash = slot_hash(f);
         let Some(id) = self.find(hash, f) else {
-            let id = match self.free.pop() {
-                Some(id) => id,
-                None => {
-                    self.entries.push(None);
-                    (self.entries.len() - 1) as SlotId
-                }
-            };
             let hard = u32::from(!part.actions.is_conj_only());
-            self.entries[id as usize] = Some(Entry {
-                flow: f.clone(),
-                parts: smallvec::smallvec![(unit.clone(), part)],
-                hard,
-            });
-            let entries = &self.entries;
-            self.lookup
-                .insert_unique(hash, id, |id| Self::hash_of(entries, *id));
-            self.order.take();
-            self.live += 1;
-            return id;
+            return self.insert_new(
+                hash,
+                Entry {
+                    flow: f.clone(),
+                    parts: smallvec::smallvec![(unit.clone(), part)],
+                    hard,
+                },
+            );
         };
-        let Some(e) = self.entries.get_mut(id as usize).and_then(Option::as_mut) else {
+        let Some(e) = self.refill(id) else {
             return id;
         };
         if e.parts.is_empty() {
@@ -273,7 +293,6 @@ impl<U: Ord + Clone + core::fmt::Debug> NodeTable<U> {
             e.flow = f.clone();
             e.hard = u32::from(!part.actions.is_conj_only());
             e.parts.push((unit.clone(), part));
-            self.live += 1;
             return id;
         }
         let conj = part.actions.is_conj_only();
@@ -332,33 +351,21 @@ impl<U: Ord + Clone + core::fmt::Debug> NodeTable<U> {
             .count() as u32;
         let hash = slot_hash(&f);
         let Some(id) = self.find(hash, &f) else {
-            let id = match self.free.pop() {
-                Some(id) => id,
-                None => {
-                    self.entries.push(None);
-                    (self.entries.len() - 1) as SlotId
-                }
-            };
             merge(&mut f, &parts, hard == 0);
-            self.entries[id as usize] = Some(Entry {
-                flow: f,
-                parts: SmallVec::from_vec(parts),
-                hard,
-            });
-            let entries = &self.entries;
-            self.lookup
-                .insert_unique(hash, id, |id| Self::hash_of(entries, *id));
-            self.order.take();
-            self.live += 1;
+            return self.insert_new(
+                hash,
+                Entry {
+                    flow: f,
+                    parts: SmallVec::from_vec(parts),
+                    hard,
+                },
+            );
+        };
+        // A reserved slot (emptied in this update) is filled again: the
+        // merge below sets its flow from the parts.
+        let Some(e) = self.refill(id) else {
             return id;
         };
-        let Some(e) = self.entries.get_mut(id as usize).and_then(Option::as_mut) else {
-            return id;
-        };
-        if e.parts.is_empty() {
-            // Reserved since a removal in this update: filled again.
-            self.live += 1;
-        }
         for (unit, part) in parts {
             let conj = part.actions.is_conj_only();
             match e.parts.binary_search_by(|(u, _)| u.cmp(&unit)) {

@@ -331,6 +331,71 @@ fn runs<'x, 'a>(flows: &'x [(&'a str, FlowSpec)]) -> Vec<(&'a str, &'x [(&'a str
 /// the flow before the update.
 type Before = BTreeMap<(u32, SlotId), Option<FlowSpec>>;
 
+/// The ACL member clause flows of one node for a full compile: indices
+/// into the compile's ACL contexts, ascending.
+#[derive(Debug, Clone, Default)]
+struct NodeWork {
+    /// ACLs on the node (their peer clause flows go there).
+    acls: Vec<u32>,
+    /// (ACL, member port on the node).
+    ports: Vec<(u32, LogicalPortId)>,
+}
+
+/// The contexts of `acls` (those that compile to flows), in order.
+fn contexts<'a>(acls: &[&'a Acl], m: &'a LogicalModel, d: &'a Derived) -> Vec<AclCtx<'a>> {
+    acls.iter()
+        .filter_map(|acl| AclCtx::of(acl, m, d))
+        .collect()
+}
+
+/// Adds the member units' flows of one node (see
+/// [`Compiler::with_threads`]): parts grouped by slot, one
+/// [`NodeTable::add_shared`] per slot. A fixed hasher: the order slots get
+/// their ids is the same on every run and thread count.
+fn fill_members(t: &mut NodeTable<UnitKey>, ctxs: &[AclCtx<'_>], w: &NodeWork) {
+    type Parts = Vec<(UnitKey, Part)>;
+    let mut peers: HashMap<(PeerClass, IpNet, bool), (u32, Parts), FixedState> = HashMap::default();
+    for &i in &w.acls {
+        let Some(ctx) = ctxs.get(i as usize) else {
+            continue;
+        };
+        let part = ctx.peer_part();
+        let class = ctx.peer_class();
+        for net in ctx.peers() {
+            for arp in ctx.peer_flows_of(net) {
+                peers
+                    .entry((class, *net, arp))
+                    .or_insert_with(|| (i, Vec::new()))
+                    .1
+                    .push((UnitKey::AclPeer(ctx.id(), *net), part.clone()));
+            }
+        }
+    }
+    let mut ports: HashMap<(PeerClass, LogicalPortId), (u32, Parts), FixedState> =
+        HashMap::default();
+    for &(i, p) in &w.ports {
+        let Some(ctx) = ctxs.get(i as usize) else {
+            continue;
+        };
+        ports
+            .entry((ctx.peer_class(), p))
+            .or_insert_with(|| (i, Vec::new()))
+            .1
+            .push((UnitKey::AclPort(ctx.id(), p), ctx.port_part()));
+    }
+    t.reserve(peers.len() + ports.len());
+    for ((_, net, arp), (i, parts)) in peers {
+        if let Some(ctx) = ctxs.get(i as usize) {
+            t.add_shared(ctx.peer_flow(&net, arp), parts);
+        }
+    }
+    for ((_, p), (i, parts)) in ports {
+        if let Some(ctx) = ctxs.get(i as usize) {
+            t.add_shared(ctx.port_flow(p), parts);
+        }
+    }
+}
+
 /// The units other than ACLs whose input may differ between `a` and `b`
 /// (a superset, filtered by [`units::input_eq`]): every node, switch and
 /// router unit of either model (few), the changed ports, and every pod
@@ -417,8 +482,33 @@ fn candidates(
 }
 
 impl Compiler {
-    /// Compiles `model` from scratch.
+    /// Compiles `model` from scratch, the per-node part on as many threads
+    /// as the machine has cores ([`with_threads`](Self::with_threads)).
     pub fn new(model: LogicalModel, cfg: CompileConfig) -> Compiler {
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        Compiler::with_threads(model, cfg, threads)
+    }
+
+    /// Compiles `model` from scratch, filling the node tables with the
+    /// ACLs' member clause flows on up to `threads` threads (at least one:
+    /// the caller's). The result does not depend on `threads`: each node's
+    /// table is built by one thread from the same inputs in the same order
+    /// (a test compares 1 and 4 threads).
+    ///
+    /// Stages: the units that record their slots (nodes, switches,
+    /// routers, pod ports, each ACL's own flows), serially; then, per node
+    /// and in parallel over nodes (a node's table depends on nothing but
+    /// the model and the shared per-ACL contexts), the ACLs' member units:
+    /// a peer address in the sets of k ACLs of one class (stage, priority,
+    /// direction) gives the same clause flow slot for all k, differing only
+    /// in cookie and `conjunction` action, and so does a port in the groups
+    /// of k ACLs; the parts are grouped by slot per node and each slot's
+    /// flow is built and added once ([`NodeTable::add_shared`]), instead of
+    /// k flows of ~700 bytes each hashed and merged one by one (~5 million
+    /// on the fixture). `update` goes through the per-unit path
+    /// (`AclCtx::peer`, `AclCtx::port`); both give the same table (the
+    /// incremental == full proptest compares them).
+    pub fn with_threads(model: LogicalModel, cfg: CompileConfig, threads: usize) -> Compiler {
         let derived = Derived::of(&model);
         let mut c = Compiler {
             cfg,
@@ -436,72 +526,100 @@ impl Compiler {
         c.sync_nodes(&model);
         let mut sink = BTreeMap::new();
         for u in units::units(&model) {
-            c.apply_unit(&u, &model, &derived, &mut sink, false);
-        }
-        // The ACLs' member units. A peer address in the sets of k ACLs of
-        // one class (stage, priority, direction) gives the same clause flow
-        // slot on a node for all k, differing only in cookie and
-        // `conjunction` action: group the parts by slot first and build
-        // each slot's flow once ([`NodeTable::add_shared`]), instead of k
-        // flows of ~700 bytes each hashed and merged one by one (~5 million
-        // on the fixture). `update` goes through the per-unit path
-        // (`AclCtx::peer`); both give the same table (the incremental ==
-        // full proptest compares them).
-        let ctxs: Vec<AclCtx> = model
-            .acls
-            .values()
-            .filter_map(|acl| AclCtx::of(acl, &model, &derived))
-            .collect();
-        // A fixed hasher: the iteration order (the order slots get their
-        // ids) is the same on every run.
-        type Groups =
-            HashMap<(u32, PeerClass, IpNet, bool), (usize, Vec<(UnitKey, Part)>), FixedState>;
-        let mut groups = Groups::default();
-        let mut nodes = Vec::new();
-        for (i, ctx) in ctxs.iter().enumerate() {
-            nodes.clear();
-            nodes.extend(ctx.nodes().iter().filter_map(|n| {
-                let ix = *c.node_ix.get(*n)?;
-                c.present.get(ix as usize).copied()?.then_some(ix)
-            }));
-            if nodes.is_empty() {
-                continue;
+            if !matches!(u, UnitKey::Acl(_)) {
+                c.apply_unit(&u, &model, &derived, &mut sink, false);
             }
-            let part = ctx.peer_part();
-            let class = ctx.peer_class();
-            for net in ctx.peers() {
-                let u = UnitKey::AclPeer(ctx.id(), *net);
-                for arp in ctx.peer_flows_of(net) {
-                    for ix in &nodes {
-                        groups
-                            .entry((*ix, class, *net, arp))
-                            .or_insert_with(|| (i, Vec::new()))
-                            .1
-                            .push((u.clone(), part.clone()));
+        }
+        // Each ACL's context once, for its own unit and its members (the
+        // same flows as `units::compile_unit`, which would compute it again),
+        // on the threads too (one chunk of ACLs each, concatenated in ACL
+        // order): a port-group ACL looks up the node of every member port.
+        let acls: Vec<&Acl> = model.acls.values().collect();
+        let threads = threads.max(1);
+        let chunk = acls.len().div_ceil(threads).max(1);
+        let ctxs: Vec<AclCtx> = {
+            let (model, derived) = (&model, &derived);
+            let of = move |part| contexts(part, model, derived);
+            let mut parts = acls.chunks(chunk);
+            let first = parts.next();
+            std::thread::scope(|s| {
+                let rest: Vec<_> = parts.map(|p| s.spawn(move || of(p))).collect();
+                let mut all = first.map(of).unwrap_or_default();
+                for h in rest {
+                    match h.join() {
+                        Ok(v) => all.extend(v),
+                        Err(e) => std::panic::resume_unwind(e),
                     }
+                }
+                all
+            })
+        };
+        let mut buf = Vec::new();
+        for ctx in &ctxs {
+            buf.clear();
+            ctx.base(&mut buf);
+            if !buf.is_empty() {
+                let u = UnitKey::Acl(ctx.id());
+                let mut mine = Vec::with_capacity(buf.len());
+                c.add_flows(&u, &buf, &mut sink, false, Some(&mut mine));
+                c.units.insert(u, mine);
+            }
+        }
+        // Per present node: the ACLs on it and their member ports there (in
+        // ACL order, so every slot's parts come sorted by unit).
+        let ix_of: HashMap<&str, u32, FixedState> = c
+            .node_ix
+            .iter()
+            .filter(|(_, ix)| c.present.get(**ix as usize).copied().unwrap_or(false))
+            .map(|(n, ix)| (&**n, *ix))
+            .collect();
+        let mut work: Vec<NodeWork> = vec![NodeWork::default(); c.tables.len()];
+        for (i, ctx) in ctxs.iter().enumerate() {
+            for n in ctx.nodes() {
+                if let Some(w) = ix_of.get(n).and_then(|ix| work.get_mut(*ix as usize)) {
+                    w.acls.push(i as u32);
+                }
+            }
+            let mut last: Option<(&str, Option<u32>)> = None;
+            for (p, n) in ctx.member_ports() {
+                let ix = match last {
+                    Some((l, ix)) if l == n => ix,
+                    _ => {
+                        let ix = ix_of.get(n).copied();
+                        last = Some((n, ix));
+                        ix
+                    }
+                };
+                if let Some(w) = ix.and_then(|ix| work.get_mut(ix as usize)) {
+                    w.ports.push((i as u32, p));
                 }
             }
         }
-        let mut per_node = vec![0usize; c.tables.len()];
-        for (ix, ..) in groups.keys() {
-            per_node[*ix as usize] += 1;
-        }
-        for (t, n) in c.tables.iter_mut().zip(per_node) {
-            t.reserve(n);
-        }
-        for ((ix, _, net, arp), (i, parts)) in groups {
-            if let (Some(t), Some(ctx)) = (c.tables.get_mut(ix as usize), ctxs.get(i)) {
-                t.add_shared(ctx.peer_flow(&net, arp), parts);
+        drop(ix_of);
+        let threads = threads.clamp(1, c.tables.len().max(1));
+        let mut buckets: Vec<Vec<(&mut NodeTable<UnitKey>, &NodeWork)>> =
+            (0..threads).map(|_| Vec::new()).collect();
+        for (k, (t, w)) in c.tables.iter_mut().zip(&work).enumerate() {
+            if let Some(b) = buckets.get_mut(k % threads) {
+                b.push((t, w));
             }
         }
-        let mut buf = Vec::new();
-        for ctx in &ctxs {
-            for (p, _) in ctx.member_ports() {
-                buf.clear();
-                ctx.port(p, &mut buf);
-                c.add_flows(&UnitKey::AclPort(ctx.id(), p), &buf, &mut sink, false, None);
+        let ctxs = &ctxs;
+        let fill = move |bucket: Vec<(&mut NodeTable<UnitKey>, &NodeWork)>| {
+            for (t, w) in bucket {
+                fill_members(t, ctxs, w);
             }
-        }
+        };
+        let mut buckets = buckets.into_iter();
+        let mine = buckets.next();
+        std::thread::scope(|s| {
+            for b in buckets {
+                s.spawn(move || fill(b));
+            }
+            if let Some(b) = mine {
+                fill(b);
+            }
+        });
         c.model = model;
         c.derived = derived;
         c
