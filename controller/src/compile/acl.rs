@@ -310,9 +310,21 @@ impl<'a> AclCtx<'a> {
         nodes: &[&'n str],
         out: &mut Vec<(&'n str, FlowSpec)>,
     ) {
-        if !self.peer.is_some_and(|p| p.contains(net)) {
-            return;
+        if self.peer.is_some_and(|p| p.contains(net)) {
+            self.peer_flows_on(net, nodes, out);
         }
+    }
+
+    /// The clause flows prefix `net` has as a peer of this ACL, on `nodes`,
+    /// whether or not `net` is one of its peers now (for a prefix that
+    /// left the ACL's address set: the flows to remove, which depend on
+    /// the context only, not on the set's other members).
+    pub(crate) fn peer_flows_on<'n>(
+        &self,
+        net: &IpNet,
+        nodes: &[&'n str],
+        out: &mut Vec<(&'n str, FlowSpec)>,
+    ) {
         let flows: Vec<FlowSpec> = self
             .peer_flows_of(net)
             .map(|arp| self.peer_flow(net, arp))
