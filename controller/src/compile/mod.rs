@@ -102,7 +102,12 @@
 //! ACL, its nodes, address families) is unchanged only the members that
 //! joined or left are recompiled, as OVN's address-set incremental
 //! processing does: a pod joining k sets costs k clause flows per node of
-//! those ACLs. A proptest checks that the result always equals a full
+//! those ACLs; the set's members that left and joined come from the delta
+//! when it has them ([`ModelDelta::set_members`]), and the ACL's nodes
+//! from a per-port-group cache, so such an ACL costs O(members changed).
+//! The clause flows of the nodes an ACL gains (a pod on a node new to its
+//! policies) are grouped by slot across the update's ACLs and added once
+//! per slot. A proptest checks that the result always equals a full
 //! compile.
 //!
 //! Memory: each node table interns its slots ([`SlotId`], 4 bytes); the
@@ -134,7 +139,7 @@ use units::{Derived, UnitKey};
 
 use crate::model::{
     Acl, AclId, AddressSetId, AppliesTo, LogicalModel, LogicalPortId, ModelDelta, PortGroupId,
-    SourceKind, SourceRef,
+    SetMembers, SourceKind, SourceRef,
 };
 
 /// Table numbers of the stages (see the module doc).
@@ -265,6 +270,12 @@ pub struct Compiler {
     acl_index: AclIndex,
     /// Units recompiled by the last [`update`](Self::update).
     recompiled: Vec<UnitKey>,
+    /// The nodes of each port group's ports (sorted), as the last compile
+    /// saw them: an update drops the groups whose members or members'
+    /// nodes changed, so an entry is always the current model's. Saves
+    /// the walk of the group's ports (a lookup each) for every ACL whose
+    /// only change is its peers (see `update_acl_peers`).
+    group_nodes: HashMap<PortGroupId, Vec<String>, FixedState>,
 }
 
 /// The ACLs that read each address set (as peer) and port group (as the
@@ -333,7 +344,7 @@ type Before = BTreeMap<(u32, SlotId), Option<FlowSpec>>;
 
 /// The prefixes that left and joined each changed address set in one
 /// update (computed once per set, shared by the ACLs using it).
-type SetDiffs = BTreeMap<AddressSetId, (Vec<IpNet>, Vec<IpNet>)>;
+type SetDiffs = BTreeMap<AddressSetId, SetMembers>;
 
 /// Peer clause parts to add at the end of an update, by slot: (node index,
 /// class, prefix, ARP flow) -> (the slot's flow, the units' parts in unit
@@ -441,6 +452,7 @@ impl Compiler {
             cookies: BTreeMap::new(),
             acl_index: AclIndex::of(&model),
             recompiled: Vec::new(),
+            group_nodes: HashMap::default(),
         };
         c.register_cookies(&model, None);
         c.sync_nodes(&model);
@@ -490,6 +502,13 @@ impl Compiler {
                             .push((u.clone(), part.clone()));
                     }
                 }
+            }
+        }
+        for ctx in &ctxs {
+            if let AppliesTo::Group(g) = ctx.applies_to() {
+                c.group_nodes
+                    .entry(g)
+                    .or_insert_with(|| ctx.nodes().iter().map(|n| n.to_string()).collect());
             }
         }
         let mut per_node = vec![0usize; c.tables.len()];
@@ -591,6 +610,16 @@ impl Compiler {
             self.apply_unit(&u, &model, &derived, &mut before, true);
             self.recompiled.push(u);
         }
+        // Port groups whose members or members' nodes changed: their
+        // nodes are recomputed when next needed.
+        for g in &ch.groups_changed {
+            self.group_nodes.remove(g);
+        }
+        for p in ch.moved() {
+            for g in old.port_groups.values().filter(|g| g.ports.contains(p)) {
+                self.group_nodes.remove(&g.id);
+            }
+        }
         let mut set_diffs = SetDiffs::new();
         let mut pending = Pending::default();
         for id in self.acl_candidates(&old, &old_d, &model, &derived, delta, &ch) {
@@ -601,7 +630,7 @@ impl Compiler {
                 id,
                 (&old, &old_d),
                 (&model, &derived),
-                &ch,
+                (&ch, delta),
                 &mut set_diffs,
                 &mut before,
             ) {
@@ -711,7 +740,7 @@ impl Compiler {
         id: AclId,
         (a, da): (&LogicalModel, &Derived),
         (b, db): (&LogicalModel, &Derived),
-        ch: &units::Changes,
+        (ch, delta): (&units::Changes, &ModelDelta),
         diffs: &mut SetDiffs,
         before: &mut Before,
     ) -> bool {
@@ -745,23 +774,34 @@ impl Compiler {
         }
         // Same ACL, nodes, ports and families: the context of `a` is this
         // one with `a`'s set (not read below: only the diff is).
-        let Some(cb) = AclCtx::of(xb, b, db) else {
+        let cached: Option<Vec<String>> = match xb.matches.applies_to {
+            AppliesTo::Group(g) => self.group_nodes.get(&g).cloned(),
+            AppliesTo::AllPods => None,
+        };
+        let cb = match &cached {
+            Some(ns) => AclCtx::with_nodes(xb, b, db, ns.iter().map(String::as_str).collect()),
+            None => {
+                let cb = AclCtx::of(xb, b, db);
+                if let (Some(c), AppliesTo::Group(g)) = (&cb, xb.matches.applies_to) {
+                    self.group_nodes
+                        .insert(g, c.nodes().iter().map(|n| n.to_string()).collect());
+                }
+                cb
+            }
+        };
+        let Some(cb) = cb else {
             // No port on any node: no flows in either model.
             return true;
         };
-        let (gone, new) = diffs.entry(s).or_insert_with(|| {
-            let mut d = (Vec::new(), Vec::new());
-            for n in sa.addresses.symmetric_difference(&sb.addresses) {
-                if sb.addresses.contains(n) {
-                    d.1.push(*n);
-                } else {
-                    d.0.push(*n);
-                }
-            }
-            d
+        let d = diffs.entry(s).or_insert_with(|| {
+            delta
+                .set_members
+                .get(&s)
+                .cloned()
+                .unwrap_or_else(|| SetMembers::between(&sa.addresses, &sb.addresses))
         });
         let mut flows = Vec::new();
-        for (nets, joined) in [(&*gone, false), (&*new, true)] {
+        for (nets, joined) in [(&d.gone, false), (&d.joined, true)] {
             for net in nets {
                 flows.clear();
                 cb.peer_flows_on(net, cb.nodes(), &mut flows);
