@@ -34,10 +34,15 @@
 //!
 //! - `full`: `Compiler::new` (wall time, parallel over nodes).
 //! - `full_1thread`: the same on one thread (thread CPU time).
-//! - `pod_add`: `Compiler::update` with one more pod (label and namespace
-//!   that policies select and name as peers).
-//! - `policy_change`: `Compiler::update` with one policy's peers and port
-//!   changed.
+//! - `pod_add`: `Compiler::update_with` (the path of an incremental
+//!   translation: the `ModelDelta` given, computed untimed) with one more
+//!   pod (label and namespace that policies select and name as peers).
+//! - `pod_remove`, `pod_relabel`: the same with one pod removed, one pod's
+//!   label changed.
+//! - `policy_change`: the same with one policy's peers and port changed.
+//! - `pod_add_update`, `policy_change_update`: `Compiler::update` (the
+//!   delta computed inside by comparing the two models: O(model)), for
+//!   comparison.
 //!
 //! Flows per node (min / median / max, total) are printed once for both
 //! models.
@@ -49,7 +54,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use weft_benches::thread_cpu;
 use weft_controller::compile::fixture::{PeerSpec, PodSpec, RuleSpec, Spec};
 use weft_controller::compile::{CompileConfig, Compiler};
-use weft_controller::model::L4Protocol;
+use weft_controller::model::{L4Protocol, LogicalModel, ModelDelta};
 use weft_controller::source::{Manifests, load_str};
 use weft_controller::translate::incremental::{Edit, Translator};
 use weft_controller::translate::translate;
@@ -217,6 +222,25 @@ fn bench(c: &mut Criterion) {
         }];
     }
     let changed = changed.build();
+    let mut removed = base.clone();
+    removed.pods.remove(1234.min(removed.pods.len() - 1));
+    let removed = removed.build();
+    let mut relabelled = base.clone();
+    let last = relabelled.pods.len() - 1;
+    if let Some(p) = relabelled.pods.get_mut(1234.min(last)) {
+        p.labels = ["app-3".to_owned()].into_iter().collect();
+    }
+    let relabelled = relabelled.build();
+    // The deltas, computed outside the timing: what an incremental
+    // translation knows of its own change (the objects it touched and the
+    // pods' addresses that joined or left each address set).
+    let with_delta = |m: &LogicalModel| (m.clone(), ModelDelta::between(compiled.model(), m));
+    let changes = [
+        ("pod_add", with_delta(&added)),
+        ("pod_remove", with_delta(&removed)),
+        ("pod_relabel", with_delta(&relabelled)),
+        ("policy_change", with_delta(&changed)),
+    ];
 
     let mut g = c.benchmark_group("compile");
     g.sample_size(10);
@@ -258,7 +282,23 @@ fn bench(c: &mut Criterion) {
             )
         })
     });
-    g.bench_function("pod_add", |b| {
+    for (name, (m, delta)) in &changes {
+        g.bench_function(*name, |b| {
+            b.iter_custom(|n| {
+                timed(
+                    n,
+                    || (compiled.clone(), m.clone()),
+                    |(mut c, m)| {
+                        // The old model is returned: dropped untimed, as
+                        // the controller may after pushing the changes.
+                        let (d, old) = c.update_with(m, delta);
+                        (c, d, old)
+                    },
+                )
+            })
+        });
+    }
+    g.bench_function("pod_add_update", |b| {
         b.iter_custom(|n| {
             timed(
                 n,
@@ -270,7 +310,7 @@ fn bench(c: &mut Criterion) {
             )
         })
     });
-    g.bench_function("policy_change", |b| {
+    g.bench_function("policy_change_update", |b| {
         b.iter_custom(|n| {
             timed(
                 n,

@@ -120,7 +120,36 @@ fn main() {
         status_mb("VmRSS:"),
         status_mb("VmHWM:")
     );
+    // Profiling mode: `WEFT_ONLY=pod_add WEFT_REPEAT=30` runs only that
+    // change's `update_with`, that many times (each on a fresh clone), so
+    // that a `perf record` of the run is not dominated by `Compiler::new`.
+    let only = std::env::var("WEFT_ONLY").ok();
+    let repeat: usize = std::env::var("WEFT_REPEAT")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1);
     for (what, s) in &specs {
+        if let Some(o) = &only {
+            if o != what {
+                continue;
+            }
+            let m = build(s);
+            let delta = ModelDelta::between(c.model(), &m);
+            let mut best = f64::MAX;
+            for _ in 0..repeat {
+                let mut c2 = c.clone();
+                let m2 = m.clone();
+                let t0 = thread_cpu();
+                let (_, old) = c2.update_with(m2, &delta);
+                best = best.min(secs(thread_cpu() - t0));
+                drop(old);
+            }
+            println!(
+                "{which}: {what} with delta, best of {repeat}: {:.3} ms",
+                best * 1e3
+            );
+            continue;
+        }
         let m = build(s);
         let delta = ModelDelta::between(c.model(), &m);
         let mut c1 = c.clone();

@@ -219,6 +219,9 @@ proptest! {
             let mut delta = ModelDelta::between(wide.model(), &model);
             delta.ports.extend(wide.model().ports.keys().chain(model.ports.keys()));
             delta.acls.extend(wide.model().acls.keys().chain(model.acls.keys()));
+            // Without the set members (the compiler compares the sets):
+            // `inc.update` covers the path with them.
+            delta.set_members.clear();
             let diffs = inc.update(model.clone());
             // The patched derived facts equal the ones computed afresh.
             prop_assert_eq!(inc.derived(), &Derived::of(&model), "after {:?}", c);

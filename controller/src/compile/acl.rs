@@ -90,7 +90,6 @@ impl<'a> AclCtx<'a> {
     /// The context of `acl` in `m`; None when the ACL compiles to no flow
     /// (no port on any node, an empty peer set, a missing group or set).
     pub(crate) fn of(acl: &'a Acl, m: &'a LogicalModel, d: &'a Derived) -> Option<AclCtx<'a>> {
-        let (tbl, next, port_reg, peer_is_dst) = acl_stage(acl.direction);
         let mut ports = Vec::new();
         let (nodes, port_dim): (Vec<&str>, bool) = match acl.matches.applies_to {
             AppliesTo::AllPods => (d.pod_nodes.iter().map(String::as_str).collect(), false),
@@ -112,6 +111,33 @@ impl<'a> AclCtx<'a> {
                 (nodes.into_iter().collect(), true)
             }
         };
+        Self::with(acl, m, d, nodes, ports, port_dim)
+    }
+
+    /// The context of `acl` in `m` given its nodes (as [`of`](Self::of)
+    /// finds them from the port group, which costs a port lookup per
+    /// member): good for the ACL's own and peer flows only, as it knows no
+    /// member port ([`port`](Self::port) and
+    /// [`member_ports`](Self::member_ports) see none).
+    pub(crate) fn with_nodes(
+        acl: &'a Acl,
+        m: &'a LogicalModel,
+        d: &'a Derived,
+        nodes: Vec<&'a str>,
+    ) -> Option<AclCtx<'a>> {
+        let port_dim = matches!(acl.matches.applies_to, AppliesTo::Group(_));
+        Self::with(acl, m, d, nodes, Vec::new(), port_dim)
+    }
+
+    fn with(
+        acl: &'a Acl,
+        m: &'a LogicalModel,
+        d: &'a Derived,
+        nodes: Vec<&'a str>,
+        ports: Vec<(LogicalPortId, &'a str)>,
+        port_dim: bool,
+    ) -> Option<AclCtx<'a>> {
+        let (tbl, next, port_reg, peer_is_dst) = acl_stage(acl.direction);
         if nodes.is_empty() {
             return None;
         }
@@ -160,6 +186,11 @@ impl<'a> AclCtx<'a> {
         self.acl == other.acl
             && self.dual == other.dual
             && self.peer.is_none() == other.peer.is_none()
+    }
+
+    /// The ports the ACL applies to.
+    pub(crate) fn applies_to(&self) -> AppliesTo {
+        self.acl.matches.applies_to
     }
 
     /// The nodes of the ACL (sorted).
@@ -333,8 +364,23 @@ impl<'a> AclCtx<'a> {
         nodes: &[&'n str],
         out: &mut Vec<(&'n str, FlowSpec)>,
     ) {
-        if !self.peer.is_some_and(|p| p.contains(net)) {
-            return;
+        if self.peer.is_some_and(|p| p.contains(net)) {
+            self.peer_flows_on(net, nodes, out);
+        }
+    }
+
+    /// The clause flows prefix `net` has as a peer of this ACL, on `nodes`,
+    /// whether or not `net` is one of its peers now (for a prefix that
+    /// left the ACL's address set: the flows to remove, which depend on
+    /// the context only, not on the set's other members).
+    pub(crate) fn peer_flows_on<'n>(
+        &self,
+        net: &IpNet,
+        nodes: &[&'n str],
+        out: &mut Vec<(&'n str, FlowSpec)>,
+    ) {
+        if nodes.is_empty() {
+            return; // a node gained, none lost: nothing to build
         }
         let flows: Vec<FlowSpec> = self
             .peer_flows_of(net)

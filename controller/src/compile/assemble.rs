@@ -161,7 +161,11 @@ impl<U> Entry<U> {
 pub struct NodeTable<U: Ord + Clone> {
     /// Slot ids, hashed by their slot.
     lookup: HashTable<SlotId>,
-    entries: Vec<Option<Entry<U>>>,
+    /// Boxed: a growing table moves 8-byte pointers, not ~700-byte entries
+    /// (one update adding a slot to a full vector would otherwise copy the
+    /// whole node table: ~3 MB and its page faults on the fixture,
+    /// 7 ms of a 24 ms pod add).
+    entries: Vec<Option<Box<Entry<U>>>>,
     /// Ids free for reuse.
     free: Vec<SlotId>,
     /// Ids emptied since the last [`recycle`](Self::recycle) (still in
@@ -218,7 +222,7 @@ impl<U: Ord + Clone + core::fmt::Debug> NodeTable<U> {
         self.lookup.reserve(n, |id| Self::hash_of(entries, *id));
     }
 
-    fn hash_of(entries: &[Option<Entry<U>>], id: SlotId) -> u64 {
+    fn hash_of(entries: &[Option<Box<Entry<U>>>], id: SlotId) -> u64 {
         entries
             .get(id as usize)
             .and_then(Option::as_ref)
@@ -247,7 +251,7 @@ impl<U: Ord + Clone + core::fmt::Debug> NodeTable<U> {
                 (self.entries.len() - 1) as SlotId
             }
         };
-        self.entries[id as usize] = Some(e);
+        self.entries[id as usize] = Some(Box::new(e));
         let entries = &self.entries;
         self.lookup
             .insert_unique(hash, id, |id| Self::hash_of(entries, *id));
@@ -260,7 +264,10 @@ impl<U: Ord + Clone + core::fmt::Debug> NodeTable<U> {
     /// (no parts: emptied since the last [`recycle`](Self::recycle)); the
     /// caller adds at least one part.
     fn refill(&mut self, id: SlotId) -> Option<&mut Entry<U>> {
-        let e = self.entries.get_mut(id as usize).and_then(Option::as_mut)?;
+        let e = self
+            .entries
+            .get_mut(id as usize)
+            .and_then(Option::as_deref_mut)?;
         if e.parts.is_empty() {
             self.live += 1;
         }
@@ -269,12 +276,32 @@ impl<U: Ord + Clone + core::fmt::Debug> NodeTable<U> {
 
     /// Adds `unit`'s flow. Returns its slot's id.
     pub fn add(&mut self, unit: &U, f: &FlowSpec) -> SlotId {
+        let (hash, found) = self.probe(f);
+        self.add_probed(unit, f, hash, found)
+    }
+
+    /// The slot hash of `f` and the id of its slot if occupied or reserved:
+    /// for a caller that needs the id before [`add_probed`](Self::add_probed)
+    /// (one hash and lookup instead of two).
+    pub(crate) fn probe(&self, f: &FlowSpec) -> (u64, Option<SlotId>) {
+        let hash = slot_hash(f);
+        (hash, self.find(hash, f))
+    }
+
+    /// [`add`](Self::add) with `(hash, found)` from [`probe`](Self::probe)
+    /// of the same flow (the table unchanged since).
+    pub(crate) fn add_probed(
+        &mut self,
+        unit: &U,
+        f: &FlowSpec,
+        hash: u64,
+        found: Option<SlotId>,
+    ) -> SlotId {
         let part = Part {
             cookie: f.cookie,
             actions: PartActions::of(&f.actions),
         };
-        let hash = slot_hash(f);
-        let Some(id) = self.find(hash, f) else {
+        let Some(id) = found else {
             let hard = u32::from(!part.actions.is_conj_only());
             return self.insert_new(
                 hash,

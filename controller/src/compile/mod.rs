@@ -102,7 +102,12 @@
 //! ACL, its nodes, address families) is unchanged only the members that
 //! joined or left are recompiled, as OVN's address-set incremental
 //! processing does: a pod joining k sets costs k clause flows per node of
-//! those ACLs. A proptest checks that the result always equals a full
+//! those ACLs; the set's members that left and joined come from the delta
+//! when it has them ([`ModelDelta::set_members`]), and the ACL's nodes
+//! from a per-port-group cache, so such an ACL costs O(members changed).
+//! The clause flows of the nodes an ACL gains (a pod on a node new to its
+//! policies) are grouped by slot across the update's ACLs and added once
+//! per slot. A proptest checks that the result always equals a full
 //! compile.
 //!
 //! Memory: each node table interns its slots ([`SlotId`], 4 bytes); the
@@ -134,7 +139,7 @@ use units::{Derived, UnitKey};
 
 use crate::model::{
     Acl, AclId, AddressSetId, AppliesTo, LogicalModel, LogicalPortId, ModelDelta, PortGroupId,
-    SourceKind, SourceRef,
+    SetMembers, SourceKind, SourceRef,
 };
 
 /// Table numbers of the stages (see the module doc).
@@ -265,6 +270,12 @@ pub struct Compiler {
     acl_index: AclIndex,
     /// Units recompiled by the last [`update`](Self::update).
     recompiled: Vec<UnitKey>,
+    /// The nodes of each port group's ports (sorted), as the last compile
+    /// saw them: an update drops the groups whose members or members'
+    /// nodes changed, so an entry is always the current model's. Saves
+    /// the walk of the group's ports (a lookup each) for every ACL whose
+    /// only change is its peers (see `update_acl_peers`).
+    group_nodes: HashMap<PortGroupId, Vec<String>, FixedState>,
 }
 
 /// The ACLs that read each address set (as peer) and port group (as the
@@ -396,6 +407,16 @@ fn fill_members(t: &mut NodeTable<UnitKey>, ctxs: &[AclCtx<'_>], w: &NodeWork) {
     }
 }
 
+/// The prefixes that left and joined each changed address set in one
+/// update (computed once per set, shared by the ACLs using it).
+type SetDiffs = BTreeMap<AddressSetId, SetMembers>;
+
+/// Peer clause parts to add at the end of an update, by slot: (node index,
+/// class, prefix, ARP flow) -> (the slot's flow, the units' parts in unit
+/// order). A fixed hasher: slots get their ids in the same order on every
+/// run.
+type Pending = HashMap<(u32, PeerClass, IpNet, bool), (FlowSpec, Vec<(UnitKey, Part)>), FixedState>;
+
 /// The units other than ACLs whose input may differ between `a` and `b`
 /// (a superset, filtered by [`units::input_eq`]): every node, switch and
 /// router unit of either model (few), the changed ports, and every pod
@@ -521,6 +542,7 @@ impl Compiler {
             cookies: BTreeMap::new(),
             acl_index: AclIndex::of(&model),
             recompiled: Vec::new(),
+            group_nodes: HashMap::default(),
         };
         c.register_cookies(&model, None);
         c.sync_nodes(&model);
@@ -593,6 +615,13 @@ impl Compiler {
                 if let Some(w) = ix.and_then(|ix| work.get_mut(ix as usize)) {
                     w.ports.push((i as u32, p));
                 }
+            }
+        }
+        for ctx in &ctxs {
+            if let AppliesTo::Group(g) = ctx.applies_to() {
+                c.group_nodes
+                    .entry(g)
+                    .or_insert_with(|| ctx.nodes().iter().map(|n| n.to_string()).collect());
             }
         }
         drop(ix_of);
@@ -699,11 +728,54 @@ impl Compiler {
             self.apply_unit(&u, &model, &derived, &mut before, true);
             self.recompiled.push(u);
         }
+        // Port groups whose members or members' nodes changed: their
+        // nodes are recomputed when next needed.
+        for g in &ch.groups_changed {
+            self.group_nodes.remove(g);
+        }
+        for p in ch.moved() {
+            for g in old.port_groups.values().filter(|g| g.ports.contains(p)) {
+                self.group_nodes.remove(&g.id);
+            }
+        }
+        let mut set_diffs = SetDiffs::new();
+        let mut pending = Pending::default();
         for id in self.acl_candidates(&old, &old_d, &model, &derived, delta, &ch) {
             if units::input_eq(&UnitKey::Acl(id), &old, &old_d, &model, &derived, &ch) {
                 continue;
             }
-            self.update_acl(id, (&old, &old_d), (&model, &derived), &mut before);
+            if self.update_acl_peers(
+                id,
+                (&old, &old_d),
+                (&model, &derived),
+                (&ch, delta),
+                &mut set_diffs,
+                &mut before,
+            ) {
+                continue;
+            }
+            self.update_acl(
+                id,
+                (&old, &old_d),
+                (&model, &derived),
+                &mut before,
+                &mut pending,
+            );
+        }
+        for ((ix, ..), (f, parts)) in pending {
+            let Some(t) = self.tables.get_mut(ix as usize) else {
+                continue;
+            };
+            let (_, found) = t.probe(&f);
+            if let Some(id) = found {
+                before
+                    .entry((ix, id))
+                    .or_insert_with(|| t.get_id(id).cloned());
+            }
+            let id = t.add_shared(f, parts);
+            if found.is_none() {
+                before.entry((ix, id)).or_insert(None);
+            }
         }
         let names: BTreeMap<u32, &Arc<str>> = self.node_ix.iter().map(|(n, i)| (*i, n)).collect();
         let mut diffs: BTreeMap<String, NodeDiff> = BTreeMap::new();
@@ -772,6 +844,99 @@ impl Compiler {
         ids
     }
 
+    /// The common case of [`update_acl`](Self::update_acl), cheaper: ACL
+    /// `id` is the same in both models, its address set non-empty in both,
+    /// its ports and their nodes (so its context) unchanged, and only its
+    /// address set's members changed (a pod that joined or left a set used
+    /// by many ACLs). Then only the prefixes that joined or left the set
+    /// have flows to change, on the ACL's nodes; the set's difference is
+    /// computed once per set for all the ACLs using it (`diffs`) and the
+    /// context once, from `b`. Returns false (nothing done) when the case
+    /// does not apply.
+    fn update_acl_peers(
+        &mut self,
+        id: AclId,
+        (a, da): (&LogicalModel, &Derived),
+        (b, db): (&LogicalModel, &Derived),
+        (ch, delta): (&units::Changes, &ModelDelta),
+        diffs: &mut SetDiffs,
+        before: &mut Before,
+    ) -> bool {
+        let (Some(xa), Some(xb)) = (a.acls.get(&id), b.acls.get(&id)) else {
+            return false;
+        };
+        if xa != xb || da.dual_stack != db.dual_stack {
+            return false;
+        }
+        let Some(s) = xb.matches.peer else {
+            return false;
+        };
+        let (Some(sa), Some(sb)) = (a.address_sets.get(&s), b.address_sets.get(&s)) else {
+            return false;
+        };
+        if sa.addresses.is_empty() || sb.addresses.is_empty() {
+            return false;
+        }
+        let same_ports = match xb.matches.applies_to {
+            AppliesTo::Group(g) => {
+                !ch.groups_changed.contains(&g)
+                    && (ch.moved().is_empty()
+                        || a.port_groups
+                            .get(&g)
+                            .is_none_or(|g| g.ports.iter().all(|p| !ch.moved().contains(p))))
+            }
+            AppliesTo::AllPods => !ch.tenant_nodes_changed() && da.pod_nodes == db.pod_nodes,
+        };
+        if !same_ports {
+            return false;
+        }
+        // Same ACL, nodes, ports and families: the context of `a` is this
+        // one with `a`'s set (not read below: only the diff is).
+        let cached: Option<Vec<String>> = match xb.matches.applies_to {
+            AppliesTo::Group(g) => self.group_nodes.get(&g).cloned(),
+            AppliesTo::AllPods => None,
+        };
+        let cb = match &cached {
+            Some(ns) => AclCtx::with_nodes(xb, b, db, ns.iter().map(String::as_str).collect()),
+            None => {
+                let cb = AclCtx::of(xb, b, db);
+                if let (Some(c), AppliesTo::Group(g)) = (&cb, xb.matches.applies_to) {
+                    self.group_nodes
+                        .insert(g, c.nodes().iter().map(|n| n.to_string()).collect());
+                }
+                cb
+            }
+        };
+        let Some(cb) = cb else {
+            // No port on any node: no flows in either model.
+            return true;
+        };
+        let d = diffs.entry(s).or_insert_with(|| {
+            delta
+                .set_members
+                .get(&s)
+                .cloned()
+                .unwrap_or_else(|| SetMembers::between(&sa.addresses, &sb.addresses))
+        });
+        let mut flows = Vec::new();
+        for (nets, joined) in [(&d.gone, false), (&d.joined, true)] {
+            for net in nets {
+                flows.clear();
+                cb.peer_flows_on(net, cb.nodes(), &mut flows);
+                let u = UnitKey::AclPeer(id, *net);
+                let changed = if joined {
+                    self.replace(&u, &[], &flows, before)
+                } else {
+                    self.replace(&u, &flows, &[], before)
+                };
+                if changed {
+                    self.recompiled.push(u);
+                }
+            }
+        }
+        true
+    }
+
     /// Brings the units of ACL `id` from model `a` to model `b`: the ACL's
     /// own unit when its context changed, and the member units (peer
     /// addresses, member ports) whose flows differ: with an unchanged
@@ -783,6 +948,7 @@ impl Compiler {
         (a, da): (&LogicalModel, &Derived),
         (b, db): (&LogicalModel, &Derived),
         before: &mut Before,
+        pending: &mut Pending,
     ) {
         let ca = a.acls.get(&id).and_then(|x| AclCtx::of(x, a, da));
         let cb = b.acls.get(&id).and_then(|x| AclCtx::of(x, b, db));
@@ -840,13 +1006,36 @@ impl Compiler {
                 .filter(|n| x.nodes().binary_search(n).is_err())
                 .copied()
                 .collect();
+            // The nodes gained get every shared member's clause flows:
+            // grouped by slot across ACLs (`pending`, added once per slot
+            // at the end of the update) instead of one flow built, hashed
+            // and merged per ACL (a pod on a node new to its policies: ~10
+            // ACLs x ~1,100 peers into ~1,000 shared slots).
+            let gained_ix: Vec<u32> = gained
+                .iter()
+                .filter_map(|n| {
+                    let ix = *self.node_ix.get(*n)?;
+                    self.present.get(ix as usize).copied()?.then_some(ix)
+                })
+                .collect();
+            let (class, part) = (y.peer_class(), y.peer_part());
             for net in pa.intersection(pb) {
                 fa.clear();
-                fb.clear();
                 x.peer_on(net, &lost, &mut fa);
-                y.peer_on(net, &gained, &mut fb);
                 let u = UnitKey::AclPeer(id, *net);
-                if self.replace(&u, &fa, &fb, before) {
+                self.remove_flows(&u, &fa, before);
+                if !gained_ix.is_empty() {
+                    for arp in y.peer_flows_of(net) {
+                        for ix in &gained_ix {
+                            pending
+                                .entry((*ix, class, *net, arp))
+                                .or_insert_with(|| (y.peer_flow(net, arp), Vec::new()))
+                                .1
+                                .push((u.clone(), part.clone()));
+                        }
+                    }
+                }
+                if !fa.is_empty() || !gained_ix.is_empty() {
                     self.recompiled.push(u);
                 }
             }
@@ -952,18 +1141,21 @@ impl Compiler {
             let Some(t) = self.tables.get_mut(ix as usize) else {
                 continue;
             };
-            let known = if track {
-                t.id_of_flow(f).map(|id| (id, t.get_id(id).cloned()))
-            } else {
-                None
-            };
-            let id = t.add(u, f);
-            if track {
+            let (hash, found) = t.probe(f);
+            if track && let Some(id) = found {
+                // The slot's flow before this update: cloned only the first
+                // time the update touches the slot (a clause slot shared by
+                // k ACLs gets k parts in one update).
+                before
+                    .entry((ix, id))
+                    .or_insert_with(|| t.get_id(id).cloned());
+            }
+            let id = t.add_probed(u, f, hash, found);
+            if track && found.is_none() {
                 // A slot new in this update had no flow before (a slot that
                 // emptied earlier in this update keeps its id and its
                 // `before` entry until `recycle`).
-                let old = known.and_then(|(_, f)| f);
-                before.entry((ix, id)).or_insert(old);
+                before.entry((ix, id)).or_insert(None);
             }
             if let Some(m) = mine.as_deref_mut() {
                 m.push((ix, id));

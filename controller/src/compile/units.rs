@@ -256,9 +256,14 @@ impl Changes {
         let sets_changed = delta
             .address_sets
             .iter()
-            .filter(|id| {
-                a.address_sets.get(id).map(|s| &s.addresses)
-                    != b.address_sets.get(id).map(|s| &s.addresses)
+            .filter(|id| match delta.set_members.get(id) {
+                Some(d) if a.address_sets.contains_key(id) && b.address_sets.contains_key(id) => {
+                    !d.is_empty()
+                }
+                _ => {
+                    a.address_sets.get(id).map(|s| &s.addresses)
+                        != b.address_sets.get(id).map(|s| &s.addresses)
+                }
             })
             .copied()
             .collect();

@@ -17,6 +17,8 @@
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 
+use ipnet::IpNet;
+
 use super::{AclId, AddressSetId, DatapathId, LogicalModel, LogicalPortId, PortGroupId};
 
 /// The keys of the objects that differ between two models.
@@ -39,6 +41,43 @@ pub struct ModelDelta {
     pub address_sets: BTreeSet<AddressSetId>,
     /// Port groups.
     pub port_groups: BTreeSet<PortGroupId>,
+    /// Optional detail of `address_sets`: for a set (named there) present
+    /// in both models, the prefixes that left and joined it. Whoever built
+    /// the change knows them (the addresses of the pods that joined or left
+    /// a selector); given, they must be exact, and the compiler then neither
+    /// compares nor walks the set (O(set size) each, ~1,000 addresses per
+    /// set and ~100 sets per pod on the fixture). A set without an
+    /// entry is compared.
+    pub set_members: BTreeMap<AddressSetId, SetMembers>,
+}
+
+/// The members that left and joined one address set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SetMembers {
+    /// Prefixes in the old set only.
+    pub gone: Vec<IpNet>,
+    /// Prefixes in the new set only.
+    pub joined: Vec<IpNet>,
+}
+
+impl SetMembers {
+    /// The members that differ between `a` and `b`.
+    pub fn between(a: &BTreeSet<IpNet>, b: &BTreeSet<IpNet>) -> SetMembers {
+        let mut d = SetMembers::default();
+        for n in a.symmetric_difference(b) {
+            if b.contains(n) {
+                d.joined.push(*n);
+            } else {
+                d.gone.push(*n);
+            }
+        }
+        d
+    }
+
+    /// True if the set did not change.
+    pub fn is_empty(&self) -> bool {
+        self.gone.is_empty() && self.joined.is_empty()
+    }
 }
 
 /// The keys of `a` and `b` whose values differ or that only one has.
@@ -64,6 +103,14 @@ impl ModelDelta {
     /// Everything that differs between `a` and `b` (compares every object:
     /// O(model)).
     pub fn between(a: &LogicalModel, b: &LogicalModel) -> ModelDelta {
+        let address_sets = changed_keys(&a.address_sets, &b.address_sets);
+        let set_members = address_sets
+            .iter()
+            .filter_map(|id| {
+                let (x, y) = (a.address_sets.get(id)?, b.address_sets.get(id)?);
+                Some((*id, SetMembers::between(&x.addresses, &y.addresses)))
+            })
+            .collect();
         ModelDelta {
             tenants: changed_keys(&a.tenants, &b.tenants),
             nodes: changed_keys(&a.nodes, &b.nodes),
@@ -71,8 +118,9 @@ impl ModelDelta {
             routers: changed_keys(&a.routers, &b.routers),
             ports: changed_keys(&a.ports, &b.ports),
             acls: changed_keys(&a.acls, &b.acls),
-            address_sets: changed_keys(&a.address_sets, &b.address_sets),
+            address_sets,
             port_groups: changed_keys(&a.port_groups, &b.port_groups),
+            set_members,
         }
     }
 

@@ -40,7 +40,7 @@ pub use acl::{
     Acl, AclAction, AclDirection, AclMatch, AclTier, AddressSet, AddressSetOrigin, AppliesTo,
     ICMP_RETURN, IpBlock, PortGroup, PortRange, Traffic,
 };
-pub use delta::ModelDelta;
+pub use delta::{ModelDelta, SetMembers};
 pub use ids::{
     AclId, AddressSetId, DatapathId, IdAllocator, IdSpaceFull, LogicalPortId, PortGroupId,
 };
