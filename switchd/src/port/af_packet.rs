@@ -113,7 +113,7 @@ impl AfPacketPort {
 
     fn open_one(ifname: &str, offload: bool) -> io::Result<AfPacketPort> {
         let ifindex = sys::if_index(ifname)?;
-        let sock = PacketSocket::open(ifindex, false, offload)?;
+        let sock = PacketSocket::open(ifindex, false, offload, ring_wanted())?;
         Ok(Self::with_socket(ifname, ifindex, sock))
     }
 
@@ -148,13 +148,13 @@ impl AfPacketPort {
                 format!("{ifname}: joining a PACKET_FANOUT group for {n} workers: {e}"),
             )
         };
-        let first = PacketSocket::open(ifindex, false, offload)?;
+        let first = PacketSocket::open(ifindex, false, offload, ring_wanted())?;
         let id = first
             .join_fanout(None, sys::PACKET_FANOUT_HASH)
             .map_err(fanout_err)?;
         let mut ports = vec![Self::with_socket(ifname, ifindex, first)];
         for _ in 1..n {
-            let s = PacketSocket::open(ifindex, true, offload)?;
+            let s = PacketSocket::open(ifindex, true, offload, ring_wanted())?;
             s.join_fanout(Some(id), sys::PACKET_FANOUT_HASH)
                 .map_err(fanout_err)?;
             s.unquiet()?;
@@ -163,10 +163,23 @@ impl AfPacketPort {
         Ok(ports)
     }
 
+    /// True if the port receives through a `PACKET_MMAP` ring (false after
+    /// the `recvmmsg` fallback).
+    pub fn has_ring(&self) -> bool {
+        self.sock.has_ring()
+    }
+
     /// The interface index the socket is bound to.
     pub fn ifindex(&self) -> u32 {
         self.ifindex
     }
+}
+
+/// Whether new sockets get a `PACKET_MMAP` receive ring: yes unless the
+/// environment has `WEFT_AFPACKET_RING=0` (for A/B measurements and to
+/// exercise the `recvmmsg` path the daemon falls back to on old kernels).
+fn ring_wanted() -> bool {
+    std::env::var_os("WEFT_AFPACKET_RING").is_none_or(|v| v != "0")
 }
 
 /// Puts a VLAN tag the kernel reported in auxdata back behind the MAC
