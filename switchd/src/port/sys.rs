@@ -1,12 +1,14 @@
 //! The only module of weft-switchd allowed `unsafe`: thin, safe wrappers over
 //! the Linux calls the ports need that no safe crate offers (AF_PACKET socket
-//! options, `recvmmsg`/`sendmmsg` with `PACKET_AUXDATA`, the `SIOCETHTOOL`
+//! options, the `PACKET_MMAP` receive ring, `recvmmsg`/`sendmmsg` with
+//! `PACKET_AUXDATA`, the `SIOCETHTOOL`
 //! ioctl), plus the safe `nix`/`socket2` calls they sit beside, so that every
 //! syscall of the port layer is in one file.
 //!
 //! Each `unsafe` block has a one-line `SAFETY:` comment. The wrappers take
 //! borrowed slices and return `io::Result`, so callers stay safe code; raw
-//! pointers never leave a function.
+//! pointers never leave a function, except the ring mapping's base, which
+//! stays private to `RxRing`.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
