@@ -291,11 +291,28 @@ impl RxRing {
             tp_frame_nr: RING_FRAMES as libc::c_uint,
         };
         setsockopt(fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)?;
+        Self::map(fd).inspect_err(|_| {
+            // A ring the socket cannot read would make it deaf (frames go
+            // to the ring, not the queue): free it for the recvmmsg path.
+            let none = libc::tpacket_req {
+                tp_block_size: 0,
+                tp_block_nr: 0,
+                tp_frame_size: 0,
+                tp_frame_nr: 0,
+            };
+            let _ = setsockopt(fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &none);
+        })
+    }
+
+    /// The rest of [`RxRing::new`], once the kernel has the ring.
+    fn map(fd: BorrowedFd<'_>) -> io::Result<RxRing> {
         // Frames longer than a slot are also queued whole on the socket
         // (`TP_STATUS_COPY` in the slot), read with recvmsg.
         let on: libc::c_int = 1;
         setsockopt(fd, libc::SOL_PACKET, libc::PACKET_COPY_THRESH, &on)?;
         let len = RING_BLOCK_SIZE * RING_BLOCKS;
+        // The ring's pages are kernel memory, inserted into the mapping by
+        // the mmap itself: no MAP_LOCKED or MAP_POPULATE needed.
         // SAFETY: a fresh shared mapping of the socket's ring (no fixed address); the kernel
         // checks `len` against the ring size and the result is checked for MAP_FAILED.
         let p = unsafe {
@@ -303,26 +320,10 @@ impl RxRing {
                 ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_LOCKED,
+                libc::MAP_SHARED,
                 fd.as_raw_fd(),
                 0,
             )
-        };
-        // MAP_LOCKED may fail under RLIMIT_MEMLOCK: map without it then.
-        let p = if p == libc::MAP_FAILED {
-            // SAFETY: as above, without MAP_LOCKED.
-            unsafe {
-                libc::mmap(
-                    ptr::null_mut(),
-                    len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED,
-                    fd.as_raw_fd(),
-                    0,
-                )
-            }
-        } else {
-            p
         };
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
