@@ -94,6 +94,9 @@ if [ "$FUZZ_SECONDS" != "0" ]; then
     FUZZ_BUILD_PID=$!
 fi
 cargo test --workspace --locked
+# AF_PACKET ports again on the recvmmsg path they fall back to when the
+# kernel refuses a PACKET_MMAP ring (a few seconds, no build).
+WEFT_AFPACKET_RING=0 cargo test -p weft-switchd --locked --test netns_ports
 
 stage e2e-check "end-to-end benchmark harness, --check (every scenario forwards, the report builds; tiny loads, no rate asserted)"
 # The full harness (release build, minutes) is run by hand: benches/e2e/run.sh.

@@ -46,13 +46,33 @@
 //! Each worker transmits on its own socket of the group, so transmit needs
 //! no lock either.
 //!
-//! Batches: one `recvmmsg` receives up to [`BATCH_MAX`] frames straight into
-//! the caller's [`PacketBuf`]s, one `sendmmsg` transmits the queue.
+//! # Receive: a `PACKET_MMAP` ring
 //!
-//! * A `PACKET_MMAP` ring. TPACKET_V3 adds its block timeout to the latency
-//!   of every frame at low rates (CRATES.md §3); a TPACKET_V2 per-frame RX
-//!   ring, or AF_XDP, is the later optimisation once benches show the copy in
-//!   `recvmmsg` matters.
+//! Every socket maps a `TPACKET_V2` receive ring (2,048 slots of 2 KiB,
+//! see `sys::RxRing`): the kernel copies each frame into a slot in the
+//! sender's softirq, and [`Port::recv_batch`] copies up to [`BATCH_MAX`]
+//! published slots into the caller's [`PacketBuf`]s and hands the slots
+//! back, with no system call. The VLAN tag comes from the slot header
+//! (`tp_vlan_tci`, `TP_STATUS_VLAN_VALID`), the vnet header from right in
+//! front of the frame, the packet type (for the outgoing check) from the
+//! slot's `sockaddr_ll`. Why V2 and not V3: V3 hands over whole blocks, on
+//! a quiet port only when the block timeout expires, which adds to the
+//! latency of every request/response frame; V2 publishes each frame.
+//!
+//! * Frames longer than a slot (TSO super-frames with their vnet header,
+//!   jumbo frames): the kernel also queues them whole on the socket and
+//!   marks the slot `TP_STATUS_COPY`; they are read with `recvmsg` (and
+//!   `PACKET_AUXDATA` for the tag). If the socket's receive buffer is full
+//!   the kernel cannot queue the copy: the truncated slot is counted in
+//!   `rx_errors`.
+//! * A full ring: the kernel drops and counts in `tp_drops`, read with
+//!   `PACKET_STATISTICS` into `rx_dropped`.
+//! * A kernel that refuses the ring: `recvmmsg` of up to [`BATCH_MAX`]
+//!   frames, as before the ring, logged once. `WEFT_AFPACKET_RING=0` in
+//!   the environment forces it.
+//!
+//! Transmit: one `sendmmsg` per batch (a `PACKET_TX_RING` would still need
+//! a `send` per batch to kick the kernel; not measured yet).
 //! # Offloads: `PACKET_VNET_HDR`
 //!
 //! By default ([`AfPacketPort::open_group_with`] `offload = true`) the
@@ -113,7 +133,7 @@ impl AfPacketPort {
 
     fn open_one(ifname: &str, offload: bool) -> io::Result<AfPacketPort> {
         let ifindex = sys::if_index(ifname)?;
-        let sock = PacketSocket::open(ifindex, false, offload)?;
+        let sock = PacketSocket::open(ifindex, false, offload, ring_wanted())?;
         Ok(Self::with_socket(ifname, ifindex, sock))
     }
 
@@ -148,13 +168,13 @@ impl AfPacketPort {
                 format!("{ifname}: joining a PACKET_FANOUT group for {n} workers: {e}"),
             )
         };
-        let first = PacketSocket::open(ifindex, false, offload)?;
+        let first = PacketSocket::open(ifindex, false, offload, ring_wanted())?;
         let id = first
             .join_fanout(None, sys::PACKET_FANOUT_HASH)
             .map_err(fanout_err)?;
         let mut ports = vec![Self::with_socket(ifname, ifindex, first)];
         for _ in 1..n {
-            let s = PacketSocket::open(ifindex, true, offload)?;
+            let s = PacketSocket::open(ifindex, true, offload, ring_wanted())?;
             s.join_fanout(Some(id), sys::PACKET_FANOUT_HASH)
                 .map_err(fanout_err)?;
             s.unquiet()?;
@@ -163,10 +183,23 @@ impl AfPacketPort {
         Ok(ports)
     }
 
+    /// True if the port receives through a `PACKET_MMAP` ring (false after
+    /// the `recvmmsg` fallback).
+    pub fn has_ring(&self) -> bool {
+        self.sock.has_ring()
+    }
+
     /// The interface index the socket is bound to.
     pub fn ifindex(&self) -> u32 {
         self.ifindex
     }
+}
+
+/// Whether new sockets get a `PACKET_MMAP` receive ring: yes unless the
+/// environment has `WEFT_AFPACKET_RING=0` (for A/B measurements and to
+/// exercise the `recvmmsg` path the daemon falls back to on old kernels).
+fn ring_wanted() -> bool {
+    std::env::var_os("WEFT_AFPACKET_RING").is_none_or(|v| v != "0")
 }
 
 /// Puts a VLAN tag the kernel reported in auxdata back behind the MAC

@@ -1,13 +1,15 @@
 //! The only module of weft-switchd allowed `unsafe` (with its child
 //! `sys/xsk.rs`, the AF_XDP sockets and XDP program): thin, safe wrappers over
 //! the Linux calls the ports need that no safe crate offers (AF_PACKET socket
-//! options, `recvmmsg`/`sendmmsg` with `PACKET_AUXDATA`, the `SIOCETHTOOL`
+//! options, the `PACKET_MMAP` receive ring, `recvmmsg`/`sendmmsg` with
+//! `PACKET_AUXDATA`, the `SIOCETHTOOL`
 //! ioctl), plus the safe `nix`/`socket2` calls they sit beside, so that every
 //! syscall of the port layer is in one file.
 //!
 //! Each `unsafe` block has a one-line `SAFETY:` comment. The wrappers take
 //! borrowed slices and return `io::Result`, so callers stay safe code; raw
-//! pointers never leave a function.
+//! pointers never leave a function, except the ring mapping's base, which
+//! stays private to `RxRing`.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
@@ -16,11 +18,13 @@ use std::io;
 use std::mem;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
-use std::ptr;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use socket2::{Domain, Socket, Type};
 
-use crate::buf::{BATCH_MAX, PacketBuf};
+use crate::buf::{BATCH_MAX, MAX_PACKET, PacketBuf};
+use crate::offload::VNET_HDR_LEN;
 
 pub(crate) mod xsk;
 
@@ -237,9 +241,158 @@ struct CmsgBuf([u8; CMSG_BUF]);
 /// Receive buffer asked for on packet sockets.
 const RCVBUF: libc::c_int = 4 << 20;
 
+/// `TPACKET_V2` (`enum tpacket_versions` in `linux/if_packet.h`).
+const TPACKET_V2: libc::c_int = 1;
+/// Bytes per RX ring slot: the `tpacket2_hdr`, the `sockaddr_ll`, the
+/// alignment pad, a vnet header and a 1500-MTU frame with two VLAN tags fit
+/// (the frame starts at offset 80 with vnet headers, 64 without). Larger
+/// frames (TSO super-frames, jumbo frames) take the copy path.
+pub(crate) const RING_FRAME_SIZE: usize = 2048;
+/// Bytes per ring block (frames never span blocks; a multiple of the page
+/// size).
+const RING_BLOCK_SIZE: usize = 64 << 10;
+/// Blocks per ring: 64 x 64 KiB = 4 MiB, 2048 slots, the same memory as
+/// the 4 MiB `SO_RCVBUF` the socket asks for.
+const RING_BLOCKS: usize = 64;
+/// Slots in a ring of [`RING_BLOCKS`] blocks.
+pub(crate) const RING_FRAMES: usize = RING_BLOCKS * RING_BLOCK_SIZE / RING_FRAME_SIZE;
+/// Offset of the `sockaddr_ll` in a slot: `TPACKET_ALIGN(sizeof(tpacket2_hdr))`.
+const RING_SLL_OFFSET: usize = (mem::size_of::<libc::tpacket2_hdr>() + 15) & !15;
+
+/// Set once the first ring set-up failed, so the fallback is logged once.
+static RING_FALLBACK_LOGGED: AtomicBool = AtomicBool::new(false);
+
+/// A `PACKET_MMAP` `TPACKET_V2` receive ring: `frames` slots of
+/// [`RING_FRAME_SIZE`] bytes, shared with the kernel. A slot belongs to the
+/// kernel while its `tp_status` is `TP_STATUS_KERNEL` (0); the kernel
+/// fills it in the sender's softirq (`tpacket_rcv`), then publishes it by
+/// storing `TP_STATUS_USER` (after a write barrier); we read it after an
+/// acquire load of that status and hand it back with a release store of 0.
+/// Slots are used in order, so `head` is the only cursor.
+#[derive(Debug)]
+struct RxRing {
+    /// Start of the mapping (`len` bytes), unmapped on drop.
+    base: NonNull<u8>,
+    len: usize,
+    frames: usize,
+    head: usize,
+}
+
+// SAFETY: the mapping is owned by this value alone (no other pointer to it leaves this
+// module); the kernel side synchronises through `tp_status` only, so moving the ring to
+// another thread is sound.
+unsafe impl Send for RxRing {}
+
+impl RxRing {
+    /// Asks for a ring on `fd` (after `PACKET_VERSION`) and maps it.
+    fn new(fd: BorrowedFd<'_>) -> io::Result<RxRing> {
+        setsockopt(fd, libc::SOL_PACKET, libc::PACKET_VERSION, &TPACKET_V2)?;
+        let req = libc::tpacket_req {
+            tp_block_size: RING_BLOCK_SIZE as libc::c_uint,
+            tp_block_nr: RING_BLOCKS as libc::c_uint,
+            tp_frame_size: RING_FRAME_SIZE as libc::c_uint,
+            tp_frame_nr: RING_FRAMES as libc::c_uint,
+        };
+        setsockopt(fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)?;
+        Self::map(fd).inspect_err(|_| {
+            // A ring the socket cannot read would make it deaf (frames go
+            // to the ring, not the queue): free it for the recvmmsg path.
+            let none = libc::tpacket_req {
+                tp_block_size: 0,
+                tp_block_nr: 0,
+                tp_frame_size: 0,
+                tp_frame_nr: 0,
+            };
+            let _ = setsockopt(fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &none);
+        })
+    }
+
+    /// The rest of [`RxRing::new`], once the kernel has the ring.
+    fn map(fd: BorrowedFd<'_>) -> io::Result<RxRing> {
+        // Frames longer than a slot are also queued whole on the socket
+        // (`TP_STATUS_COPY` in the slot), read with recvmsg.
+        let on: libc::c_int = 1;
+        setsockopt(fd, libc::SOL_PACKET, libc::PACKET_COPY_THRESH, &on)?;
+        let len = RING_BLOCK_SIZE * RING_BLOCKS;
+        // The ring's pages are kernel memory, inserted into the mapping by
+        // the mmap itself: no MAP_LOCKED or MAP_POPULATE needed.
+        // SAFETY: a fresh shared mapping of the socket's ring (no fixed address); the kernel
+        // checks `len` against the ring size and the result is checked for MAP_FAILED.
+        let p = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let base =
+            NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
+        Ok(RxRing {
+            base,
+            len,
+            frames: RING_FRAMES,
+            head: 0,
+        })
+    }
+
+    /// The status word of slot `i` (`i < frames`).
+    #[inline]
+    fn status(&self, i: usize) -> &AtomicU32 {
+        debug_assert!(i < self.frames);
+        // SAFETY: slot `i` lies inside the mapping (`i < frames`, frames * RING_FRAME_SIZE ==
+        // len); `tp_status` is its first, 4-aligned u32 (slots are 2048-aligned in a
+        // page-aligned mapping), accessed only atomically by us and the kernel.
+        unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(i * RING_FRAME_SIZE).cast()) }
+    }
+
+    /// The header of slot `i`, read after its status said `TP_STATUS_USER`.
+    #[inline]
+    fn header(&self, i: usize) -> (libc::tpacket2_hdr, u8) {
+        let slot = self.base.as_ptr().wrapping_add(i * RING_FRAME_SIZE);
+        // SAFETY: the slot is inside the mapping and owned by us (status USER, loaded with
+        // acquire); the header and the sockaddr_ll behind it fit in a slot.
+        unsafe {
+            let h = ptr::read_volatile(slot.cast::<libc::tpacket2_hdr>());
+            let sll = ptr::read_volatile(slot.add(RING_SLL_OFFSET).cast::<libc::sockaddr_ll>());
+            (h, sll.sll_pkttype)
+        }
+    }
+
+    /// Copies `dst.len()` bytes from offset `off` of slot `i` (the caller
+    /// checked `off + dst.len() <= RING_FRAME_SIZE`).
+    #[inline]
+    fn copy_out(&self, i: usize, off: usize, dst: &mut [u8]) {
+        assert!(off + dst.len() <= RING_FRAME_SIZE);
+        // SAFETY: the range is inside slot `i` (asserted), which we own until we release it;
+        // `dst` is a distinct Rust buffer.
+        unsafe {
+            ptr::copy_nonoverlapping(
+                self.base.as_ptr().add(i * RING_FRAME_SIZE + off),
+                dst.as_mut_ptr(),
+                dst.len(),
+            );
+        }
+    }
+}
+
+impl Drop for RxRing {
+    fn drop(&mut self) {
+        // SAFETY: `base`/`len` are exactly the mapping made in `new`, unmapped once here.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
 /// A non-blocking `AF_PACKET`/`SOCK_RAW` socket bound to one interface.
 #[derive(Debug)]
 pub(crate) struct PacketSocket {
+    /// Declared before `fd`, so it is unmapped before the socket closes.
+    ring: Option<RxRing>,
     fd: OwnedFd,
     /// `PACKET_VNET_HDR` is on: every frame, both ways, starts with a
     /// `virtio_net_hdr`.
@@ -260,7 +413,16 @@ impl PacketSocket {
     /// With `vnet`, `PACKET_VNET_HDR` is asked for before the bind (the
     /// kernel refuses it later); a kernel that refuses it leaves the socket
     /// without, see [`PacketSocket::vnet`].
-    pub(crate) fn open(ifindex: u32, quiet: bool, vnet: bool) -> io::Result<PacketSocket> {
+    ///
+    /// With `ring`, a `TPACKET_V2` receive ring is set up (see [`RxRing`]);
+    /// if the kernel refuses it the socket receives with `recvmmsg`, and
+    /// the first such fallback is logged.
+    pub(crate) fn open(
+        ifindex: u32,
+        quiet: bool,
+        vnet: bool,
+        ring: bool,
+    ) -> io::Result<PacketSocket> {
         // Protocol 0: the socket receives nothing until it is bound below,
         // so no frame of another interface is ever queued.
         let sock = Socket::new(Domain::PACKET, Type::RAW.nonblocking().cloexec(), None)?;
@@ -308,6 +470,21 @@ impl PacketSocket {
         setsockopt(fd.as_fd(), libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &on)?;
         let vnet =
             vnet && setsockopt(fd.as_fd(), libc::SOL_PACKET, libc::PACKET_VNET_HDR, &on).is_ok();
+        // The ring after PACKET_VNET_HDR (which the kernel refuses once a
+        // ring exists) and before the bind, so no frame is queued outside it.
+        let ring = if ring {
+            match RxRing::new(fd.as_fd()) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    if !RING_FALLBACK_LOGGED.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(error = %e, "AF_PACKET: no PACKET_MMAP rx ring, receiving with recvmmsg");
+                    }
+                    None
+                }
+            }
+        } else {
+            None
+        };
 
         let ifindex = libc::c_int::try_from(ifindex).map_err(|_| {
             io::Error::new(io::ErrorKind::InvalidInput, "interface index out of range")
@@ -331,7 +508,7 @@ impl PacketSocket {
             libc::PACKET_ADD_MEMBERSHIP,
             &mreq,
         )?;
-        Ok(PacketSocket { fd, vnet })
+        Ok(PacketSocket { ring, fd, vnet })
     }
 
     /// Joins fanout group `id` (or, with `None`, a new group with an id
@@ -394,17 +571,107 @@ impl PacketSocket {
         self.vnet
     }
 
+    /// True if the socket receives through a `PACKET_MMAP` ring.
+    #[inline]
+    pub(crate) fn has_ring(&self) -> bool {
+        self.ring.is_some()
+    }
+
     /// The descriptor, for poll/epoll.
     #[inline]
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
 
+    /// Receives up to `min(bufs.len(), meta.len(), BATCH_MAX)` frames, from
+    /// the ring if there is one, else with [`PacketSocket::recv_mmsg`].
+    /// `Err(WouldBlock)` when nothing is queued.
+    pub(crate) fn recv_batch(
+        &mut self,
+        bufs: &mut [PacketBuf],
+        meta: &mut [RxMeta],
+    ) -> io::Result<usize> {
+        if self.ring.is_none() {
+            return self.recv_mmsg(bufs, meta);
+        }
+        let n = bufs.len().min(meta.len()).min(BATCH_MAX);
+        let vnet_len = if self.vnet { VNET_HDR_LEN } else { 0 };
+        let mut got = 0;
+        while got < n {
+            let Some(ring) = self.ring.as_mut() else {
+                break;
+            };
+            let i = ring.head;
+            let st = ring.status(i).load(Ordering::Acquire);
+            if st & libc::TP_STATUS_USER == 0 {
+                break;
+            }
+            let (h, pkttype) = ring.header(i);
+            let mut m = RxMeta {
+                len: 0,
+                truncated: false,
+                outgoing: pkttype == libc::PACKET_OUTGOING,
+                vlan: None,
+            };
+            let copy = st & libc::TP_STATUS_COPY != 0;
+            if !copy {
+                if st & libc::TP_STATUS_VLAN_VALID != 0 {
+                    let tpid = if st & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+                        h.tp_vlan_tpid
+                    } else {
+                        libc::ETH_P_8021Q as u16
+                    };
+                    m.vlan = Some((tpid, h.tp_vlan_tci));
+                }
+                let snap = h.tp_snaplen as usize;
+                let mac = usize::from(h.tp_mac);
+                // The vnet header sits right in front of the MAC header.
+                let start = mac.wrapping_sub(vnet_len);
+                let len = snap + vnet_len;
+                if mac < vnet_len || start + len > RING_FRAME_SIZE || len > MAX_PACKET {
+                    m.truncated = true;
+                    bufs[got].set_received(0);
+                } else {
+                    let area = bufs[got].rx_area();
+                    ring.copy_out(i, start, &mut area[..len]);
+                    bufs[got].set_received(len);
+                    m.len = len;
+                    m.truncated = (h.tp_len as usize) > snap;
+                }
+            }
+            ring.status(i).store(0, Ordering::Release);
+            ring.head = if i + 1 == ring.frames { 0 } else { i + 1 };
+            if copy {
+                // The whole frame is the next skb on the socket queue (the
+                // kernel queues it under the same lock as it fills the
+                // slot, so the orders agree).
+                let outgoing = m.outgoing;
+                let mut one = [RxMeta::default()];
+                match self.recv_mmsg(&mut bufs[got..=got], &mut one) {
+                    Ok(1) => {
+                        m = one[0];
+                        m.outgoing = outgoing;
+                    }
+                    // Queue and ring out of step (should not happen), or
+                    // the kernel could not describe the frame with a vnet
+                    // header (EINVAL, frame consumed): a receive error.
+                    _ => m.truncated = true,
+                }
+            }
+            meta[got] = m;
+            got += 1;
+        }
+        if got == 0 {
+            return Err(io::Error::from(io::ErrorKind::WouldBlock));
+        }
+        Ok(got)
+    }
+
     /// Receives up to `min(bufs.len(), meta.len(), BATCH_MAX)` frames with one
     /// `recvmmsg`, filling each buffer's receive area and marking its length
     /// with [`PacketBuf::set_received`]. `Err(WouldBlock)` when nothing is
     /// queued.
-    pub(crate) fn recv_batch(
+    pub(crate) fn recv_mmsg(
         &self,
         bufs: &mut [PacketBuf],
         meta: &mut [RxMeta],
