@@ -709,6 +709,7 @@ fn af_xdp_second_open_names_step() {
         "unexpected error: {r}"
     );
     assert!(r.contains("os error"), "no errno in: {r}");
+}
 
 /// True unless the suite runs with `WEFT_AFPACKET_RING=0`, which keeps
 /// AF_PACKET ports on the `recvmmsg` fallback (CI runs this file both ways).
