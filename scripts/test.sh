@@ -95,8 +95,9 @@ if [ "$FUZZ_SECONDS" != "0" ]; then
 fi
 cargo test --workspace --locked
 # AF_PACKET ports again on the recvmmsg path they fall back to when the
-# kernel refuses a PACKET_MMAP ring (a few seconds, no build).
-WEFT_AFPACKET_RING=0 cargo test -p weft-switchd --locked --test netns_ports
+# kernel refuses a PACKET_MMAP ring (a few seconds; --workspace, not -p:
+# the same feature set as above, so nothing is rebuilt).
+WEFT_AFPACKET_RING=0 cargo test --workspace --locked --test netns_ports
 
 stage e2e-check "end-to-end benchmark harness, --check (every scenario forwards, the report builds; tiny loads, no rate asserted)"
 # The full harness (release build, minutes) is run by hand: benches/e2e/run.sh.
