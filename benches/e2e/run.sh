@@ -371,8 +371,13 @@ scenario_weft() { # port type, flow count
         # attached the kernel also stops offering GSO to the pods.
         nsx "$NS_P1" ethtool -K "$PIF1" tx off >/dev/null
         nsx "$NS_P2" ethtool -K "$PIF2" tx off >/dev/null
-        weftctl show | grep -q 'backend="afxdp' ||
-            die "weft-afxdp: ports fell back to AF_PACKET: $(weftctl show)"
+        # Read the whole listing first: `weftctl show | grep -q` would close
+        # the pipe early, weftctl would die of EPIPE and pipefail would fail
+        # the check. Both ports must be on AF_XDP.
+        local shown
+        shown=$(weftctl show)
+        [ "$(grep -c 'backend="afxdp' <<<"$shown")" = 2 ] ||
+            die "weft-afxdp: ports fell back to AF_PACKET: $shown"
     fi
     return 0
 }
