@@ -82,6 +82,7 @@
 
 use std::io;
 use std::os::fd::BorrowedFd;
+use std::time::{Duration, Instant};
 
 use super::sys;
 use super::sys::xsk::{XdpMode, XdpRedirect, XskConfig, XskError, XskSocket};
@@ -120,6 +121,32 @@ pub struct XskPort {
     kernel: std::cell::Cell<sys::xsk::XskKernelStats>,
 }
 
+/// How long [`XskPort::open`] waits for a queue that is still bound: a
+/// socket of a process that just died (`kill -9`, then a restart) releases
+/// its queue only when the kernel's deferred pool release runs (a
+/// workqueue, after the socket and the XSKMAP holding it are freed), so the
+/// restarted switch's bind sees `EBUSY` for a moment. Control path only.
+const BUSY_WAIT: Duration = Duration::from_secs(3);
+
+/// A copy-mode socket on `ifindex`, retrying `EBUSY` at bind for up to
+/// [`BUSY_WAIT`]; any other error (or a queue still busy after that, as
+/// when another live socket has it) is returned as is.
+fn open_copy(ifindex: u32, cfg: XskConfig) -> Result<XskSocket, XskError> {
+    let deadline = Instant::now() + BUSY_WAIT;
+    loop {
+        match XskSocket::open(ifindex, QUEUE, cfg, false) {
+            Err(e)
+                if e.err.raw_os_error() == Some(libc::EBUSY)
+                    && e.step.starts_with("bind")
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            r => return r,
+        }
+    }
+}
+
 impl XskPort {
     /// Opens an AF_XDP port on interface `ifname` of the calling thread's
     /// network namespace; the error names the step that failed.
@@ -134,7 +161,7 @@ impl XskPort {
         let xerr = |e: XskError| e.to_string();
         let mut sock = match XskSocket::open(ifindex, QUEUE, cfg, true) {
             Ok(s) => s,
-            Err(_) => XskSocket::open(ifindex, QUEUE, cfg, false).map_err(xerr)?,
+            Err(_) => open_copy(ifindex, cfg).map_err(xerr)?,
         };
         let xdp = XdpRedirect::attach(ifindex, MAP_ENTRIES).map_err(xerr)?;
         // Offer the first half of the UMEM for receive before frames can
